@@ -1,0 +1,34 @@
+#include "CUnicorn.h"
+
+uc_err ks_hook_add_tlb_fill(uc_engine *uc, uc_hook *hh, uc_cb_tlbevent_t cb, void *ud) {
+    // begin > end: the hook covers every address.
+    return uc_hook_add(uc, hh, UC_HOOK_TLB_FILL, (void *)cb, ud, 1, 0);
+}
+
+uc_err ks_hook_add_mem(uc_engine *uc, uc_hook *hh, int type, uc_cb_eventmem_t cb, void *ud,
+                       uint64_t begin, uint64_t end) {
+    return uc_hook_add(uc, hh, type, (void *)cb, ud, begin, end);
+}
+
+uc_err ks_hook_add_code(uc_engine *uc, uc_hook *hh, uc_cb_hookcode_t cb, void *ud, uint64_t begin,
+                        uint64_t end) {
+    return uc_hook_add(uc, hh, UC_HOOK_CODE, (void *)cb, ud, begin, end);
+}
+
+uc_err ks_hook_add_intr(uc_engine *uc, uc_hook *hh, uc_cb_hookintr_t cb, void *ud) {
+    return uc_hook_add(uc, hh, UC_HOOK_INTR, (void *)cb, ud, 1, 0);
+}
+
+uc_err ks_hook_add_insn_invalid(uc_engine *uc, uc_hook *hh, uc_cb_hookinsn_invalid_t cb, void *ud) {
+    return uc_hook_add(uc, hh, UC_HOOK_INSN_INVALID, (void *)cb, ud, 1, 0);
+}
+
+uc_err ks_ctl_set_tlb_mode(uc_engine *uc, int mode) { return uc_ctl_tlb_mode(uc, mode); }
+
+uc_err ks_ctl_set_cpu_model(uc_engine *uc, int model) { return uc_ctl_set_cpu_model(uc, model); }
+
+uc_err ks_ctl_flush_tlb(uc_engine *uc) { return uc_ctl_flush_tlb(uc); }
+
+uc_err ks_ctl_remove_cache(uc_engine *uc, uint64_t begin, uint64_t end) {
+    return uc_ctl_remove_cache(uc, begin, end);
+}

@@ -1,0 +1,187 @@
+/// The decoded form of a fixture (see ../shared/DESIGN.md "Fixture format").
+/// FixtureDecoder.swift turns YAML into these; every field keeps where it came from.
+
+public enum Arch: String, Sendable, CaseIterable { case x86_64, arm64 }
+public enum Platform: String, Sendable, CaseIterable { case generic, uv }
+public enum PagingLevels: String, Sendable, CaseIterable {
+    case fourLevel = "4-level"
+    case fiveLevel = "5-level"
+    public var levels: Int { self == .fourLevel ? 4 : 5 }
+}
+
+public struct Machine: Sendable {
+    public var name: String?
+    public var arch: Arch
+    public var platform: Platform
+    public var memory: MemoryMap
+    /// Ranges a mapping must never cover (UV BIOS-reserved).
+    public var hazards: [AddressRange]
+    /// Movable / hot-removable ranges.
+    public var hotpluggable: [AddressRange]
+    /// `crashkernel=` text as given on the first kernel's command line.
+    public var crashkernel: String?
+    /// Reserved crashkernel ranges given directly (as a boot log prints them).
+    public var crashkernelRanges: [AddressRange]
+    /// EFI system table address, mapped by init_pgtable when present.
+    public var efiSystemTable: PhysAddr?
+    /// `mem=` limit of the first kernel: RAM above it is not direct-mapped (pfn_mapped).
+    public var memLimit: ByteCount?
+    public var paging: PagingLevels
+    public var source: String
+
+    public init(
+        name: String? = nil, arch: Arch, platform: Platform = .generic, memory: MemoryMap,
+        hazards: [AddressRange] = [], hotpluggable: [AddressRange] = [], crashkernel: String? = nil,
+        crashkernelRanges: [AddressRange] = [], efiSystemTable: PhysAddr? = nil, memLimit: ByteCount? = nil,
+        paging: PagingLevels = .fourLevel, source: String = "<memory>"
+    ) {
+        self.name = name
+        self.arch = arch
+        self.platform = platform
+        self.memory = memory
+        self.hazards = hazards
+        self.hotpluggable = hotpluggable
+        self.crashkernel = crashkernel
+        self.crashkernelRanges = crashkernelRanges
+        self.efiSystemTable = efiSystemTable
+        self.memLimit = memLimit
+        self.paging = paging
+        self.source = source
+    }
+}
+
+public enum KexecSyscall: String, Sendable { case kexecLoad = "kexec_load", kexecFileLoad = "kexec_file_load" }
+public enum ImageType: String, Sendable { case normal, crash }
+public enum PlacementOrder: String, Sendable { case topDown = "top-down", bottomUp = "bottom-up" }
+
+/// Contents of a kernel or initrd: a synthetic payload of a size, or a file.
+public struct PayloadSpec: Sendable, Equatable {
+    public var size: ByteCount?
+    public var file: String?
+    public init(size: ByteCount? = nil, file: String? = nil) {
+        self.size = size
+        self.file = file
+    }
+}
+
+/// A kexec_load segment with a user-given destination.
+public struct SegmentSpec: Sendable, Equatable {
+    public var name: String
+    public var mem: PhysAddr
+    public var memsz: ByteCount
+    /// Bytes of buffer (<= memsz, else EINVAL); defaults to memsz.
+    public var bufsz: ByteCount
+    public var source: SourceLocation?
+    public init(name: String, mem: PhysAddr, memsz: ByteCount, bufsz: ByteCount, source: SourceLocation? = nil) {
+        self.name = name
+        self.mem = mem
+        self.memsz = memsz
+        self.bufsz = bufsz
+        self.source = source
+    }
+}
+
+/// Deliberate damage applied after planning, to reproduce a bug.
+public enum Injection: Sendable, Equatable {
+    /// Store a digest in purgatory that does not match the segments.
+    case wrongDigest
+    /// Flip one byte of the named segment's source data at `offset` after the digest was taken.
+    case flipSourceByte(segment: String, offset: ByteCount)
+}
+
+public struct KexecRequest: Sendable {
+    public var syscall: KexecSyscall
+    public var type: ImageType
+    public var kernel: PayloadSpec?
+    public var initrd: PayloadSpec?
+    public var cmdline: String
+    public var placement: PlacementOrder
+    /// kexec_load only: the segments as userspace passes them.
+    public var segments: [SegmentSpec]
+    /// kexec_load only: entry point (defaults to the first segment's start + 0x200).
+    public var entry: PhysAddr?
+    public var inject: [Injection]
+    public init(
+        syscall: KexecSyscall = .kexecFileLoad, type: ImageType = .normal, kernel: PayloadSpec? = nil,
+        initrd: PayloadSpec? = nil, cmdline: String = "console=ttyS0", placement: PlacementOrder = .topDown,
+        segments: [SegmentSpec] = [], entry: PhysAddr? = nil, inject: [Injection] = []
+    ) {
+        self.syscall = syscall
+        self.type = type
+        self.kernel = kernel
+        self.initrd = initrd
+        self.cmdline = cmdline
+        self.placement = placement
+        self.segments = segments
+        self.entry = entry
+        self.inject = inject
+    }
+}
+
+/// Table policy names as fixtures and `--policy` spell them.
+public enum IdentityMapPolicy: String, Sendable, CaseIterable {
+    case ram2m = "ram-2m"
+    case ram1g = "ram-1g"
+    case kdumpOnly = "kdump-only"
+    case gbpagesExact = "gbpages-exact"
+    case gbpagesExceptUV = "gbpages-except-uv"
+}
+
+public struct PolicySpec: Sendable {
+    public var identityMap: IdentityMapPolicy
+    /// Whether init_pgtable also maps each segment (true since 2016; older kernels did not).
+    public var mapSegments: Bool
+    public init(identityMap: IdentityMapPolicy = .ram2m, mapSegments: Bool = true) {
+        self.identityMap = identityMap
+        self.mapSegments = mapSegments
+    }
+}
+
+public enum VerdictKind: String, Sendable, CaseIterable, Codable {
+    case landed
+    case rejected
+    case pageFault = "page-fault"
+    case halt
+    case hang
+    case strayWrite = "stray-write"
+    case corruption
+}
+
+public struct Expectation: Sendable, Equatable {
+    public var verdict: VerdictKind
+    /// page-fault: faulting address; stray-write: page; corruption: the differing address.
+    public var address: UInt64?
+    /// rejected: EINVAL, EADDRNOTAVAIL, ENOMEM, EBUSY.
+    public var errno: String?
+    public init(verdict: VerdictKind, address: UInt64? = nil, errno: String? = nil) {
+        self.verdict = verdict
+        self.address = address
+        self.errno = errno
+    }
+}
+
+public struct Scenario: Sendable {
+    public var name: String
+    public var machine: Machine
+    /// nil for a machine fixture alone.
+    public var kexec: KexecRequest?
+    public var policy: PolicySpec
+    public var nextKernelTouches: [PhysAddr]
+    public var expect: Expectation?
+    /// Instruction budget for the whole run (nil: the default).
+    public var budget: UInt64?
+    public var file: String
+    public init(
+        name: String, machine: Machine, kexec: KexecRequest?, policy: PolicySpec = PolicySpec(),
+        nextKernelTouches: [PhysAddr] = [], expect: Expectation? = nil, budget: UInt64? = nil, file: String = "<memory>"
+    ) {
+        self.name = name
+        self.machine = machine
+        self.kexec = kexec
+        self.policy = policy
+        self.nextKernelTouches = nextKernelTouches
+        self.expect = expect
+        self.budget = budget
+        self.file = file
+    }
+}

@@ -1,0 +1,1 @@
+// KexecSim module

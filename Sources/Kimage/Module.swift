@@ -1,0 +1,1 @@
+// Kimage module

@@ -1,0 +1,339 @@
+import CUnicorn
+import Dispatch
+import KexecModel
+
+/// Which engine runs, as every report states it.
+public struct EngineVersion: Sendable, CustomStringConvertible, Equatable {
+    public var major: UInt32
+    public var minor: UInt32
+    public var patch: UInt32
+    public init(major: UInt32, minor: UInt32, patch: UInt32) {
+        self.major = major
+        self.minor = minor
+        self.patch = patch
+    }
+    public var description: String { "Unicorn \(major).\(minor).\(patch)" }
+
+    public static var current: EngineVersion {
+        var maj: UInt32 = 0
+        var min: UInt32 = 0
+        let combined = uc_version(&maj, &min)
+        return EngineVersion(major: maj, minor: min, patch: (combined >> 8) & 0xff)
+    }
+    public var isSupported: Bool { major > 2 || (major == 2 && minor >= 1) }
+}
+
+public enum EmulatorError: Error, CustomStringConvertible, Equatable {
+    case engineTooOld(EngineVersion)
+    case engine(String, Int)
+    case memory(String)
+    public var description: String {
+        switch self {
+        case .engineTooOld(let v):
+            return
+                "\(v) is too old: kexec-sim needs Unicorn 2.1 or newer (2.0.x maps every x86_64 access to physical = "
+                + "virtual and truncates arm64 addresses above 4 GiB). Run scripts/setup-unicorn, which installs "
+                + "Unicorn 2.1 from the PyPI wheel into .unicorn/ in this checkout, then rebuild."
+        case .engine(let what, let code):
+            return "Unicorn: \(what) failed: \(String(cString: uc_strerror(uc_err(UInt32(code))))) (\(code))"
+        case .memory(let m): return m
+        }
+    }
+}
+
+func check(_ e: uc_err, _ what: String) throws(EmulatorError) {
+    if e != UC_ERR_OK { throw .engine(what, Int(e.rawValue)) }
+}
+
+/// The x86_64 register names the runner needs.
+public enum X86Reg: Sendable, CaseIterable {
+    case rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8, r9, r10, r11, r12, r13, r14, r15, rip, cr0, cr2, cr3, cr4, rflags, cs
+
+    var ucID: Int32 {
+        let r: uc_x86_reg
+        switch self {
+        case .rax: r = UC_X86_REG_RAX
+        case .rbx: r = UC_X86_REG_RBX
+        case .rcx: r = UC_X86_REG_RCX
+        case .rdx: r = UC_X86_REG_RDX
+        case .rsi: r = UC_X86_REG_RSI
+        case .rdi: r = UC_X86_REG_RDI
+        case .rbp: r = UC_X86_REG_RBP
+        case .rsp: r = UC_X86_REG_RSP
+        case .r8: r = UC_X86_REG_R8
+        case .r9: r = UC_X86_REG_R9
+        case .r10: r = UC_X86_REG_R10
+        case .r11: r = UC_X86_REG_R11
+        case .r12: r = UC_X86_REG_R12
+        case .r13: r = UC_X86_REG_R13
+        case .r14: r = UC_X86_REG_R14
+        case .r15: r = UC_X86_REG_R15
+        case .rip: r = UC_X86_REG_RIP
+        case .cr0: r = UC_X86_REG_CR0
+        case .cr2: r = UC_X86_REG_CR2
+        case .cr3: r = UC_X86_REG_CR3
+        case .cr4: r = UC_X86_REG_CR4
+        case .rflags: r = UC_X86_REG_RFLAGS
+        case .cs: r = UC_X86_REG_CS
+        }
+        return Int32(r.rawValue)
+    }
+    public static let general: [X86Reg] = [.rax, .rbx, .rcx, .rdx, .rsi, .rdi, .rbp, .rsp, .r8, .r9, .r10, .r11, .r12, .r13, .r14, .r15]
+}
+
+/// Why a run stopped. Unicorn's return code alone does not say (a hook that stops makes it return OK),
+/// so the engine records what its hooks saw and classifies here.
+public enum StopReason: Sendable, Equatable {
+    /// PC reached the `until` address.
+    case reached(pc: VirtAddr)
+    /// A code hook on a named address fired (e.g. purgatory's digest-mismatch spin).
+    case stoppedAt(pc: VirtAddr, name: String)
+    /// The project's walker found no usable translation.
+    case translationFault(X86Walker.Fault, access: X86Walker.Access, pc: VirtAddr)
+    /// A translated access reached a physical address nobody backs and the policy refused to back it.
+    case unbackedAccess(pa: PhysAddr, access: X86Walker.Access, pc: VirtAddr)
+    /// The instruction budget ran out.
+    case budgetExhausted(pc: VirtAddr, executed: UInt64)
+    /// The wall-clock limit ran out.
+    case timedOut(pc: VirtAddr)
+    /// Any other CPU exception or engine error.
+    case cpuException(pc: VirtAddr, detail: String)
+}
+
+public enum MMUMode: Sendable {
+    /// UC_TLB_VIRTUAL + UC_HOOK_TLB_FILL with X86Walker (the default).
+    case project
+    /// UC_TLB_CPU: Unicorn's own walker, for the differential test only.
+    case engine
+}
+
+/// One x86_64 Unicorn engine over a GuestMemory. Not thread-safe; one per run.
+public final class X86Engine {
+    public let memory: GuestMemory
+    public let version: EngineVersion
+    public let mmu: MMUMode
+    let uc: OpaquePointer
+    private var hooks: [uc_hook] = []
+    private var namedStops: [UInt64: String] = [:]
+
+    /// Decides whether an access to unbacked physical memory gets a fresh zero page (usable RAM)
+    /// or stops the run (reserved, ACPI, MMIO, holes).
+    public var backOnDemand: (PhysAddr, X86Walker.Access) -> Bool = { _, _ in false }
+    /// Pages backed on demand during the run.
+    public private(set) var onDemandPages: [PhysAddr] = []
+    /// TLB misses served by the walker.
+    public private(set) var tlbFills: UInt64 = 0
+
+    // What the hooks saw during the last run.
+    private var fault: (X86Walker.Fault, X86Walker.Access)?
+    private var unbacked: (PhysAddr, X86Walker.Access)?
+    private var stopName: String?
+
+    public init(memory: GuestMemory, mmu: MMUMode = .project) throws(EmulatorError) {
+        let v = EngineVersion.current
+        guard v.isSupported else { throw .engineTooOld(v) }
+        var p: OpaquePointer?
+        try check(uc_open(UC_ARCH_X86, UC_MODE_64, &p), "uc_open")
+        guard let p else { throw .engine("uc_open", 0) }
+        uc = p
+        version = v
+        self.memory = memory
+        self.mmu = mmu
+        do {
+            if mmu == .project {
+                try check(ks_ctl_set_tlb_mode(uc, Int32(UC_TLB_VIRTUAL.rawValue)), "uc_ctl(UC_CTL_TLB_TYPE)")
+            }
+            for b in memory.blocks { try mapBlock(b) }
+            try installHooks()
+        } catch {
+            uc_close(uc)
+            throw error
+        }
+        memory.onAdd = { [unowned self] b in try? self.mapBlock(b) }
+    }
+
+    deinit {
+        memory.onAdd = nil
+        uc_close(uc)
+    }
+
+    private func mapBlock(_ b: GuestMemory.Block) throws(EmulatorError) {
+        try check(
+            uc_mem_map_ptr(uc, b.range.first.raw, UInt64(b.size), UInt32(UC_PROT_ALL.rawValue), b.pointer),
+            "uc_mem_map_ptr(\(b.label) \(b.range))")
+    }
+
+    public func read(_ r: X86Reg) -> UInt64 {
+        var v: UInt64 = 0
+        _ = uc_reg_read(uc, r.ucID, &v)
+        return v
+    }
+    public func write(_ r: X86Reg, _ v: UInt64) {
+        var v = v
+        _ = uc_reg_write(uc, r.ucID, &v)
+    }
+    public var efer: UInt64 {
+        get {
+            var m = uc_x86_msr(rid: 0xC000_0080, value: 0)
+            _ = uc_reg_read(uc, Int32(UC_X86_REG_MSR.rawValue), &m)
+            return m.value
+        }
+        set {
+            var m = uc_x86_msr(rid: 0xC000_0080, value: newValue)
+            _ = uc_reg_write(uc, Int32(UC_X86_REG_MSR.rawValue), &m)
+        }
+    }
+
+    public var control: X86Walker.Control {
+        X86Walker.Control(cr0: read(.cr0), cr3: read(.cr3), cr4: read(.cr4), efer: efer)
+    }
+
+    /// 64-bit long mode with paging on through `cr3` (CR4.PAE, LA57 for 5-level; EFER.LME|LMA; CR0.PG|PE).
+    public func enterLongMode(cr3: PhysAddr, fiveLevel: Bool) {
+        var cr4 = read(.cr4) | (1 << 5)
+        if fiveLevel { cr4 |= 1 << 12 } else { cr4 &= ~(1 << 12) }
+        write(.cr4, cr4)
+        efer = efer | 0x500
+        write(.cr3, cr3.raw)
+        write(.cr0, read(.cr0) | 0x8000_0001)
+    }
+
+    /// Translates through the active tables without touching the TLB (for evidence and probes).
+    public func translate(_ va: VirtAddr, access: X86Walker.Access) -> Result<X86Walker.Translation, X86Walker.Fault> {
+        X86Walker.translate(va, access: access, control: control) { self.memory.read64($0) }
+    }
+
+    /// Unicorn's own translation (UC_TLB_CPU engines only), for the differential test.
+    public func engineTranslate(_ va: VirtAddr, access: X86Walker.Access) -> PhysAddr? {
+        var pa: UInt64 = 0
+        let prot: uc_prot = access == .write ? UC_PROT_WRITE : access == .fetch ? UC_PROT_EXEC : UC_PROT_READ
+        return uc_vmem_translate(uc, va.raw, prot, &pa) == UC_ERR_OK ? PhysAddr(pa) : nil
+    }
+
+    /// Stops the run when PC reaches `va`, recording `name`.
+    public func stop(at va: VirtAddr, name: String) throws(EmulatorError) {
+        let ud = Unmanaged.passUnretained(self).toOpaque()
+        var hh: uc_hook = 0
+        try check(
+            ks_hook_add_code(
+                uc, &hh,
+                { uc, address, _, ud in
+                    let me = Unmanaged<X86Engine>.fromOpaque(ud!).takeUnretainedValue()
+                    me.stopName = me.namedStops[address]
+                    uc_emu_stop(uc)
+                }, ud, va.raw, va.raw), "uc_hook_add(UC_HOOK_CODE)")
+        hooks.append(hh)
+        namedStops[va.raw] = name
+    }
+
+    private func installHooks() throws(EmulatorError) {
+        let ud = Unmanaged.passUnretained(self).toOpaque()
+        var hh: uc_hook = 0
+        if mmu == .project {
+            try check(
+                ks_hook_add_tlb_fill(
+                    uc, &hh,
+                    { _, vaddr, type, result, ud in
+                        let me = Unmanaged<X86Engine>.fromOpaque(ud!).takeUnretainedValue()
+                        return me.fillTLB(vaddr: vaddr, type: type, result: result!)
+                    }, ud), "uc_hook_add(UC_HOOK_TLB_FILL)")
+            hooks.append(hh)
+        }
+        let unmappedTypes = Int32(
+            UC_HOOK_MEM_READ_UNMAPPED.rawValue | UC_HOOK_MEM_WRITE_UNMAPPED.rawValue | UC_HOOK_MEM_FETCH_UNMAPPED.rawValue)
+        try check(
+            ks_hook_add_mem(
+                uc, &hh, unmappedTypes,
+                { _, type, address, _, _, ud in
+                    let me = Unmanaged<X86Engine>.fromOpaque(ud!).takeUnretainedValue()
+                    return me.unmapped(type: type, address: address)
+                }, ud, 1, 0), "uc_hook_add(UC_HOOK_MEM_UNMAPPED)")
+        hooks.append(hh)
+    }
+
+    private func access(_ t: uc_mem_type) -> X86Walker.Access {
+        switch t {
+        case UC_MEM_WRITE, UC_MEM_WRITE_UNMAPPED, UC_MEM_WRITE_PROT: return .write
+        case UC_MEM_FETCH, UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT: return .fetch
+        default: return .read
+        }
+    }
+
+    private func fillTLB(vaddr: UInt64, type: uc_mem_type, result: UnsafeMutablePointer<uc_tlb_entry>) -> Bool {
+        tlbFills &+= 1
+        let acc = access(type)
+        switch X86Walker.translate(VirtAddr(vaddr), access: acc, control: control, read64: { self.memory.read64($0) }) {
+        case .success(let t):
+            result.pointee.paddr = t.pa.raw & ~0xfff
+            var prot = UC_PROT_READ.rawValue
+            if t.writable { prot |= UC_PROT_WRITE.rawValue }
+            if t.executable { prot |= UC_PROT_EXEC.rawValue }
+            result.pointee.perms = uc_prot(prot)
+            return true
+        case .failure(let f):
+            if fault == nil { fault = (f, acc) }
+            return false
+        }
+    }
+
+    private func unmapped(type: uc_mem_type, address: UInt64) -> Bool {
+        let acc = access(type)
+        let page = PhysAddr(address & ~0xfff)
+        if unbacked == nil, backOnDemand(page, acc) {
+            do {
+                try memory.add(start: page, size: kexecPageSize, label: "on-demand")
+                onDemandPages.append(page)
+                return true
+            } catch {
+                // fall through: reported as an unbacked access
+            }
+        }
+        if unbacked == nil { unbacked = (PhysAddr(address), acc) }
+        return false
+    }
+
+    /// Runs from `start` until PC == `until`, a named stop, a fault, `budget` instructions (0: no
+    /// count; counting makes the engine about 10× slower) or `timeoutMicros` of wall time (0: none).
+    public func run(from start: VirtAddr, until: VirtAddr, budget: UInt64, timeoutMicros: UInt64 = 0) -> StopReason {
+        fault = nil
+        unbacked = nil
+        stopName = nil
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let err = uc_emu_start(uc, start.raw, until.raw, timeoutMicros, Int(clamping: budget))
+        let elapsedMicros = (DispatchTime.now().uptimeNanoseconds - t0) / 1000
+        let pc = VirtAddr(read(.rip))
+        if let (f, a) = fault { return .translationFault(f, access: a, pc: pc) }
+        if let (pa, a) = unbacked { return .unbackedAccess(pa: pa, access: a, pc: pc) }
+        if let name = stopName { return .stoppedAt(pc: pc, name: name) }
+        if err != UC_ERR_OK {
+            return .cpuException(pc: pc, detail: String(cString: uc_strerror(err)) + " (\(err.rawValue))")
+        }
+        if pc == until { return .reached(pc: pc) }
+        if timeoutMicros > 0 && elapsedMicros >= timeoutMicros * 9 / 10 { return .timedOut(pc: pc) }
+        if budget > 0 { return .budgetExhausted(pc: pc, executed: budget) }
+        return .cpuException(pc: pc, detail: "emulation stopped without reaching \(until)")
+    }
+}
+
+extension X86Engine {
+    /// Runs a few thousand instructions from `pc` and says where they went: the loop a hung guest is in.
+    public func sampleLoop(at pc: VirtAddr, instructions: Int = 4096) -> String {
+        final class Seen { var pcs: Set<UInt64> = [] }
+        let seen = Seen()
+        var hh: uc_hook = 0
+        let ud = Unmanaged.passUnretained(seen).toOpaque()
+        guard
+            ks_hook_add_code(
+                uc, &hh,
+                { _, address, _, ud in
+                    let s = Unmanaged<Seen>.fromOpaque(ud!).takeUnretainedValue()
+                    if s.pcs.count < 4096 { s.pcs.insert(address) }
+                }, ud, 1, 0) == UC_ERR_OK
+        else { return "unknown" }
+        _ = uc_emu_start(uc, pc.raw, 0, 1_000_000, instructions)
+        uc_hook_del(uc, hh)
+        guard let lo = seen.pcs.min(), let hi = seen.pcs.max() else { return "no instruction executed" }
+        let kind = seen.pcs.count <= 16 ? "tight loop" : "loop"
+        return "\(kind) over \(seen.pcs.count) instruction addresses in [\(hex(lo)), \(hex(hi))]"
+    }
+}

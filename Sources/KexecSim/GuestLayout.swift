@@ -1,0 +1,160 @@
+import Emulator
+import Foundation
+import GuestCode
+import KexecModel
+import Kimage
+import PageTables
+
+/// Lays a plan out in sparse guest memory: destinations (holding the first kernel's old
+/// contents, or the loaded segments for a crash image), source pages, indirection pages, the
+/// control page with relocate_kernel and its page list, the swap page, and every table page.
+/// Keeps a snapshot of the pages that must not change.
+final class GuestLayout {
+    let memory = GuestMemory()
+    private var labels: [UInt64: String] = [:]
+    private var snapshots: [PhysAddr: [UInt8]] = [:]
+
+    enum Failure: Error, CustomStringConvertible {
+        case memory(String)
+        var description: String {
+            switch self {
+            case .memory(let s): return s
+            }
+        }
+    }
+
+    func label(_ page: PhysAddr) -> String { labels[page.raw & ~0xfff] ?? "memory" }
+
+    static func build(_ plan: Plan) throws -> GuestLayout {
+        let l = GuestLayout()
+        let k = plan.kimage
+        let page: UInt64 = 0x1000
+        // Destinations, merged.
+        var dest = RangeSet()
+        for s in plan.segments { if let r = s.range { dest.insert(r) } }
+        for r in dest.ranges {
+            try l.memory.add(start: r.first, size: r.size, label: "destination")
+        }
+        // Every other page the kimage or the tables use, coalesced into runs.
+        var other: [UInt64: String] = [:]
+        other[k.controlPage.raw] = "control page"
+        if let s = k.swapPage { other[s.raw] = "swap page" }
+        for p in k.indirectionPages { other[p.pa.raw] = "indirection page" }
+        for s in k.sourcePages where s.source != s.destination { other[s.source.raw] = "source page" }
+        for (pa, lvl) in plan.tables.levelOf { other[pa.raw] = "identity-map \(lvl) page" }
+        for (pa, lvl) in plan.firstKernelTables.levelOf { other[pa.raw] = "first-kernel \(lvl) page" }
+        for (p, name) in other { l.labels[p] = name }
+        let sorted = other.keys.filter { !dest.contains(PhysAddr($0)) }.sorted()
+        var i = 0
+        while i < sorted.count {
+            var j = i
+            while j + 1 < sorted.count && sorted[j + 1] == sorted[j] + page { j += 1 }
+            try l.memory.add(start: PhysAddr(sorted[i]), size: ByteCount(UInt64(j - i + 1) * page), label: "kimage pages")
+            i = j + 1
+        }
+        for s in plan.segments {
+            guard let r = s.range else { continue }
+            var p = r.first.raw & ~(page - 1)
+            while p <= r.last.raw {
+                l.labels[p] = l.labels[p] ?? "destination of \(s.name)"
+                if p > UInt64.max - page { break }
+                p += page
+            }
+        }
+
+        // Contents.
+        let mem = l.memory
+        func fail(_ what: String) -> Failure { .memory("could not write \(what) into guest memory") }
+        if k.type == .crash {
+            // Loaded straight into the crashkernel region at load time.
+            for s in plan.segments {
+                guard mem.write(s.mem, s.bytes) else { throw fail("segment \(s.name)") }
+            }
+        } else {
+            for r in dest.ranges {
+                guard let p = mem.pointer(r.first, length: Int(r.size.raw)) else { throw fail("destinations") }
+                memset(p, Int32(Payload.oldContentsByte), Int(r.size.raw))
+            }
+            for sp in k.sourcePages {
+                let s = plan.segments[sp.segment]
+                guard let dst = mem.pointer(sp.source, length: Int(page)) else { throw fail("source page \(sp.source)") }
+                memset(dst, 0, Int(page))
+                let off = sp.pageIndex * Int(page)
+                if off < s.bytes.count {
+                    let n = min(Int(page), s.bytes.count - off)
+                    s.bytes.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress! + off, byteCount: n) }
+                }
+            }
+            for ip in k.indirectionPages {
+                for (i, e) in ip.entries.enumerated() where e != 0 {
+                    guard mem.write64(PhysAddr(ip.pa.raw + UInt64(i) * 8), e) else { throw fail("indirection page") }
+                }
+            }
+        }
+        // Injected damage: one flipped byte in a segment's source data, after the digest was taken.
+        for inj in plan.scenario.kexec?.inject ?? [] {
+            guard case .flipSourceByte(let name, let offset) = inj else { continue }
+            guard let si = plan.segments.firstIndex(where: { $0.name == name }), offset.raw < plan.segments[si].memsz.raw else {
+                throw Failure.memory("inject flip-source-byte: no segment \(name) with offset \(offset)")
+            }
+            let target: PhysAddr
+            if k.type == .crash {
+                target = PhysAddr(plan.segments[si].mem.raw + offset.raw)
+            } else {
+                let pi = Int(offset.raw / page)
+                guard let sp = k.sourcePages.first(where: { $0.segment == si && $0.pageIndex == pi }) else {
+                    throw Failure.memory("inject: no source page for \(name)+\(offset)")
+                }
+                target = PhysAddr(sp.source.raw + offset.raw % page)
+            }
+            guard let p = mem.pointer(target, length: 1) else { throw fail("injection") }
+            p.storeBytes(of: p.load(as: UInt8.self) ^ 0xff, as: UInt8.self)
+        }
+        // Control page: relocate_kernel at 0, page list at 0x800.
+        let code = X86_64GuestCode.relocateKernel.bytes
+        guard mem.write(k.controlPage, code) else { throw fail("relocate_kernel") }
+        let list = [k.controlPage.raw, plan.controlVA.raw, plan.tables.root.raw, k.swapPage?.raw ?? 0]
+        for (i, v) in list.enumerated() {
+            guard mem.write64(PhysAddr(k.controlPage.raw + X86_64GuestCode.pageListOffset + UInt64(i) * 8), v) else {
+                throw fail("page list")
+            }
+        }
+        for t in [plan.tables, plan.firstKernelTables] {
+            for pa in t.pages.keys {
+                guard mem.write(pa, t.encodedPage(pa)) else { throw fail("table page \(pa)") }
+            }
+        }
+        // Pages that must come out unchanged: tables, indirection pages, relocate_kernel's code
+        // and page list; for a crash image also every mapped page outside the crashkernel region.
+        var protected: [PhysAddr] = []
+        for t in [plan.tables, plan.firstKernelTables] { protected += t.pages.keys }
+        protected += k.indirectionPages.map(\.pa)
+        for pa in protected { l.snapshots[pa] = mem.read(pa, count: Int(page)) }
+        // The control page's stack (top of the page) is scratch: keep code + page list only.
+        l.snapshots[k.controlPage] = mem.read(k.controlPage, count: Int(X86_64GuestCode.pageListOffset) + 32)
+        if k.type == .crash {
+            for b in mem.blocks {
+                var p = b.range.first.raw
+                while p <= b.range.last.raw {
+                    if !plan.crashRegions.contains(where: { $0.contains(PhysAddr(p)) }) && l.snapshots[PhysAddr(p)] == nil {
+                        l.snapshots[PhysAddr(p)] = mem.read(PhysAddr(p), count: Int(page))
+                    }
+                    p += page
+                }
+            }
+        }
+        return l
+    }
+
+    /// Current contents of the protected pages (compared with the snapshot taken at build time).
+    func protectedDigests() -> [PhysAddr: [UInt8]] {
+        var out: [PhysAddr: [UInt8]] = [:]
+        for (pa, snap) in snapshots { out[pa] = memory.read(pa, count: snap.count) }
+        return out
+    }
+
+    func firstDifference(page: PhysAddr) -> UInt64? {
+        guard let snap = snapshots[page], let now = memory.read(page, count: snap.count) else { return nil }
+        return (0..<snap.count).first { snap[$0] != now[$0] }.map { page.raw + UInt64($0) }
+    }
+}

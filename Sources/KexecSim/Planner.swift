@@ -1,0 +1,250 @@
+import Crypto
+import Foundation
+import GuestCode
+import KexecModel
+import Kimage
+import PageTables
+
+/// Everything a run needs, decided on the host before any guest instruction runs.
+public struct Plan: Sendable {
+    public var scenario: Scenario
+    public var segments: [Segment]
+    public var kimage: Kimage
+    public var tables: X86PageTables
+    /// The first kernel's own tables at the moment of the jump: only the control page's alias.
+    public var firstKernelTables: X86PageTables
+    public var kernelEntry: PhysAddr
+    /// rsi at the kernel entry (boot_params), 0 when there is none.
+    public var bootParams: PhysAddr
+    public var purgatoryBase: PhysAddr
+    public var purgatoryEntry: PhysAddr
+    public var controlVA: VirtAddr
+    public var digest: [UInt8]
+    public var storedDigest: [UInt8]
+    public var crashRegions: [AddressRange]
+    public var planSeconds: Double
+
+    public var purgatorySegment: Segment? { segments.first { $0.isPurgatory } }
+}
+
+public enum PlanOutcome: Sendable {
+    case planned(Plan)
+    case rejected(Rejection, Scenario)
+}
+
+public enum PlanError: Error, CustomStringConvertible {
+    case input(InputError)
+    case unsupported(String)
+    public var description: String {
+        switch self {
+        case .input(let e): return e.description
+        case .unsupported(let s): return s
+        }
+    }
+}
+
+public enum Planner {
+    /// The control page's kernel-virtual alias the relocation routine is entered at.
+    public static let controlVA = VirtAddr(0xffff_ffff_a000_0000)
+    /// Biggest synthetic payload we generate (host memory guard).
+    static let maxSyntheticBytes: UInt64 = 8 << 30
+
+    // arch/x86/kernel/kexec-bzimage64.c minimums
+    static let minPurgatory = PhysAddr(0x3000)
+    static let minBootParams = PhysAddr(0x3000)
+    static let minKernel = PhysAddr(0x10_0000)
+    static let minInitrd = PhysAddr(0x100_0000)
+    static let kernelAlign = ByteCount.mib(2)
+
+    public static func plan(_ scenario: Scenario) throws(PlanError) -> PlanOutcome {
+        let t0 = Date()
+        let machine = scenario.machine
+        guard machine.arch == .x86_64 else {
+            throw .unsupported("\(scenario.file): machine.arch: arm64 runs are not built yet (x86_64 only)")
+        }
+        guard let req = scenario.kexec else {
+            throw .input(InputError(file: scenario.file, line: nil, field: "kexec", message: "a run needs a kexec section"))
+        }
+        let fiveLevel = machine.paging == .fiveLevel
+        let limits = ArchLimits.x86_64(fiveLevel: fiveLevel)
+        let crash = machine.crashkernelRanges
+        let ram = machine.memory.usable.ranges
+        let searchRanges = req.type == .crash ? crash : ram
+        var placer = Placer(ranges: searchRanges, order: req.placement)
+        let blob = X86_64GuestCode.purgatory
+        let purgMemsz = ByteCount(blob.memorySize).alignedUp(kexecPageSize)!
+        var segments: [Segment] = []
+        var kernelEntry = PhysAddr(0)
+        var bootParams = PhysAddr(0)
+
+        func synthSize(_ p: PayloadSpec?, _ field: String) throws(PlanError) -> ByteCount? {
+            guard let p else { return nil }
+            if p.file != nil {
+                throw .unsupported("\(scenario.file): \(field).file: loading image files arrives with the real-inputs work; use size:")
+            }
+            guard let s = p.size else { return nil }
+            guard s.raw > 0 else {
+                throw .input(InputError(file: scenario.file, line: nil, field: field + ".size", message: "size 0"))
+            }
+            return s
+        }
+
+        do {
+            switch req.syscall {
+            case .kexecFileLoad:
+                guard let ksize = try synthSize(req.kernel, "kexec.kernel") else {
+                    throw PlanError.input(
+                        InputError(file: scenario.file, line: nil, field: "kexec.kernel", message: "kexec_file_load needs a kernel"))
+                }
+                let isize = try synthSize(req.initrd, "kexec.initrd")
+                let bpSize = ByteCount(UInt64(0x1000 + req.cmdline.utf8.count + 1))
+                let pAt = try placer.place(BufferRequest(name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
+                segments.append(
+                    Segment(name: "purgatory", mem: pAt, memsz: purgMemsz, bytes: [], bufsz: ByteCount(UInt64(blob.bytes.count)), isPurgatory: true))
+                let bpMemsz = bpSize.alignedUp(kexecPageSize)!
+                let bAt = try placer.place(BufferRequest(name: "boot_params", memsz: bpMemsz, align: kexecPageSize, bufMin: minBootParams))
+                segments.append(Segment(name: "boot_params", mem: bAt, memsz: bpMemsz, bytes: [], bufsz: bpSize))
+                bootParams = bAt
+                guard let kMemsz = ksize.alignedUp(kexecPageSize) else {
+                    throw PlanError.input(InputError(file: scenario.file, line: nil, field: "kexec.kernel.size", message: "size overflows"))
+                }
+                let kAt = try placer.place(BufferRequest(name: "kernel", memsz: kMemsz, align: kernelAlign, bufMin: minKernel))
+                segments.append(Segment(name: "kernel", mem: kAt, memsz: kMemsz, bytes: [], bufsz: ksize))
+                kernelEntry = PhysAddr(kAt.raw + 0x200)
+                if let isize {
+                    guard let iMemsz = isize.alignedUp(kexecPageSize) else {
+                        throw PlanError.input(InputError(file: scenario.file, line: nil, field: "kexec.initrd.size", message: "size overflows"))
+                    }
+                    let iAt = try placer.place(BufferRequest(name: "initrd", memsz: iMemsz, align: kexecPageSize, bufMin: minInitrd))
+                    segments.append(Segment(name: "initrd", mem: iAt, memsz: iMemsz, bytes: [], bufsz: isize))
+                }
+            case .kexecLoad:
+                for s in req.segments {
+                    segments.append(Segment(name: s.name, mem: s.mem, memsz: s.memsz, bytes: [], bufsz: s.bufsz, source: s.source))
+                }
+                // The user's list is checked as the kernel sees it first.
+                try SanityCheck.check(
+                    segments: segments, syscall: .kexecLoad, type: req.type, totalRAM: machine.memory.totalRAM,
+                    crashRegions: crash, limits: limits)
+                // kexec-tools adds its purgatory as one more segment, in a hole of its own.
+                for s in segments { if let r = s.range { placer.reserve(name: s.name, r) } }
+                let pAt = try placer.place(BufferRequest(name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
+                segments.append(
+                    Segment(name: "purgatory", mem: pAt, memsz: purgMemsz, bytes: [], bufsz: ByteCount(UInt64(blob.bytes.count)), isPurgatory: true))
+                kernelEntry = req.entry ?? PhysAddr((req.segments.first?.mem.raw ?? 0) &+ 0x200)
+                bootParams = req.segments.first { $0.name == "boot_params" }?.mem ?? PhysAddr(0)
+            }
+            try SanityCheck.check(
+                segments: segments, syscall: req.syscall, type: req.type, totalRAM: machine.memory.totalRAM,
+                crashRegions: crash, limits: limits)
+        } catch let e as Rejection {
+            return .rejected(e, scenario)
+        } catch let e as PlanError {
+            throw e
+        } catch {
+            throw .unsupported("\(error)")
+        }
+
+        // Contents, now that the destinations are known and accepted.
+        for i in segments.indices where !segments[i].isPurgatory {
+            let s = segments[i]
+            guard s.bufsz.raw <= maxSyntheticBytes else {
+                throw .input(
+                    InputError(file: scenario.file, line: nil, field: "kexec.\(s.name)", message: "payload of \(s.bufsz) is more than this tool generates (8GiB)"))
+            }
+            if s.name == "boot_params" && req.syscall == .kexecFileLoad {
+                segments[i].bytes = Payload.bootParams(machine: machine, cmdline: req.cmdline, loadAddress: s.mem)
+            } else {
+                segments[i].bytes = Payload.synthetic(name: s.name, size: Int(s.bufsz.raw))
+            }
+        }
+        // The digest purgatory checks: every segment but purgatory, buffer then zeros to memsz.
+        var sha = SHA256()
+        var regions: [(UInt64, UInt64)] = []
+        for s in segments where !s.isPurgatory {
+            sha.update(data: s.bytes)
+            var pad = s.memsz.raw - UInt64(s.bytes.count)
+            let zeros = [UInt8](repeating: 0, count: 1 << 16)
+            while pad > 0 {
+                let n = Int(min(pad, UInt64(zeros.count)))
+                sha.update(data: zeros[0..<n])
+                pad -= UInt64(n)
+            }
+            regions.append((s.mem.raw, s.memsz.raw))
+        }
+        let digest = Array(sha.finalize())
+        var stored = digest
+        if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
+        let pIndex = segments.firstIndex { $0.isPurgatory }!
+        segments[pIndex].bytes = patchPurgatory(
+            blob: blob, entry: kernelEntry, rsi: bootParams, regions: regions, digest: stored)
+
+        // The kimage: control page, swap page, source pages, IND_* list.
+        let start = PhysAddr(segments[pIndex].mem.raw + blob.offset(of: "purgatory_start"))
+        var (kimage, allocator): (Kimage, PageAllocator)
+        do {
+            (kimage, allocator) = try KimageBuilder.build(
+                segments: segments, type: req.type, startAddress: start, freeRAM: ram, crashRegions: crash)
+        } catch {
+            return .rejected(error, scenario)
+        }
+        // Page tables from further control pages.
+        let box = AllocatorBox(allocator)
+        let requests = X86IdentityMap.requests(
+            machine: machine, segments: segments.compactMap { s in s.range.map { (s.name, $0) } }, policy: scenario.policy,
+            imageType: req.type, crashkernel: crash)
+        let tables: X86PageTables
+        let first: X86PageTables
+        do {
+            tables = try X86IdentityMap.build(
+                requests: requests, policy: scenario.policy.identityMap, platform: machine.platform,
+                levels: machine.paging.levels, transition: (controlVA, kimage.controlPage), allocate: box.next)
+            first = try X86IdentityMap.build(
+                requests: [], policy: .ram2m, platform: machine.platform, levels: machine.paging.levels,
+                transition: (controlVA, kimage.controlPage), allocate: box.next)
+        } catch let r as Rejection {
+            return .rejected(r, scenario)
+        } catch {
+            throw .unsupported("page tables: \(error)")
+        }
+        kimage.extraControlPages = box.handed
+        return .planned(
+            Plan(
+                scenario: scenario, segments: segments, kimage: kimage, tables: tables, firstKernelTables: first,
+                kernelEntry: kernelEntry, bootParams: bootParams, purgatoryBase: segments[pIndex].mem, purgatoryEntry: start,
+                controlVA: controlVA, digest: digest, storedDigest: stored, crashRegions: crash,
+                planSeconds: Date().timeIntervalSince(t0)))
+    }
+
+    /// A copy of the purgatory blob with purgatory_data filled in (layout in purgatory.c).
+    static func patchPurgatory(blob: GuestBlob, entry: PhysAddr, rsi: PhysAddr, regions: [(UInt64, UInt64)], digest: [UInt8])
+        -> [UInt8]
+    {
+        var b = blob.bytes
+        let base = Int(blob.offset(of: "purgatory_data"))
+        func put(_ off: Int, _ v: UInt64) {
+            for i in 0..<8 { b[base + off + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
+        }
+        put(0, entry.raw)
+        put(8, rsi.raw)
+        put(16, UInt64(regions.count))
+        for (i, r) in regions.prefix(16).enumerated() {
+            put(24 + i * 16, r.0)
+            put(32 + i * 16, r.1)
+        }
+        for i in 0..<32 { b[base + 280 + i] = digest[i] }
+        return b
+    }
+}
+
+/// Lets the table builder's allocate closure draw from the kimage's allocator.
+final class AllocatorBox: @unchecked Sendable {
+    var allocator: PageAllocator
+    var handed: [PhysAddr] = []
+    init(_ a: PageAllocator) { allocator = a }
+    func next() throws -> PhysAddr {
+        let p = try allocator.allocateNonDestination()
+        handed.append(p)
+        return p
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import KexecModel
+import Kimage
+import PageTables
+
+/// Text and JSON renderings of results, plans and table costs.
+public enum Report {
+    public static func json(_ obj: Any) -> String {
+        guard let d = try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]),
+            let s = String(data: d, encoding: .utf8)
+        else { return "{}" }
+        return s
+    }
+
+    static func expectDict(_ e: Expectation?) -> Any {
+        guard let e else { return NSNull() }
+        var d: [String: Any] = ["verdict": e.verdict.rawValue]
+        if let a = e.address { d["address"] = hex(a) }
+        if let n = e.errno { d["errno"] = n }
+        return d
+    }
+
+    public static func runDict(_ r: RunResult) -> [String: Any] {
+        var ev: [String: Any] = [:]
+        for (k, v) in r.verdict.evidence { ev[k] = v }
+        let s = r.stats
+        return [
+            "scenario": r.scenario.name,
+            "file": r.scenario.file,
+            "verdict": r.verdict.kind.rawValue,
+            "summary": r.verdict.summary,
+            "expected": expectDict(r.scenario.expect),
+            "matches": r.matches.map { $0 as Any } ?? NSNull(),
+            "engine": r.engine,
+            "policy": r.policy,
+            "evidence": ev,
+            "stats": [
+                "plan_s": s.planSeconds, "setup_s": s.setupSeconds, "relocation_s": s.relocationSeconds,
+                "purgatory_s": s.purgatorySeconds, "verify_s": s.verifySeconds, "total_s": s.totalSeconds,
+                "payload_bytes": s.payloadBytes, "copy_mb_s": s.copyMBps, "tlb_fills": s.tlbFills,
+                "on_demand_pages": s.onDemandPages, "guest_blocks": s.guestBlocks,
+            ] as [String: Any],
+        ]
+    }
+
+    public static func runText(_ r: RunResult) -> String {
+        var out = "\(r.scenario.name)  (\(r.scenario.file))\n"
+        out += "engine: \(r.engine)   policy: \(r.policy)\n"
+        out += "verdict: \(r.verdict.kind.rawValue) — \(r.verdict.summary)\n"
+        let w = r.verdict.evidence.map(\.0.count).max() ?? 0
+        for (k, v) in r.verdict.evidence {
+            out += "  \(k.padding(toLength: w, withPad: " ", startingAt: 0))  \(v)\n"
+        }
+        if let e = r.scenario.expect {
+            var exp = e.verdict.rawValue
+            if let a = e.address { exp += " at \(hex(a))" }
+            if let n = e.errno { exp += " \(n)" }
+            out += "expected: \(exp) — \(r.matches == true ? "matches" : "DIFFERS")\n"
+        }
+        let s = r.stats
+        if s.payloadBytes > 0 {
+            out += String(
+                format: "time: plan %.3fs, setup %.3fs, relocation %.3fs (%.1f MB/s of payload), purgatory %.3fs, verify %.3fs, total %.3fs\n",
+                s.planSeconds, s.setupSeconds, s.relocationSeconds, s.copyMBps, s.purgatorySeconds, s.verifySeconds, s.totalSeconds)
+        }
+        return out
+    }
+
+    public static func planDict(_ p: Plan, firstEntries: Int = 16) -> [String: Any] {
+        let k = p.kimage
+        let entries = k.listEntries
+        return [
+            "scenario": p.scenario.name,
+            "type": k.type.rawValue,
+            "segments": p.segments.map {
+                ["name": $0.name, "mem": hex($0.mem.raw), "memsz": $0.memsz.raw, "bufsz": $0.bufsz.raw, "purgatory": $0.isPurgatory] as [String: Any]
+            },
+            "entry": hex(p.kernelEntry.raw),
+            "start_address": hex(k.startAddress.raw),
+            "control_page": hex(k.controlPage.raw),
+            "swap_page": k.swapPage.map { hex($0.raw) as Any } ?? NSNull(),
+            "table_pages": k.extraControlPages.count,
+            "indirection_pages": k.indirectionPages.map { hex($0.pa.raw) },
+            "source_pages": k.sourcePages.count,
+            "sources_reused_in_place": k.sourcePages.filter { $0.source == $0.destination }.count,
+            "parked_pages": k.parkedPages,
+            "head": hex(k.head),
+            "list_entries": entries.count,
+            "first_entries": entries.prefix(firstEntries).map { describeEntry($0) },
+            "sha256": p.digest.map { String(format: "%02x", $0) }.joined(),
+        ]
+    }
+
+    public static func describeEntry(_ e: UInt64) -> String {
+        let a = hex(e & ~0xfff)
+        if e & Ind.done != 0 { return "IND_DONE" }
+        if e & Ind.indirection != 0 { return "IND_INDIRECTION \(a)" }
+        if e & Ind.destination != 0 { return "IND_DESTINATION \(a)" }
+        if e & Ind.source != 0 { return "IND_SOURCE \(a)" }
+        return "0 (skipped)"
+    }
+
+    public static func planText(_ p: Plan) -> String {
+        let k = p.kimage
+        var out = "\(p.scenario.name): \(p.scenario.kexec?.syscall.rawValue ?? "") \(k.type.rawValue) image\n"
+        out += "segments:\n"
+        for s in p.segments {
+            out += "  \(s.name.padding(toLength: 12, withPad: " ", startingAt: 0)) mem \(hex16(s.mem.raw))  memsz \(formatSize(s.memsz.raw).padding(toLength: 8, withPad: " ", startingAt: 0)) bufsz \(s.bufsz.raw)\n"
+        }
+        out += "entry \(hex(p.kernelEntry.raw)), purgatory start \(hex(k.startAddress.raw)), boot_params \(hex(p.bootParams.raw))\n"
+        out += "control page \(hex(k.controlPage.raw)), swap page \(k.swapPage.map { hex($0.raw) } ?? "none"), \(k.extraControlPages.count) page-table pages\n"
+        let entries = k.listEntries
+        out += "source pages \(k.sourcePages.count) (\(k.sourcePages.filter { $0.source == $0.destination }.count) in place), parked \(k.parkedPages), indirection pages \(k.indirectionPages.count), list entries \(entries.count)\n"
+        out += "head \(describeEntry(k.head))\nfirst entries:\n"
+        for e in entries.prefix(12) { out += "  \(describeEntry(e))\n" }
+        return out
+    }
+
+    public static func costDict(_ c: TableCost) -> [String: Any] {
+        ["policy": c.policy, "pgd": c.pgd, "p4d": c.p4d, "pud": c.pud, "pmd": c.pmd, "pte": c.pte, "pages": c.pages, "bytes": c.bytes, "transition": c.transition]
+    }
+
+    public static func costText(_ c: TableCost) -> String {
+        "policy \(c.policy): pgd \(c.pgd), p4d \(c.p4d), pud \(c.pud), pmd \(c.pmd), pte \(c.pte) = \(c.pages) pages, \(formatSize(c.bytes)) (+\(c.transition) transition pages)"
+    }
+}

@@ -1,0 +1,305 @@
+import Crypto
+import Emulator
+import Foundation
+import GuestCode
+import KexecModel
+import Kimage
+import PageTables
+
+/// Wall time and work of each phase of one run.
+public struct RunStats: Sendable {
+    public var planSeconds = 0.0
+    public var setupSeconds = 0.0
+    public var relocationSeconds = 0.0
+    public var purgatorySeconds = 0.0
+    public var verifySeconds = 0.0
+    /// Bytes the relocation routine moved (3 × page per IND_SOURCE with the swap).
+    public var relocatedBytes: UInt64 = 0
+    public var payloadBytes: UInt64 = 0
+    public var tlbFills: UInt64 = 0
+    public var onDemandPages = 0
+    public var guestBlocks = 0
+    public var totalSeconds: Double { planSeconds + setupSeconds + relocationSeconds + purgatorySeconds + verifySeconds }
+    /// Payload MB (10^6) per second of relocation.
+    public var copyMBps: Double { relocationSeconds > 0 ? Double(payloadBytes) / relocationSeconds / 1e6 : 0 }
+}
+
+public struct RunResult: Sendable {
+    public var scenario: Scenario
+    public var verdict: Verdict
+    public var engine: String
+    public var stats: RunStats
+    public var policy: String
+    public var matches: Bool? {
+        scenario.expect.map { verdict.matches($0) }
+    }
+}
+
+public struct RunOptions: Sendable {
+    /// Exact instruction budget (engine counting: about 10× slower). nil: wall-clock limit only.
+    public var budget: UInt64?
+    /// Wall-clock limit for each emulated phase.
+    public var timeoutSeconds: Double
+    public var policyOverride: IdentityMapPolicy?
+    public init(budget: UInt64? = nil, timeoutSeconds: Double = 120, policyOverride: IdentityMapPolicy? = nil) {
+        self.budget = budget
+        self.timeoutSeconds = timeoutSeconds
+        self.policyOverride = policyOverride
+    }
+}
+
+public enum Runner {
+    public static func run(_ scenario: Scenario, options: RunOptions = RunOptions()) throws(PlanError) -> RunResult {
+        var sc = scenario
+        if let p = options.policyOverride { sc.policy.identityMap = p }
+        if sc.budget == nil { sc.budget = options.budget }
+        let engine = EngineVersion.current.description
+        switch try Planner.plan(sc) {
+        case .rejected(let r, let s):
+            let v = Verdict(
+                kind: .rejected, summary: "the kernel refuses the load: \(r.errno.rawValue) from \(r.check)",
+                evidence: [("errno", r.errno.rawValue), ("check", r.check), ("detail", r.detail)], errno: r.errno.rawValue)
+            return RunResult(scenario: s, verdict: v, engine: engine, stats: RunStats(), policy: s.policy.identityMap.rawValue)
+        case .planned(let plan):
+            return execute(plan, options: options)
+        }
+    }
+
+    /// Names the code at `pc`: relocate_kernel / purgatory symbol + offset, or the kernel entry.
+    static func routine(_ pc: UInt64, _ plan: Plan) -> String {
+        func sym(_ blob: GuestBlob, _ off: UInt64) -> String {
+            let best = blob.symbols.filter { $0.value <= off }.max { $0.value < $1.value }
+            guard let best else { return "+\(hex(off))" }
+            return off == best.value ? best.key : "\(best.key)+\(hex(off - best.value))"
+        }
+        let cpa = plan.kimage.controlPage.raw
+        let cva = plan.controlVA.raw
+        if pc >= cva && pc - cva < 0x1000 { return "relocate_kernel: " + sym(X86_64GuestCode.relocateKernel, pc - cva) }
+        if pc >= cpa && pc - cpa < 0x1000 { return "relocate_kernel: " + sym(X86_64GuestCode.relocateKernel, pc - cpa) }
+        let pb = plan.purgatoryBase.raw
+        if pc >= pb && pc - pb < X86_64GuestCode.purgatory.memorySize {
+            return "purgatory: " + sym(X86_64GuestCode.purgatory, pc - pb)
+        }
+        if pc == plan.kernelEntry.raw { return "next kernel entry" }
+        return "no known routine"
+    }
+
+    static func execute(_ plan: Plan, options: RunOptions) -> RunResult {
+        var stats = RunStats()
+        stats.planSeconds = plan.planSeconds
+        let sc = plan.scenario
+        let machine = sc.machine
+        let engineName = EngineVersion.current.description
+        let policyName = sc.policy.identityMap.rawValue
+        func result(_ v: Verdict) -> RunResult {
+            RunResult(scenario: sc, verdict: v, engine: engineName, stats: stats, policy: policyName)
+        }
+        let t0 = Date()
+        let layout: GuestLayout
+        do {
+            layout = try GuestLayout.build(plan)
+        } catch {
+            return result(Verdict(kind: .halt, summary: "guest memory could not be laid out: \(error)"))
+        }
+        let mem = layout.memory
+        stats.guestBlocks = mem.blocks.count
+        stats.payloadBytes = plan.segments.reduce(0) { $0 + $1.memsz.raw }
+        let x86: X86Engine
+        do {
+            x86 = try X86Engine(memory: mem)
+        } catch {
+            return result(Verdict(kind: .halt, summary: "engine: \(error)"))
+        }
+        x86.backOnDemand = { pa, _ in machine.memory.region(containing: pa)?.type == .usable }
+        let spin = VirtAddr(plan.purgatoryBase.raw + X86_64GuestCode.purgatory.offset(of: "sha256_mismatch_spin"))
+        do {
+            try x86.stop(at: spin, name: "sha256_mismatch_spin")
+        } catch {
+            return result(Verdict(kind: .halt, summary: "engine: \(error)"))
+        }
+        // CPU state at the call of relocate_kernel: long mode, paging on through the first
+        // kernel's tables, WP set, running at the control page's alias.
+        x86.enterLongMode(cr3: plan.firstKernelTables.root, fiveLevel: machine.paging == .fiveLevel)
+        x86.write(.cr0, 0x8005_0033)
+        x86.write(.rdi, plan.kimage.head)
+        x86.write(.rsi, plan.controlVA.raw + X86_64GuestCode.pageListOffset)
+        x86.write(.rdx, plan.purgatoryEntry.raw)
+        x86.write(.rcx, 0)
+        x86.write(.rsp, 0)
+        let before = layout.protectedDigests()
+        stats.setupSeconds = Date().timeIntervalSince(t0)
+
+        let budget = sc.budget ?? 0
+        let timeoutUs = UInt64(max(0.001, options.timeoutSeconds) * 1e6)
+        // Phase 1: relocation, up to purgatory's entry.
+        var t = Date()
+        let r1 = x86.run(from: plan.controlVA, until: VirtAddr(plan.purgatoryEntry.raw), budget: budget, timeoutMicros: timeoutUs)
+        stats.relocationSeconds = Date().timeIntervalSince(t)
+        var stop = r1
+        if case .reached = r1 {
+            t = Date()
+            stop = x86.run(from: VirtAddr(plan.purgatoryEntry.raw), until: VirtAddr(plan.kernelEntry.raw), budget: budget, timeoutMicros: timeoutUs)
+            stats.purgatorySeconds = Date().timeIntervalSince(t)
+        }
+        stats.tlbFills = x86.tlbFills
+        stats.onDemandPages = x86.onDemandPages.count
+        t = Date()
+        defer { stats.verifySeconds = Date().timeIntervalSince(t) }
+        let v = diagnose(stop: stop, phase1: r1, plan: plan, x86: x86, layout: layout, before: before, options: options)
+        stats.verifySeconds = Date().timeIntervalSince(t)
+        return result(v)
+    }
+
+    static func diagnose(
+        stop: StopReason, phase1: StopReason, plan: Plan, x86: X86Engine, layout: GuestLayout, before: [PhysAddr: [UInt8]],
+        options: RunOptions
+    ) -> Verdict {
+        let machine = plan.scenario.machine
+        let policy = plan.scenario.policy.identityMap.rawValue
+        switch stop {
+        case .reached(let pc) where pc.raw == plan.kernelEntry.raw:
+            return verifyLanding(plan: plan, x86: x86, layout: layout, before: before)
+        case .reached(let pc):
+            return Verdict(kind: .halt, summary: "emulation stopped at \(pc) (\(routine(pc.raw, plan)))")
+        case .stoppedAt(let pc, let name):
+            // Purgatory's digest check failed and it spins forever, as the real one does.
+            var ev: [(String, String)] = [("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("loop", name)]
+            let mismatch = firstDestinationMismatch(plan: plan, mem: layout.memory)
+            if let m = mismatch {
+                ev.append(("stamped_segment", m.segment))
+                ev.append(("first_differing_address", hex(m.address)))
+                ev.append(("offset_in_segment", hex(m.offset)))
+            } else if plan.storedDigest != plan.digest {
+                ev.append(("cause", "the digest stored in purgatory does not match the segments"))
+            }
+            ev.append(("stored_digest", plan.storedDigest.map { String(format: "%02x", $0) }.joined()))
+            ev.append(("segments_digest", plan.digest.map { String(format: "%02x", $0) }.joined()))
+            return Verdict(
+                kind: .hang, summary: "purgatory spins after a sha256 digest mismatch" + (mismatch.map { " (segment \($0.segment) differs at \(hex($0.address)))" } ?? ""),
+                evidence: ev, address: mismatch?.address)
+        case .translationFault(let f, let access, let pc):
+            let region = machine.memory.describe(PhysAddr(f.va.raw))
+            let missing = f.reason == .notPresent ? "level-\(levelNumber(f.level)) (\(f.level)) entry is missing" : "\(f.level) entry: \(f.reason.rawValue)"
+            return Verdict(
+                kind: .pageFault,
+                summary: "page fault at \(hex(f.va.raw)) in \(region) because the \(missing) under policy \(policy)",
+                evidence: [
+                    ("address", hex(f.va.raw)), ("access", access.rawValue), ("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)),
+                    ("region", region), ("level", f.level), ("reason", f.reason.rawValue),
+                    ("entry_address", f.entryAddress.map { hex($0.raw) } ?? "-"), ("entry", hex(f.entry)), ("policy", policy),
+                ], address: f.va.raw)
+        case .unbackedAccess(let pa, let access, let pc):
+            let region = machine.memory.describe(pa)
+            return Verdict(
+                kind: .halt, summary: "\(access.rawValue) of \(hex(pa.raw)) in \(region): the machine would stop there",
+                evidence: [("address", hex(pa.raw)), ("access", access.rawValue), ("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("region", region)],
+                address: pa.raw)
+        case .budgetExhausted(let pc, let executed):
+            let loop = x86.sampleLoop(at: pc)
+            return Verdict(
+                kind: .hang, summary: "instruction budget of \(executed) ran out in \(routine(pc.raw, plan))",
+                evidence: [("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("budget", "\(executed) instructions"), ("loop", loop)])
+        case .timedOut(let pc):
+            let loop = x86.sampleLoop(at: pc)
+            return Verdict(
+                kind: .hang, summary: "no progress to the kernel entry within \(Int(options.timeoutSeconds)) s; stuck in \(routine(pc.raw, plan))",
+                evidence: [("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("budget", "\(Int(options.timeoutSeconds)) s wall clock"), ("loop", loop)])
+        case .cpuException(let pc, let detail):
+            return Verdict(
+                kind: .halt, summary: "CPU exception in \(routine(pc.raw, plan)): \(detail)",
+                evidence: [("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("detail", detail)])
+        }
+    }
+
+    static func levelNumber(_ name: String) -> Int {
+        switch name {
+        case "pte": return 1
+        case "pmd": return 2
+        case "pud": return 3
+        case "p4d": return 4
+        default: return 0
+        }
+    }
+
+    struct Mismatch {
+        var segment: String
+        var address: UInt64
+        var offset: UInt64
+    }
+
+    /// First destination byte that differs from its segment (buffer, then zeros to memsz).
+    static func firstDestinationMismatch(plan: Plan, mem: GuestMemory) -> Mismatch? {
+        for s in plan.segments {
+            let checkLen = s.isPurgatory ? UInt64(s.bytes.count) : s.memsz.raw
+            var off: UInt64 = 0
+            while off < checkLen {
+                let n = Int(min(checkLen - off, 1 << 20))
+                guard let p = mem.pointer(PhysAddr(s.mem.raw + off), length: n) else {
+                    return Mismatch(segment: s.name, address: s.mem.raw + off, offset: off)
+                }
+                let buf = UnsafeRawBufferPointer(start: p, count: n)
+                let bufEnd = UInt64(s.bytes.count)
+                var diff: Int?
+                if off < bufEnd {
+                    let m = Int(min(UInt64(n), bufEnd - off))
+                    let same = s.bytes.withUnsafeBytes { memcmp($0.baseAddress! + Int(off), p, m) == 0 }
+                    if !same {
+                        diff = (0..<m).first { buf[$0] != s.bytes[Int(off) + $0] }
+                    } else if m < n {
+                        diff = (m..<n).first { buf[$0] != 0 }
+                    }
+                } else {
+                    diff = (0..<n).first { buf[$0] != 0 }
+                }
+                if let d = diff { return Mismatch(segment: s.name, address: s.mem.raw + off + UInt64(d), offset: off + UInt64(d)) }
+                off += UInt64(n)
+            }
+        }
+        return nil
+    }
+
+    static func verifyLanding(plan: Plan, x86: X86Engine, layout: GuestLayout, before: [PhysAddr: [UInt8]]) -> Verdict {
+        let mem = layout.memory
+        let rip = x86.read(.rip)
+        let rsi = x86.read(.rsi)
+        let digestHex = plan.digest.map { String(format: "%02x", $0) }.joined()
+        if let m = firstDestinationMismatch(plan: plan, mem: mem) {
+            return Verdict(
+                kind: .corruption, summary: "reached the entry but segment \(m.segment) differs at \(hex(m.address)) (offset \(hex(m.offset)))",
+                evidence: [("segment", m.segment), ("address", hex(m.address)), ("offset", hex(m.offset)), ("entry", hex(rip))],
+                address: m.address)
+        }
+        let after = layout.protectedDigests()
+        for (page, d) in before.sorted(by: { $0.key < $1.key }) where after[page] != d {
+            let region = plan.scenario.machine.memory.describe(page)
+            let first = layout.firstDifference(page: page)
+            return Verdict(
+                kind: .strayWrite, summary: "memory outside the allowed ranges changed: page \(page) (\(layout.label(page))) in \(region)",
+                evidence: [("page", hex(page.raw)), ("what", layout.label(page)), ("region", region), ("first_differing_byte", first.map { hex($0) } ?? "?")],
+                address: page.raw)
+        }
+        for p in x86.onDemandPages {
+            if let ptr = mem.pointer(p, length: 4096) {
+                let buf = UnsafeRawBufferPointer(start: ptr, count: 4096)
+                if let i = buf.firstIndex(where: { $0 != 0 }) {
+                    return Verdict(
+                        kind: .strayWrite, summary: "the run wrote page \(p) (\(plan.scenario.machine.memory.describe(p))), which nothing may touch",
+                        evidence: [("page", hex(p.raw)), ("region", plan.scenario.machine.memory.describe(p)), ("first_differing_byte", hex(p.raw + UInt64(i)))],
+                        address: p.raw)
+                }
+            }
+        }
+        if rip != plan.kernelEntry.raw || rsi != plan.bootParams.raw {
+            return Verdict(
+                kind: .corruption, summary: "reached the entry with wrong hand-off registers: rip \(hex(rip)) rsi \(hex(rsi))",
+                evidence: [("rip", hex(rip)), ("rsi", hex(rsi)), ("expected_rip", hex(plan.kernelEntry.raw)), ("expected_rsi", hex(plan.bootParams.raw))])
+        }
+        let segs = plan.segments.map { "\($0.name)@\(hex($0.mem.raw))+\(formatSize($0.memsz.raw))" }.joined(separator: " ")
+        return Verdict(
+            kind: .landed, summary: "every destination byte matches, entry \(hex(rip)) with rsi = boot_params \(hex(rsi)), nothing else changed",
+            evidence: [
+                ("entry", hex(rip)), ("rsi", hex(rsi)), ("segments", segs), ("sha256", digestHex),
+                ("protected_pages", "\(before.count) unchanged"), ("on_demand_pages", "\(x86.onDemandPages.count) still zero"),
+            ])
+    }
+}

@@ -1,0 +1,83 @@
+import KexecModel
+
+/// kexec_file_load placement (kernel/kexec_file.c locate_mem_hole_top_down / _bottom_up):
+/// walk candidate RAM ranges (reverse for top-down), and in each find the highest (lowest)
+/// aligned spot that fits, stepping a page at a time past already placed segments.
+public struct Placer: Sendable {
+    /// Ranges to search: System RAM, or the crashkernel ranges for a crash image.
+    public let ranges: [AddressRange]
+    public let order: PlacementOrder
+    public private(set) var placed: [(name: String, range: AddressRange)] = []
+
+    public init(ranges: [AddressRange], order: PlacementOrder) {
+        self.ranges = ranges.sorted()
+        self.order = order
+    }
+
+    /// Places one buffer; EADDRNOTAVAIL when no hole fits (as kexec_locate_mem_hole returns).
+    public mutating func place(_ req: BufferRequest) throws(Rejection) -> PhysAddr {
+        let page = kexecPageSize
+        guard let memsz = req.memsz.alignedUp(page), memsz.raw > 0 else {
+            throw Rejection(.EINVAL, check: "kexec_add_buffer", "\(req.name): size \(req.memsz) is not a usable buffer size")
+        }
+        let align = max(req.align, page)
+        guard align.raw & (align.raw - 1) == 0 else {
+            throw Rejection(.EINVAL, check: "kexec_add_buffer", "\(req.name): alignment \(align) is not a power of two")
+        }
+        let walk = order == .topDown ? ranges.reversed() : ranges
+        for r in walk {
+            if r.size < memsz { continue }
+            if r.last < req.bufMin || r.first > req.bufMax { continue }
+            let found = order == .topDown ? topDown(r, memsz, align, req) : bottomUp(r, memsz, align, req)
+            if let at = found {
+                placed.append((req.name, AddressRange(start: at, size: memsz)!))
+                return at
+            }
+        }
+        throw Rejection(
+            .EADDRNOTAVAIL, check: "kexec_locate_mem_hole",
+            "no \(order.rawValue) hole of \(memsz) aligned to \(align) for \(req.name) in [\(req.bufMin), \(req.bufMax)]")
+    }
+
+    private func collides(_ r: AddressRange) -> Bool { placed.contains { $0.range.overlaps(r) } }
+
+    private func topDown(_ r: AddressRange, _ memsz: ByteCount, _ align: ByteCount, _ req: BufferRequest) -> PhysAddr? {
+        let end = min(r.last.raw, req.bufMax.raw)
+        guard end >= memsz.raw - 1 else { return nil }
+        var start = end - (memsz.raw - 1)
+        while true {
+            start &= ~(align.raw - 1)
+            if start < r.first.raw || start < req.bufMin.raw { return nil }
+            guard let cand = AddressRange(start: PhysAddr(start), size: memsz) else { return nil }
+            if collides(cand) {
+                guard start >= kexecPageSize.raw else { return nil }
+                start -= kexecPageSize.raw
+                continue
+            }
+            return PhysAddr(start)
+        }
+    }
+
+    private func bottomUp(_ r: AddressRange, _ memsz: ByteCount, _ align: ByteCount, _ req: BufferRequest) -> PhysAddr? {
+        var start = max(r.first.raw, req.bufMin.raw)
+        while true {
+            guard let aligned = PhysAddr(start).alignedUp(align) else { return nil }
+            start = aligned.raw
+            let (last, o) = start.addingReportingOverflow(memsz.raw - 1)
+            if o || last > r.last.raw || last > req.bufMax.raw { return nil }
+            let cand = AddressRange(first: PhysAddr(start), last: PhysAddr(last))!
+            if collides(cand) {
+                start += kexecPageSize.raw
+                continue
+            }
+            return PhysAddr(start)
+        }
+    }
+}
+
+extension Placer {
+    /// Marks a range as taken without placing anything (kexec_load's user-chosen destinations).
+    public mutating func reserve(name: String, _ r: AddressRange) {
+        placed.append((name, r))
+    }
+}

@@ -1,0 +1,77 @@
+import KexecModel
+
+/// kernel/kexec_core.c sanity_check_segment_list, plus the syscall's segment-count check,
+/// in the kernel's order, each failure with the errno the kernel returns.
+public enum SanityCheck {
+    public static func check(
+        segments: [Segment], syscall: KexecSyscall, type: ImageType, totalRAM: ByteCount,
+        crashRegions: [AddressRange], limits: ArchLimits
+    ) throws(Rejection) {
+        if syscall == .kexecLoad && segments.count > limits.segmentMax {
+            throw Rejection(.EINVAL, check: "kexec_load", "\(segments.count) segments; KEXEC_SEGMENT_MAX is \(limits.segmentMax)")
+        }
+        let page = kexecPageSize.raw
+        // Destinations: page aligned, not inverted, below the destination limit.
+        for s in segments {
+            let (mend, o) = s.mem.raw.addingReportingOverflow(s.memsz.raw)
+            if o {
+                throw Rejection(.EADDRNOTAVAIL, check: "sanity_check_segment_list", "\(s.name): mem + memsz wraps past 2^64")
+            }
+            if s.mem.raw % page != 0 || mend % page != 0 {
+                throw Rejection(
+                    .EADDRNOTAVAIL, check: "sanity_check_segment_list",
+                    "\(s.name): mem \(s.mem) or end \(hex(mend)) is not page aligned")
+            }
+            if mend >= limits.destinationLimit {
+                throw Rejection(
+                    .EADDRNOTAVAIL, check: "sanity_check_segment_list",
+                    "\(s.name): end \(hex(mend)) is past KEXEC_DESTINATION_MEMORY_LIMIT \(hex(limits.destinationLimit - 1))")
+            }
+        }
+        // No overlaps.
+        for i in segments.indices {
+            for j in segments.indices where j > i {
+                let a = segments[i]
+                let b = segments[j]
+                let aEnd = a.mem.raw + a.memsz.raw
+                let bEnd = b.mem.raw + b.memsz.raw
+                if a.mem.raw < bEnd && b.mem.raw < aEnd {
+                    throw Rejection(
+                        .EINVAL, check: "sanity_check_segment_list",
+                        "segments \(a.name) [\(a.mem), \(hex(aEnd))) and \(b.name) [\(b.mem), \(hex(bEnd))) overlap")
+                }
+            }
+        }
+        // Buffers fit.
+        for s in segments where s.bufsz > s.memsz {
+            throw Rejection(.EINVAL, check: "sanity_check_segment_list", "\(s.name): bufsz \(s.bufsz) > memsz \(s.memsz)")
+        }
+        // Not more than half of RAM, each and all together.
+        let halfPages = totalRAM.raw / page / 2
+        var total: UInt64 = 0
+        for s in segments {
+            let pages = s.memsz.raw / page
+            if pages > halfPages {
+                throw Rejection(
+                    .EINVAL, check: "sanity_check_segment_list",
+                    "\(s.name): \(pages) pages is more than half of RAM (\(halfPages) pages)")
+            }
+            total &+= pages
+        }
+        if total > halfPages {
+            throw Rejection(
+                .EINVAL, check: "sanity_check_segment_list",
+                "segments total \(total) pages, more than half of RAM (\(halfPages) pages)")
+        }
+        // Crash images: inside the crashkernel region.
+        if type == .crash {
+            for s in segments {
+                guard let r = s.range, crashRegions.contains(where: { $0.contains(r) }) else {
+                    throw Rejection(
+                        .EADDRNOTAVAIL, check: "sanity_check_segment_list",
+                        "\(s.name) [\(s.mem), +\(s.memsz)) is not inside the crashkernel region")
+                }
+            }
+        }
+    }
+}

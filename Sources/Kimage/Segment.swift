@@ -1,0 +1,73 @@
+import KexecModel
+
+/// The errno a kexec syscall returns when the kernel refuses a load.
+public enum Errno: String, Sendable, Equatable, CaseIterable {
+    case EINVAL, EADDRNOTAVAIL, ENOMEM, EBUSY
+}
+
+/// A refusal, as the kernel would give it, with the check that failed.
+public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
+    public var errno: Errno
+    public var check: String
+    public var detail: String
+    public init(_ errno: Errno, check: String, _ detail: String) {
+        self.errno = errno
+        self.check = check
+        self.detail = detail
+    }
+    public var description: String { "\(errno.rawValue) from \(check): \(detail)" }
+}
+
+/// What a loader asks kexec_add_buffer for (struct kexec_buf).
+public struct BufferRequest: Sendable {
+    public var name: String
+    public var memsz: ByteCount
+    public var align: ByteCount
+    public var bufMin: PhysAddr
+    public var bufMax: PhysAddr
+    public init(name: String, memsz: ByteCount, align: ByteCount, bufMin: PhysAddr, bufMax: PhysAddr = PhysAddr(.max)) {
+        self.name = name
+        self.memsz = memsz
+        self.align = align
+        self.bufMin = bufMin
+        self.bufMax = bufMax
+    }
+}
+
+/// A segment with its destination and contents (struct kexec_segment + the buffer).
+public struct Segment: Sendable {
+    public var name: String
+    public var mem: PhysAddr
+    public var memsz: ByteCount
+    /// The buffer; bytes past it up to memsz are zero. bytes.count is bufsz.
+    public var bytes: [UInt8]
+    /// True for the purgatory segment: its digest is not taken and its bss may change.
+    public var isPurgatory: Bool
+    public var source: SourceLocation?
+    /// Size of the buffer userspace passes; `bytes` holds it once contents are generated.
+    public var bufsz: ByteCount
+    public init(
+        name: String, mem: PhysAddr, memsz: ByteCount, bytes: [UInt8], bufsz: ByteCount? = nil, isPurgatory: Bool = false,
+        source: SourceLocation? = nil
+    ) {
+        self.name = name
+        self.mem = mem
+        self.memsz = memsz
+        self.bytes = bytes
+        self.bufsz = bufsz ?? ByteCount(UInt64(bytes.count))
+        self.isPurgatory = isPurgatory
+        self.source = source
+    }
+    /// [mem, mem+memsz); nil when empty or wrapping.
+    public var range: AddressRange? { AddressRange(start: mem, size: memsz) }
+}
+
+/// Limits of the architecture that the checks use.
+public struct ArchLimits: Sendable {
+    /// KEXEC_DESTINATION_MEMORY_LIMIT + 1 (x86_64: MAXMEM, 2^46 with 4-level paging, 2^52 with 5-level).
+    public var destinationLimit: UInt64
+    public var segmentMax: Int
+    public static func x86_64(fiveLevel: Bool) -> ArchLimits {
+        ArchLimits(destinationLimit: fiveLevel ? 1 << 52 : 1 << 46, segmentMax: 16)
+    }
+}

@@ -1,1 +1,0 @@
-// PageTables module

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+@testable import GuestCode
+
+private let repoRoot = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+@Test func scriptReproducesCommittedBytes() throws {
+    let script = repoRoot.appendingPathComponent("scripts/build-guest-code")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["bash", script.path, "--check"]
+    process.currentDirectoryURL = repoRoot
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self)
+    #expect(
+        process.terminationStatus == 0,
+        "scripts/build-guest-code --check failed (status \(process.terminationStatus)); it needs the Swift toolchain's clang, ld.lld, llvm-objcopy, llvm-nm, llvm-objdump next to `swift`:\n\(text)"
+    )
+}
+
+@Test func relocateKernelLayout() {
+    let blob = X86_64GuestCode.relocateKernel
+    #expect(blob.bytes.count <= 2048)
+    #expect(UInt64(blob.bytes.count) <= X86_64GuestCode.pageListOffset)
+    #expect(blob.bssSize == 0)
+    #expect(blob.offset(of: "relocate_kernel") == 0)
+    for name in ["identity_mapped", "swap_pages", "relocate_kernel_end"] {
+        #expect(blob.symbols[name] != nil, "missing \(name)")
+    }
+    #expect(blob.offset(of: "relocate_kernel_end") == UInt64(blob.bytes.count))
+    #expect(blob.offset(of: "identity_mapped") < blob.offset(of: "swap_pages"))
+    // cli; cld at the entry.
+    #expect(Array(blob.bytes.prefix(2)) == [0xfa, 0xfc])
+}
+
+@Test func purgatoryLayout() {
+    let blob = X86_64GuestCode.purgatory
+    let size = UInt64(blob.bytes.count)
+    for name in ["purgatory_start", "purgatory_main", "sha256_mismatch_spin", "purgatory_data", "purgatory_stack_top"] {
+        #expect(blob.symbols[name] != nil, "missing \(name)")
+    }
+    let data = blob.offset(of: "purgatory_data")
+    #expect(data % 8 == 0)
+    #expect(data + X86_64GuestCode.purgatoryDataSize <= size)
+    #expect(blob.bssSize >= 4096)
+    let top = blob.offset(of: "purgatory_stack_top")
+    #expect(top % 16 == 0)
+    #expect(top >= size + 4096 && top <= blob.memorySize)
+    let spin = Int(blob.offset(of: "sha256_mismatch_spin"))
+    #expect(Array(blob.bytes[spin..<spin + 2]) == [0xeb, 0xfe])
+    // lea purgatory_stack_top(%rip), %rsp is the first instruction of the entry.
+    let start = Int(blob.offset(of: "purgatory_start"))
+    #expect(Array(blob.bytes[start..<start + 3]) == [0x48, 0x8d, 0x25])
+}
+
+@Test func purgatoryDataStartsZeroed() {
+    let blob = X86_64GuestCode.purgatory
+    let data = Int(blob.offset(of: "purgatory_data"))
+    let bytes = blob.bytes[data..<data + Int(X86_64GuestCode.purgatoryDataSize)]
+    #expect(bytes.allSatisfy { $0 == 0 })
+}

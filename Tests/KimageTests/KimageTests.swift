@@ -1,0 +1,139 @@
+import KexecModel
+import Kimage
+import Testing
+
+func range(_ f: UInt64, _ l: UInt64) -> AddressRange { AddressRange(first: PhysAddr(f), last: PhysAddr(l))! }
+
+@Suite struct PlacementTests {
+    let ram = [range(0, 0x9_ffff), range(0x10_0000, 0x7fff_ffff), range(0x1_0000_0000, 0x1_3fff_ffff)]
+
+    @Test func topDownTakesTheTopOfTheHighestRange() throws {
+        var p = Placer(ranges: ram, order: .topDown)
+        let a = try p.place(BufferRequest(name: "a", memsz: ByteCount(0x3000), align: ByteCount(0x1000), bufMin: PhysAddr(0x3000)))
+        #expect(a == PhysAddr(0x1_3fff_d000))
+        // Collides with `a`: steps down page by page, then aligns down to 2 MiB.
+        let b = try p.place(BufferRequest(name: "b", memsz: .mib(4), align: .mib(2), bufMin: PhysAddr(0x10_0000)))
+        #expect(b == PhysAddr(0x1_3fa0_0000))
+        // buf_max keeps it low.
+        let c = try p.place(BufferRequest(name: "c", memsz: .kib(8), align: .kib(4), bufMin: PhysAddr(0), bufMax: PhysAddr(0xfff_ffff)))
+        #expect(c == PhysAddr(0xfff_e000))
+    }
+
+    @Test func bottomUpTakesTheFirstFit() throws {
+        var p = Placer(ranges: ram, order: .bottomUp)
+        let a = try p.place(BufferRequest(name: "a", memsz: ByteCount(0x1001), align: ByteCount(0x10), bufMin: PhysAddr(0x3000)))
+        #expect(a == PhysAddr(0x3000))
+        let b = try p.place(BufferRequest(name: "b", memsz: .mib(1), align: .mib(2), bufMin: PhysAddr(0x10_0000)))
+        #expect(b == PhysAddr(0x20_0000))
+        // Too big for the low range: skips to the next one.
+        let c = try p.place(BufferRequest(name: "c", memsz: .mib(1), align: .kib(4), bufMin: PhysAddr(0x3000)))
+        #expect(c == PhysAddr(0x10_0000))
+    }
+
+    @Test func noHoleIsEADDRNOTAVAIL() {
+        var p = Placer(ranges: ram, order: .topDown)
+        #expect(throws: Rejection.self) {
+            try p.place(BufferRequest(name: "huge", memsz: .gib(3), align: .kib(4), bufMin: PhysAddr(0)))
+        }
+        do {
+            _ = try p.place(BufferRequest(name: "huge", memsz: .gib(3), align: .kib(4), bufMin: PhysAddr(0)))
+        } catch {
+            #expect(error.errno == .EADDRNOTAVAIL)
+        }
+    }
+}
+
+@Suite struct SanityTests {
+    func seg(_ name: String, _ mem: UInt64, _ memsz: UInt64, bufsz: UInt64? = nil) -> Segment {
+        Segment(name: name, mem: PhysAddr(mem), memsz: ByteCount(memsz), bytes: [], bufsz: ByteCount(bufsz ?? memsz))
+    }
+    func errno(_ segs: [Segment], syscall: KexecSyscall = .kexecLoad, type: ImageType = .normal, crash: [AddressRange] = [])
+        -> Errno?
+    {
+        do {
+            try SanityCheck.check(
+                segments: segs, syscall: syscall, type: type, totalRAM: .gib(4), crashRegions: crash,
+                limits: .x86_64(fiveLevel: false))
+            return nil
+        } catch {
+            return error.errno
+        }
+    }
+
+    @Test func kernelErrnos() {
+        #expect(errno([seg("k", 0x100_0000, 0x80_0000)]) == nil)
+        #expect(errno([seg("k", 0x100_0800, 0x1000)]) == .EADDRNOTAVAIL)  // misaligned
+        #expect(errno([seg("k", 0x3fff_ffff_f000, 0x1000)]) == .EADDRNOTAVAIL)  // end at 2^46: past the limit
+        #expect(errno([seg("k", 0x100_0000, 0x80_0000), seg("i", 0x160_0000, 0x40_0000)]) == .EINVAL)  // overlap
+        #expect(errno([seg("k", 0x100_0000, 0x1000, bufsz: 0x1001)]) == .EINVAL)  // bufsz > memsz
+        #expect(errno([seg("k", 0x100_0000, 0x8000_1000)]) == .EINVAL)  // more than half of 4 GiB
+        let seventeen = (0..<17).map { seg("s\($0)", 0x100_0000 + UInt64($0) * 0x1000, 0x1000) }
+        #expect(errno(seventeen) == .EINVAL)
+        #expect(errno(seventeen, syscall: .kexecFileLoad) == nil)
+        let crash = [range(0x1000_0000, 0x1fff_ffff)]
+        #expect(errno([seg("k", 0x1000_0000, 0x1000)], type: .crash, crash: crash) == nil)
+        #expect(errno([seg("k", 0x0fff_f000, 0x2000)], type: .crash, crash: crash) == .EADDRNOTAVAIL)
+    }
+}
+
+@Suite struct KimageBuildTests {
+    let ram = [range(0x10_0000, 0x7fff_ffff)]
+
+    @Test func listHas511EntriesAndALinkPerPage() throws {
+        // 600 pages: DESTINATION + 600 SOURCE + DONE = 602 entries -> two indirection pages.
+        let s = Segment(name: "k", mem: PhysAddr(0x4000_0000), memsz: ByteCount(600 * 4096), bytes: [])
+        let (k, _) = try KimageBuilder.build(
+            segments: [s], type: .normal, startAddress: PhysAddr(0x4000_0000), freeRAM: ram, crashRegions: [])
+        // Allocation order from 16 MiB: control, swap, first indirection page, then sources.
+        #expect(k.controlPage == PhysAddr(0x100_0000))
+        #expect(k.swapPage == PhysAddr(0x100_1000))
+        #expect(k.head == 0x100_2000 | Ind.indirection)
+        #expect(k.indirectionPages.count == 2)
+        let first = k.indirectionPages[0].entries
+        #expect(first[0] == 0x4000_0000 | Ind.destination)
+        #expect(first[1] == 0x100_3000 | Ind.source)
+        // Slot 511 links to the second page, which was allocated after 510 sources.
+        #expect(first[511] == k.indirectionPages[1].pa.raw | Ind.indirection)
+        #expect(k.indirectionPages[1].pa == PhysAddr(0x100_3000 + 510 * 0x1000))
+        let second = k.indirectionPages[1].entries
+        #expect(second[90 - 1] & Ind.source != 0)
+        #expect(second[90] == Ind.done)  // 511 - 1 (dest) = 510 sources on page 1, 90 on page 2
+        let entries = k.listEntries
+        #expect(entries.count == 1 + 511 + 91)  // head, page one, page two up to DONE
+        #expect(entries.filter { $0 & Ind.source != 0 }.count == 600)
+        #expect(k.sourcePages.count == 600)
+    }
+
+    @Test func destinationPagesAreReusedInPlaceOrParked() throws {
+        // The destination sits where the allocator walks: its own page is handed back for itself.
+        let s = Segment(name: "k", mem: PhysAddr(0x100_4000), memsz: ByteCount(4 * 4096), bytes: [])
+        let (k, alloc) = try KimageBuilder.build(
+            segments: [s], type: .normal, startAddress: PhysAddr(0), freeRAM: ram, crashRegions: [])
+        #expect(k.controlPage == PhysAddr(0x100_0000))
+        #expect(k.swapPage == PhysAddr(0x100_1000))
+        // Sources: page 0x1002000 is nobody's destination, 0x1003000 neither; 0x1004000.. are in place.
+        let pairs = k.sourcePages.map { ($0.source.raw, $0.destination.raw) }
+        #expect(pairs.map(\.1) == [0x100_4000, 0x100_5000, 0x100_6000, 0x100_7000])
+        #expect(pairs[0].0 == 0x100_3000)
+        // 0x1004000 is the destination of page 0, which already has a source: parked.
+        // 0x1005000.. are reached exactly when their own destination is wanted: used in place.
+        #expect(pairs[1].0 == 0x100_5000 && pairs[2].0 == 0x100_6000 && pairs[3].0 == 0x100_7000)
+        #expect(alloc.parked == [0x100_4000])
+        #expect(k.parkedPages == 1)
+        // No control, swap or indirection page is a destination.
+        for p in [k.controlPage, k.swapPage!] + k.indirectionPages.map(\.pa) {
+            #expect(!(p.raw >= 0x100_4000 && p.raw < 0x100_8000))
+        }
+    }
+
+    @Test func crashImageHasNoList() throws {
+        let crash = [range(0x2000_0000, 0x2fff_ffff)]
+        let s = Segment(name: "k", mem: PhysAddr(0x2000_0000), memsz: ByteCount(8192), bytes: [])
+        let (k, _) = try KimageBuilder.build(
+            segments: [s], type: .crash, startAddress: PhysAddr(0), freeRAM: ram, crashRegions: crash)
+        #expect(k.head == Ind.done)
+        #expect(k.indirectionPages.isEmpty)
+        #expect(k.swapPage == nil)
+        #expect(k.controlPage == PhysAddr(0x2000_2000))
+    }
+}

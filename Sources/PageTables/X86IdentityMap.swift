@@ -80,7 +80,8 @@ public enum X86IdentityMap {
 
     /// Counts the pages `build` would allocate for the same requests, without materialising entries
     /// (for machines of many TiB). `transition`: count the transition mapping's pages too.
-    /// Equal to `build(…).cost` whenever build succeeds.
+    /// Equal to `build(…).cost` whenever build succeeds. `levels` other than 5 count as 4-level
+    /// (build rejects them).
     public static func cost(
         requests: [IdentityMapRequest], policy: IdentityMapPolicy, platform: Platform, levels: Int,
         gbpagesSupported: Bool = true, transition: VirtAddr? = nil

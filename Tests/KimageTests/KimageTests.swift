@@ -92,14 +92,15 @@ func range(_ f: UInt64, _ l: UInt64) -> AddressRange { AddressRange(first: PhysA
         let first = k.indirectionPages[0].entries
         #expect(first[0] == 0x4000_0000 | Ind.destination)
         #expect(first[1] == 0x100_3000 | Ind.source)
-        // Slot 511 links to the second page, which was allocated after 510 sources.
+        // Slot 511 links to the second page. As in kimage_add_page, the 511th source page is
+        // allocated before kimage_add_entry finds the page full and allocates the next one.
         #expect(first[511] == k.indirectionPages[1].pa.raw | Ind.indirection)
-        #expect(k.indirectionPages[1].pa == PhysAddr(0x100_3000 + 510 * 0x1000))
+        #expect(k.indirectionPages[1].pa == PhysAddr(0x100_3000 + 511 * 0x1000))
         let second = k.indirectionPages[1].entries
         #expect(second[90 - 1] & Ind.source != 0)
         #expect(second[90] == Ind.done)  // 511 - 1 (dest) = 510 sources on page 1, 90 on page 2
         let entries = k.listEntries
-        #expect(entries.count == 1 + 511 + 91)  // head, page one, page two up to DONE
+        #expect(entries.count == 1 + 512 + 91)  // head, page one (511 + link), page two up to DONE
         #expect(entries.filter { $0 & Ind.source != 0 }.count == 600)
         #expect(k.sourcePages.count == 600)
     }

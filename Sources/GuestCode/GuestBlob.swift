@@ -51,6 +51,15 @@ public enum X86_64GuestCode {
         symbols: X86_64Generated.purgatorySymbols
     )
 
+    /// Probes run through the guest's tables: `store_probe` (store rax at [rbx]) and
+    /// `touch_probe` (read each of rcx addresses listed at [rsi]); each stops at its `*_done` hlt.
+    public static let probe = GuestBlob(
+        name: "probe",
+        bytes: X86_64Generated.probeBytes,
+        bssSize: X86_64Generated.probeBssSize,
+        symbols: X86_64Generated.probeSymbols
+    )
+
     /// Offset of the page list inside the control page (the code must end before it).
     public static let pageListOffset: UInt64 = 0x800
     /// Size of `purgatory_data`.

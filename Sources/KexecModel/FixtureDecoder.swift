@@ -376,7 +376,12 @@ struct Fields {
                     file: file, line: k.mark?.line, field: field,
                     message: "unknown key \"\(name)\" (expected one of: \(allowed.joined(separator: ", ")))")
             }
-            entries[name] = (k, v)
+            // libyaml marks an empty value at the next token (often the next line): use the key's line.
+            if case .scalar(let vs) = v, Walker.isNull(vs), vs.string.isEmpty {
+                entries[name] = (k, .scalar(Node.Scalar(vs.string, vs.tag, vs.style, k.mark)))
+            } else {
+                entries[name] = (k, v)
+            }
         }
     }
 
@@ -441,7 +446,7 @@ struct Walker {
         do throws(InputError) {
             contents = try FixtureDecoder.readText(path)
         } catch {
-            throw fail(node, field, "machine file \"\(path)\" \(error.message)")
+            throw fail(node, field, "cannot read machine file \"\(path)\": \(error.message)")
         }
         return try FixtureDecoder.decodeMachine(
             yaml: contents, file: path, baseDirectory: FixtureDecoder.directory(of: path))

@@ -47,7 +47,8 @@ func check(_ e: uc_err, _ what: String) throws(EmulatorError) {
 
 /// The x86_64 register names the runner needs.
 public enum X86Reg: Sendable, CaseIterable {
-    case rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8, r9, r10, r11, r12, r13, r14, r15, rip, cr0, cr2, cr3, cr4, rflags, cs
+    case rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8, r9, r10, r11, r12, r13, r14, r15, rip, cr0, cr2, cr3, cr4, rflags,
+        cs
 
     var ucID: Int32 {
         let r: uc_x86_reg
@@ -78,7 +79,9 @@ public enum X86Reg: Sendable, CaseIterable {
         }
         return Int32(r.rawValue)
     }
-    public static let general: [X86Reg] = [.rax, .rbx, .rcx, .rdx, .rsi, .rdi, .rbp, .rsp, .r8, .r9, .r10, .r11, .r12, .r13, .r14, .r15]
+    public static let general: [X86Reg] = [
+        .rax, .rbx, .rcx, .rdx, .rsi, .rdi, .rbp, .rsp, .r8, .r9, .r10, .r11, .r12, .r13, .r14, .r15,
+    ]
 }
 
 /// Why a run stopped. Unicorn's return code alone does not say (a hook that stops makes it return OK),
@@ -244,7 +247,8 @@ public final class X86Engine {
             // hook whose range covers an address sends every store there down Unicorn's slow path
             // (measured: sha256 in purgatory 1.7 MB/s with a catch-all hook, 12–15 MB/s without).
             let unmappedTypes = Int32(
-                UC_HOOK_MEM_READ_UNMAPPED.rawValue | UC_HOOK_MEM_WRITE_UNMAPPED.rawValue | UC_HOOK_MEM_FETCH_UNMAPPED.rawValue)
+                UC_HOOK_MEM_READ_UNMAPPED.rawValue | UC_HOOK_MEM_WRITE_UNMAPPED.rawValue
+                    | UC_HOOK_MEM_FETCH_UNMAPPED.rawValue)
             try check(
                 ks_hook_add_mem(
                     uc, &hh, unmappedTypes,

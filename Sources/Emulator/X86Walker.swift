@@ -61,7 +61,9 @@ public enum X86Walker {
     ) -> Result<Translation, Fault> {
         guard c.paging else {
             return .success(
-                Translation(pa: PhysAddr(va.raw), leafSize: ByteCount(1 << 12), leafLevel: "none", writable: true, executable: true))
+                Translation(
+                    pa: PhysAddr(va.raw), leafSize: ByteCount(1 << 12), leafLevel: "none", writable: true,
+                    executable: true))
         }
         let levels = c.la57 ? 5 : 4
         let names = levels == 5 ? levelNames5 : levelNames4
@@ -80,7 +82,8 @@ public enum X86Walker {
             let index = Int((va.raw >> shift) & 0x1ff)
             let ea = PhysAddr(table + UInt64(index) * 8)
             guard let e = read64(ea) else {
-                return .failure(Fault(va: va, level: name, index: index, entryAddress: ea, entry: 0, reason: .tableNotBacked))
+                return .failure(
+                    Fault(va: va, level: name, index: index, entryAddress: ea, entry: 0, reason: .tableNotBacked))
             }
             func fault(_ r: Reason) -> Result<Translation, Fault> {
                 .failure(Fault(va: va, level: name, index: index, entryAddress: ea, entry: e, reason: r))
@@ -104,7 +107,10 @@ public enum X86Walker {
                 let w = writable || !c.writeProtect
                 if access == .write && !w { return fault(.writeProtected) }
                 if access == .fetch && !executable { return fault(.noExecute) }
-                return .success(Translation(pa: PhysAddr(pa), leafSize: ByteCount(size), leafLevel: name, writable: w, executable: executable))
+                return .success(
+                    Translation(
+                        pa: PhysAddr(pa), leafSize: ByteCount(size), leafLevel: name, writable: w,
+                        executable: executable))
             }
             table = e & addrMask
         }

@@ -76,7 +76,9 @@ public func hex16(_ v: UInt64) -> String {
 
 /// 12MiB, 4GiB, 1.5KiB … exact where possible, else bytes in hex.
 public func formatSize(_ v: UInt64) -> String {
-    let units: [(UInt64, String)] = [(1 << 60, "EiB"), (1 << 50, "PiB"), (1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+    let units: [(UInt64, String)] = [
+        (1 << 60, "EiB"), (1 << 50, "PiB"), (1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"),
+    ]
     for (u, name) in units where v >= u && v % u == 0 { return "\(v / u)\(name)" }
     if v >= 1 << 20 {
         let (u, name) = units.first { v >= $0.0 }!
@@ -160,7 +162,8 @@ public struct RangeSet: Sendable, Equatable, CustomStringConvertible {
         var kept: [AddressRange] = []
         kept.reserveCapacity(ranges.count + 1)
         for x in ranges {
-            let touches = x.first.raw <= (hi == .max ? .max : hi + 1) && lo <= (x.last.raw == .max ? .max : x.last.raw + 1)
+            let touches =
+                x.first.raw <= (hi == .max ? .max : hi + 1) && lo <= (x.last.raw == .max ? .max : x.last.raw + 1)
             if touches {
                 lo = min(lo, x.first.raw)
                 hi = max(hi, x.last.raw)

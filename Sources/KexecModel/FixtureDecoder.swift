@@ -160,7 +160,9 @@ extension FixtureDecoder {
     static func withDocument<T>(
         _ text: String, file: String, _ body: @escaping (Node) throws(InputError) -> T
     ) throws(InputError) -> T {
-        func fail(_ line: Int?, _ m: String) -> InputError { InputError(file: file, line: line, field: "file", message: m) }
+        func fail(_ line: Int?, _ m: String) -> InputError {
+            InputError(file: file, line: line, field: "file", message: m)
+        }
         let bytes = text.utf8.count
         guard bytes <= maxFileSize else { throw fail(nil, tooBig(UInt64(bytes))) }
         let shape = TextShape(text)
@@ -465,7 +467,9 @@ struct Walker {
         if let n = f.value("paging") { machine.paging = try choice(n, f.field("paging"), PagingLevels.allCases) }
         if let n = f.value("hazards") { machine.hazards = try ranges(n, f.field("hazards")) }
         if let n = f.value("hotpluggable") { machine.hotpluggable = try ranges(n, f.field("hotpluggable")) }
-        if let n = f.value("crashkernel") { machine.crashkernel = try text(n, f.field("crashkernel"), allowEmpty: false) }
+        if let n = f.value("crashkernel") {
+            machine.crashkernel = try text(n, f.field("crashkernel"), allowEmpty: false)
+        }
         if let n = f.value("crashkernel_ranges") {
             machine.crashkernelRanges = try ranges(n, f.field("crashkernel_ranges"))
         }
@@ -724,7 +728,8 @@ struct Walker {
         let s = try scalar(node, field, what)
         switch Parse.checkedNumber(Substring(s)) {
         case .success(let v): return v
-        case .failure(.overflow): throw fail(node, field, "\"\(s)\" does not fit in 64 bits (at most 0xffffffffffffffff)")
+        case .failure(.overflow):
+            throw fail(node, field, "\"\(s)\" does not fit in 64 bits (at most 0xffffffffffffffff)")
         case .failure(.malformed):
             let example = what == "a number" ? "4096, 0x1000" : "0x7fe00000"
             throw fail(node, field, "\"\(s)\" is not \(what) (e.g. \(example))")

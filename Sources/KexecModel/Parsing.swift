@@ -37,7 +37,9 @@ extension Parse {
         let bytes = Array(trimmed(text).utf8)
         var i = 0
         var radix: UInt64 = 10
-        if bytes.count >= 2, bytes[0] == UInt8(ascii: "0"), bytes[1] == UInt8(ascii: "x") || bytes[1] == UInt8(ascii: "X") {
+        if bytes.count >= 2, bytes[0] == UInt8(ascii: "0"),
+            bytes[1] == UInt8(ascii: "x") || bytes[1] == UInt8(ascii: "X")
+        {
             radix = 16
             i = 2
         }

@@ -49,7 +49,8 @@ final class GuestLayout {
         while i < sorted.count {
             var j = i
             while j + 1 < sorted.count && sorted[j + 1] == sorted[j] + page { j += 1 }
-            try l.memory.add(start: PhysAddr(sorted[i]), size: ByteCount(UInt64(j - i + 1) * page), label: "kimage pages")
+            try l.memory.add(
+                start: PhysAddr(sorted[i]), size: ByteCount(UInt64(j - i + 1) * page), label: "kimage pages")
             i = j + 1
         }
         for s in plan.segments {
@@ -77,7 +78,9 @@ final class GuestLayout {
             }
             for sp in k.sourcePages {
                 let s = plan.segments[sp.segment]
-                guard let dst = mem.pointer(sp.source, length: Int(page)) else { throw fail("source page \(sp.source)") }
+                guard let dst = mem.pointer(sp.source, length: Int(page)) else {
+                    throw fail("source page \(sp.source)")
+                }
                 memset(dst, 0, Int(page))
                 let off = sp.pageIndex * Int(page)
                 if off < s.bytes.count {
@@ -94,7 +97,9 @@ final class GuestLayout {
         // Injected damage: one flipped byte in a segment's source data, after the digest was taken.
         for inj in plan.scenario.kexec?.inject ?? [] {
             guard case .flipSourceByte(let name, let offset) = inj else { continue }
-            guard let si = plan.segments.firstIndex(where: { $0.name == name }), offset.raw < plan.segments[si].memsz.raw else {
+            guard let si = plan.segments.firstIndex(where: { $0.name == name }),
+                offset.raw < plan.segments[si].memsz.raw
+            else {
                 throw Failure.memory("inject flip-source-byte: no segment \(name) with offset \(offset)")
             }
             let target: PhysAddr
@@ -136,7 +141,9 @@ final class GuestLayout {
             for b in mem.blocks {
                 var p = b.range.first.raw
                 while p <= b.range.last.raw {
-                    if !plan.crashRegions.contains(where: { $0.contains(PhysAddr(p)) }) && l.snapshots[PhysAddr(p)] == nil {
+                    if !plan.crashRegions.contains(where: { $0.contains(PhysAddr(p)) })
+                        && l.snapshots[PhysAddr(p)] == nil
+                    {
                         l.snapshots[PhysAddr(p)] = mem.read(PhysAddr(p), count: Int(page))
                     }
                     p += page

@@ -19,7 +19,9 @@ public enum Payload {
                 z ^= z >> 31
                 p.storeBytes(of: z.littleEndian, toByteOffset: i * 8, as: UInt64.self)
             }
-            for i in (words * 8)..<size { p.storeBytes(of: UInt8(truncatingIfNeeded: i &* 131), toByteOffset: i, as: UInt8.self) }
+            for i in (words * 8)..<size {
+                p.storeBytes(of: UInt8(truncatingIfNeeded: i &* 131), toByteOffset: i, as: UInt8.self)
+            }
         }
         return out
     }

@@ -63,7 +63,8 @@ public enum Planner {
             throw .unsupported("\(scenario.file): machine.arch: arm64 runs are not built yet (x86_64 only)")
         }
         guard let req = scenario.kexec else {
-            throw .input(InputError(file: scenario.file, line: nil, field: "kexec", message: "a run needs a kexec section"))
+            throw .input(
+                InputError(file: scenario.file, line: nil, field: "kexec", message: "a run needs a kexec section"))
         }
         let fiveLevel = machine.paging == .fiveLevel
         let limits = ArchLimits.x86_64(fiveLevel: fiveLevel)
@@ -80,7 +81,8 @@ public enum Planner {
         func synthSize(_ p: PayloadSpec?, _ field: String) throws(PlanError) -> ByteCount? {
             guard let p else { return nil }
             if p.file != nil {
-                throw .unsupported("\(scenario.file): \(field).file: loading image files arrives with the real-inputs work; use size:")
+                throw .unsupported(
+                    "\(scenario.file): \(field).file: loading image files arrives with the real-inputs work; use size:")
             }
             guard let s = p.size else { return nil }
             guard s.raw > 0 else {
@@ -94,33 +96,46 @@ public enum Planner {
             case .kexecFileLoad:
                 guard let ksize = try synthSize(req.kernel, "kexec.kernel") else {
                     throw PlanError.input(
-                        InputError(file: scenario.file, line: nil, field: "kexec.kernel", message: "kexec_file_load needs a kernel"))
+                        InputError(
+                            file: scenario.file, line: nil, field: "kexec.kernel",
+                            message: "kexec_file_load needs a kernel"))
                 }
                 let isize = try synthSize(req.initrd, "kexec.initrd")
                 let bpSize = ByteCount(UInt64(0x1000 + req.cmdline.utf8.count + 1))
-                let pAt = try placer.place(BufferRequest(name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
+                let pAt = try placer.place(
+                    BufferRequest(name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
                 segments.append(
-                    Segment(name: "purgatory", mem: pAt, memsz: purgMemsz, bytes: [], bufsz: ByteCount(UInt64(blob.bytes.count)), isPurgatory: true))
+                    Segment(
+                        name: "purgatory", mem: pAt, memsz: purgMemsz, bytes: [],
+                        bufsz: ByteCount(UInt64(blob.bytes.count)), isPurgatory: true))
                 let bpMemsz = bpSize.alignedUp(kexecPageSize)!
-                let bAt = try placer.place(BufferRequest(name: "boot_params", memsz: bpMemsz, align: kexecPageSize, bufMin: minBootParams))
+                let bAt = try placer.place(
+                    BufferRequest(name: "boot_params", memsz: bpMemsz, align: kexecPageSize, bufMin: minBootParams))
                 segments.append(Segment(name: "boot_params", mem: bAt, memsz: bpMemsz, bytes: [], bufsz: bpSize))
                 bootParams = bAt
                 guard let kMemsz = ksize.alignedUp(kexecPageSize) else {
-                    throw PlanError.input(InputError(file: scenario.file, line: nil, field: "kexec.kernel.size", message: "size overflows"))
+                    throw PlanError.input(
+                        InputError(
+                            file: scenario.file, line: nil, field: "kexec.kernel.size", message: "size overflows"))
                 }
-                let kAt = try placer.place(BufferRequest(name: "kernel", memsz: kMemsz, align: kernelAlign, bufMin: minKernel))
+                let kAt = try placer.place(
+                    BufferRequest(name: "kernel", memsz: kMemsz, align: kernelAlign, bufMin: minKernel))
                 segments.append(Segment(name: "kernel", mem: kAt, memsz: kMemsz, bytes: [], bufsz: ksize))
                 kernelEntry = PhysAddr(kAt.raw + 0x200)
                 if let isize {
                     guard let iMemsz = isize.alignedUp(kexecPageSize) else {
-                        throw PlanError.input(InputError(file: scenario.file, line: nil, field: "kexec.initrd.size", message: "size overflows"))
+                        throw PlanError.input(
+                            InputError(
+                                file: scenario.file, line: nil, field: "kexec.initrd.size", message: "size overflows"))
                     }
-                    let iAt = try placer.place(BufferRequest(name: "initrd", memsz: iMemsz, align: kexecPageSize, bufMin: minInitrd))
+                    let iAt = try placer.place(
+                        BufferRequest(name: "initrd", memsz: iMemsz, align: kexecPageSize, bufMin: minInitrd))
                     segments.append(Segment(name: "initrd", mem: iAt, memsz: iMemsz, bytes: [], bufsz: isize))
                 }
             case .kexecLoad:
                 for s in req.segments {
-                    segments.append(Segment(name: s.name, mem: s.mem, memsz: s.memsz, bytes: [], bufsz: s.bufsz, source: s.source))
+                    segments.append(
+                        Segment(name: s.name, mem: s.mem, memsz: s.memsz, bytes: [], bufsz: s.bufsz, source: s.source))
                 }
                 // The user's list is checked as the kernel sees it first.
                 try SanityCheck.check(
@@ -128,9 +143,12 @@ public enum Planner {
                     crashRegions: crash, limits: limits)
                 // kexec-tools adds its purgatory as one more segment, in a hole of its own.
                 for s in segments { if let r = s.range { placer.reserve(name: s.name, r) } }
-                let pAt = try placer.place(BufferRequest(name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
+                let pAt = try placer.place(
+                    BufferRequest(name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
                 segments.append(
-                    Segment(name: "purgatory", mem: pAt, memsz: purgMemsz, bytes: [], bufsz: ByteCount(UInt64(blob.bytes.count)), isPurgatory: true))
+                    Segment(
+                        name: "purgatory", mem: pAt, memsz: purgMemsz, bytes: [],
+                        bufsz: ByteCount(UInt64(blob.bytes.count)), isPurgatory: true))
                 kernelEntry = req.entry ?? PhysAddr((req.segments.first?.mem.raw ?? 0) &+ 0x200)
                 bootParams = req.segments.first { $0.name == "boot_params" }?.mem ?? PhysAddr(0)
             }
@@ -150,7 +168,9 @@ public enum Planner {
             let s = segments[i]
             guard s.bufsz.raw <= maxSyntheticBytes else {
                 throw .input(
-                    InputError(file: scenario.file, line: nil, field: "kexec.\(s.name)", message: "payload of \(s.bufsz) is more than this tool generates (8GiB)"))
+                    InputError(
+                        file: scenario.file, line: nil, field: "kexec.\(s.name)",
+                        message: "payload of \(s.bufsz) is more than this tool generates (8GiB)"))
             }
             if s.name == "boot_params" && req.syscall == .kexecFileLoad {
                 segments[i].bytes = Payload.bootParams(machine: machine, cmdline: req.cmdline, loadAddress: s.mem)
@@ -191,7 +211,8 @@ public enum Planner {
         // Page tables from further control pages.
         let box = AllocatorBox(allocator)
         let requests = X86IdentityMap.requests(
-            machine: machine, segments: segments.compactMap { s in s.range.map { (s.name, $0) } }, policy: scenario.policy,
+            machine: machine, segments: segments.compactMap { s in s.range.map { (s.name, $0) } },
+            policy: scenario.policy,
             imageType: req.type, crashkernel: crash)
         let tables: X86PageTables
         let first: X86PageTables
@@ -211,13 +232,16 @@ public enum Planner {
         return .planned(
             Plan(
                 scenario: scenario, segments: segments, kimage: kimage, tables: tables, firstKernelTables: first,
-                kernelEntry: kernelEntry, bootParams: bootParams, purgatoryBase: segments[pIndex].mem, purgatoryEntry: start,
+                kernelEntry: kernelEntry, bootParams: bootParams, purgatoryBase: segments[pIndex].mem,
+                purgatoryEntry: start,
                 controlVA: controlVA, digest: digest, storedDigest: stored, crashRegions: crash,
                 planSeconds: Date().timeIntervalSince(t0)))
     }
 
     /// A copy of the purgatory blob with purgatory_data filled in (layout in purgatory.c).
-    static func patchPurgatory(blob: GuestBlob, entry: PhysAddr, rsi: PhysAddr, regions: [(UInt64, UInt64)], digest: [UInt8])
+    static func patchPurgatory(
+        blob: GuestBlob, entry: PhysAddr, rsi: PhysAddr, regions: [(UInt64, UInt64)], digest: [UInt8]
+    )
         -> [UInt8]
     {
         var b = blob.bytes

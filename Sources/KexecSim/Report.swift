@@ -60,8 +60,10 @@ public enum Report {
         let s = r.stats
         if s.payloadBytes > 0 {
             out += String(
-                format: "time: plan %.3fs, setup %.3fs, relocation %.3fs (%.1f MB/s of payload), purgatory %.3fs, verify %.3fs, total %.3fs\n",
-                s.planSeconds, s.setupSeconds, s.relocationSeconds, s.copyMBps, s.purgatorySeconds, s.verifySeconds, s.totalSeconds)
+                format:
+                    "time: plan %.3fs, setup %.3fs, relocation %.3fs (%.1f MB/s of payload), purgatory %.3fs, verify %.3fs, total %.3fs\n",
+                s.planSeconds, s.setupSeconds, s.relocationSeconds, s.copyMBps, s.purgatorySeconds, s.verifySeconds,
+                s.totalSeconds)
         }
         return out
     }
@@ -73,7 +75,10 @@ public enum Report {
             "scenario": p.scenario.name,
             "type": k.type.rawValue,
             "segments": p.segments.map {
-                ["name": $0.name, "mem": hex($0.mem.raw), "memsz": $0.memsz.raw, "bufsz": $0.bufsz.raw, "purgatory": $0.isPurgatory] as [String: Any]
+                [
+                    "name": $0.name, "mem": hex($0.mem.raw), "memsz": $0.memsz.raw, "bufsz": $0.bufsz.raw,
+                    "purgatory": $0.isPurgatory,
+                ] as [String: Any]
             },
             "entry": hex(p.kernelEntry.raw),
             "start_address": hex(k.startAddress.raw),
@@ -105,19 +110,26 @@ public enum Report {
         var out = "\(p.scenario.name): \(p.scenario.kexec?.syscall.rawValue ?? "") \(k.type.rawValue) image\n"
         out += "segments:\n"
         for s in p.segments {
-            out += "  \(s.name.padding(toLength: 12, withPad: " ", startingAt: 0)) mem \(hex16(s.mem.raw))  memsz \(formatSize(s.memsz.raw).padding(toLength: 8, withPad: " ", startingAt: 0)) bufsz \(s.bufsz.raw)\n"
+            out +=
+                "  \(s.name.padding(toLength: 12, withPad: " ", startingAt: 0)) mem \(hex16(s.mem.raw))  memsz \(formatSize(s.memsz.raw).padding(toLength: 8, withPad: " ", startingAt: 0)) bufsz \(s.bufsz.raw)\n"
         }
-        out += "entry \(hex(p.kernelEntry.raw)), purgatory start \(hex(k.startAddress.raw)), boot_params \(hex(p.bootParams.raw))\n"
-        out += "control page \(hex(k.controlPage.raw)), swap page \(k.swapPage.map { hex($0.raw) } ?? "none"), \(k.extraControlPages.count) page-table pages\n"
+        out +=
+            "entry \(hex(p.kernelEntry.raw)), purgatory start \(hex(k.startAddress.raw)), boot_params \(hex(p.bootParams.raw))\n"
+        out +=
+            "control page \(hex(k.controlPage.raw)), swap page \(k.swapPage.map { hex($0.raw) } ?? "none"), \(k.extraControlPages.count) page-table pages\n"
         let entries = k.listEntries
-        out += "source pages \(k.sourcePages.count) (\(k.sourcePages.filter { $0.source == $0.destination }.count) in place), parked \(k.parkedPages), indirection pages \(k.indirectionPages.count), list entries \(entries.count)\n"
+        out +=
+            "source pages \(k.sourcePages.count) (\(k.sourcePages.filter { $0.source == $0.destination }.count) in place), parked \(k.parkedPages), indirection pages \(k.indirectionPages.count), list entries \(entries.count)\n"
         out += "head \(describeEntry(k.head))\nfirst entries:\n"
         for e in entries.prefix(12) { out += "  \(describeEntry(e))\n" }
         return out
     }
 
     public static func costDict(_ c: TableCost) -> [String: Any] {
-        ["policy": c.policy, "pgd": c.pgd, "p4d": c.p4d, "pud": c.pud, "pmd": c.pmd, "pte": c.pte, "pages": c.pages, "bytes": c.bytes, "transition": c.transition]
+        [
+            "policy": c.policy, "pgd": c.pgd, "p4d": c.p4d, "pud": c.pud, "pmd": c.pmd, "pte": c.pte, "pages": c.pages,
+            "bytes": c.bytes, "transition": c.transition,
+        ]
     }
 
     public static func costText(_ c: TableCost) -> String {

@@ -19,7 +19,9 @@ public struct RunStats: Sendable {
     public var tlbFills: UInt64 = 0
     public var onDemandPages = 0
     public var guestBlocks = 0
-    public var totalSeconds: Double { planSeconds + setupSeconds + relocationSeconds + purgatorySeconds + verifySeconds }
+    public var totalSeconds: Double {
+        planSeconds + setupSeconds + relocationSeconds + purgatorySeconds + verifySeconds
+    }
     /// Payload MB (10^6) per second of relocation.
     public var copyMBps: Double { relocationSeconds > 0 ? Double(payloadBytes) / relocationSeconds / 1e6 : 0 }
 }
@@ -58,8 +60,10 @@ public enum Runner {
         case .rejected(let r, let s):
             let v = Verdict(
                 kind: .rejected, summary: "the kernel refuses the load: \(r.errno.rawValue) from \(r.check)",
-                evidence: [("errno", r.errno.rawValue), ("check", r.check), ("detail", r.detail)], errno: r.errno.rawValue)
-            return RunResult(scenario: s, verdict: v, engine: engine, stats: RunStats(), policy: s.policy.identityMap.rawValue)
+                evidence: [("errno", r.errno.rawValue), ("check", r.check), ("detail", r.detail)],
+                errno: r.errno.rawValue)
+            return RunResult(
+                scenario: s, verdict: v, engine: engine, stats: RunStats(), policy: s.policy.identityMap.rawValue)
         case .planned(let plan):
             return execute(plan, options: options)
         }
@@ -133,12 +137,15 @@ public enum Runner {
         let timeoutUs = UInt64(max(0.001, options.timeoutSeconds) * 1e6)
         // Phase 1: relocation, up to purgatory's entry.
         var t = Date()
-        let r1 = x86.run(from: plan.controlVA, until: VirtAddr(plan.purgatoryEntry.raw), budget: budget, timeoutMicros: timeoutUs)
+        let r1 = x86.run(
+            from: plan.controlVA, until: VirtAddr(plan.purgatoryEntry.raw), budget: budget, timeoutMicros: timeoutUs)
         stats.relocationSeconds = Date().timeIntervalSince(t)
         var stop = r1
         if case .reached = r1 {
             t = Date()
-            stop = x86.run(from: VirtAddr(plan.purgatoryEntry.raw), until: VirtAddr(plan.kernelEntry.raw), budget: budget, timeoutMicros: timeoutUs)
+            stop = x86.run(
+                from: VirtAddr(plan.purgatoryEntry.raw), until: VirtAddr(plan.kernelEntry.raw), budget: budget,
+                timeoutMicros: timeoutUs)
             stats.purgatorySeconds = Date().timeIntervalSince(t)
         }
         stats.tlbFills = x86.tlbFills
@@ -151,7 +158,8 @@ public enum Runner {
     }
 
     static func diagnose(
-        stop: StopReason, phase1: StopReason, plan: Plan, x86: X86Engine, layout: GuestLayout, before: [PhysAddr: [UInt8]],
+        stop: StopReason, phase1: StopReason, plan: Plan, x86: X86Engine, layout: GuestLayout,
+        before: [PhysAddr: [UInt8]],
         options: RunOptions
     ) -> Verdict {
         let machine = plan.scenario.machine
@@ -175,35 +183,53 @@ public enum Runner {
             ev.append(("stored_digest", plan.storedDigest.map { String(format: "%02x", $0) }.joined()))
             ev.append(("segments_digest", plan.digest.map { String(format: "%02x", $0) }.joined()))
             return Verdict(
-                kind: .hang, summary: "purgatory spins after a sha256 digest mismatch" + (mismatch.map { " (segment \($0.segment) differs at \(hex($0.address)))" } ?? ""),
+                kind: .hang,
+                summary: "purgatory spins after a sha256 digest mismatch"
+                    + (mismatch.map { " (segment \($0.segment) differs at \(hex($0.address)))" } ?? ""),
                 evidence: ev, address: mismatch?.address)
         case .translationFault(let f, let access, let pc):
             let region = machine.memory.describe(PhysAddr(f.va.raw))
-            let missing = f.reason == .notPresent ? "level-\(levelNumber(f.level)) (\(f.level)) entry is missing" : "\(f.level) entry: \(f.reason.rawValue)"
+            let missing =
+                f.reason == .notPresent
+                ? "level-\(levelNumber(f.level)) (\(f.level)) entry is missing"
+                : "\(f.level) entry: \(f.reason.rawValue)"
             return Verdict(
                 kind: .pageFault,
                 summary: "page fault at \(hex(f.va.raw)) in \(region) because the \(missing) under policy \(policy)",
                 evidence: [
-                    ("address", hex(f.va.raw)), ("access", access.rawValue), ("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)),
+                    ("address", hex(f.va.raw)), ("access", access.rawValue), ("pc", hex(pc.raw)),
+                    ("routine", routine(pc.raw, plan)),
                     ("region", region), ("level", f.level), ("reason", f.reason.rawValue),
-                    ("entry_address", f.entryAddress.map { hex($0.raw) } ?? "-"), ("entry", hex(f.entry)), ("policy", policy),
+                    ("entry_address", f.entryAddress.map { hex($0.raw) } ?? "-"), ("entry", hex(f.entry)),
+                    ("policy", policy),
                 ], address: f.va.raw)
         case .unbackedAccess(let pa, let access, let pc):
             let region = machine.memory.describe(pa)
             return Verdict(
                 kind: .halt, summary: "\(access.rawValue) of \(hex(pa.raw)) in \(region): the machine would stop there",
-                evidence: [("address", hex(pa.raw)), ("access", access.rawValue), ("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("region", region)],
+                evidence: [
+                    ("address", hex(pa.raw)), ("access", access.rawValue), ("pc", hex(pc.raw)),
+                    ("routine", routine(pc.raw, plan)), ("region", region),
+                ],
                 address: pa.raw)
         case .budgetExhausted(let pc, let executed):
             let loop = x86.sampleLoop(at: pc)
             return Verdict(
                 kind: .hang, summary: "instruction budget of \(executed) ran out in \(routine(pc.raw, plan))",
-                evidence: [("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("budget", "\(executed) instructions"), ("loop", loop)])
+                evidence: [
+                    ("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("budget", "\(executed) instructions"),
+                    ("loop", loop),
+                ])
         case .timedOut(let pc):
             let loop = x86.sampleLoop(at: pc)
             return Verdict(
-                kind: .hang, summary: "no progress to the kernel entry within \(Int(options.timeoutSeconds)) s; stuck in \(routine(pc.raw, plan))",
-                evidence: [("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("budget", "\(Int(options.timeoutSeconds)) s wall clock"), ("loop", loop)])
+                kind: .hang,
+                summary:
+                    "no progress to the kernel entry within \(Int(options.timeoutSeconds)) s; stuck in \(routine(pc.raw, plan))",
+                evidence: [
+                    ("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)),
+                    ("budget", "\(Int(options.timeoutSeconds)) s wall clock"), ("loop", loop),
+                ])
         case .cpuException(let pc, let detail):
             return Verdict(
                 kind: .halt, summary: "CPU exception in \(routine(pc.raw, plan)): \(detail)",
@@ -251,7 +277,9 @@ public enum Runner {
                 } else {
                     diff = (0..<n).first { buf[$0] != 0 }
                 }
-                if let d = diff { return Mismatch(segment: s.name, address: s.mem.raw + off + UInt64(d), offset: off + UInt64(d)) }
+                if let d = diff {
+                    return Mismatch(segment: s.name, address: s.mem.raw + off + UInt64(d), offset: off + UInt64(d))
+                }
                 off += UInt64(n)
             }
         }
@@ -265,8 +293,12 @@ public enum Runner {
         let digestHex = plan.digest.map { String(format: "%02x", $0) }.joined()
         if let m = firstDestinationMismatch(plan: plan, mem: mem) {
             return Verdict(
-                kind: .corruption, summary: "reached the entry but segment \(m.segment) differs at \(hex(m.address)) (offset \(hex(m.offset)))",
-                evidence: [("segment", m.segment), ("address", hex(m.address)), ("offset", hex(m.offset)), ("entry", hex(rip))],
+                kind: .corruption,
+                summary:
+                    "reached the entry but segment \(m.segment) differs at \(hex(m.address)) (offset \(hex(m.offset)))",
+                evidence: [
+                    ("segment", m.segment), ("address", hex(m.address)), ("offset", hex(m.offset)), ("entry", hex(rip)),
+                ],
                 address: m.address)
         }
         let after = layout.protectedDigests()
@@ -274,8 +306,12 @@ public enum Runner {
             let region = plan.scenario.machine.memory.describe(page)
             let first = layout.firstDifference(page: page)
             return Verdict(
-                kind: .strayWrite, summary: "memory outside the allowed ranges changed: page \(page) (\(layout.label(page))) in \(region)",
-                evidence: [("page", hex(page.raw)), ("what", layout.label(page)), ("region", region), ("first_differing_byte", first.map { hex($0) } ?? "?")],
+                kind: .strayWrite,
+                summary: "memory outside the allowed ranges changed: page \(page) (\(layout.label(page))) in \(region)",
+                evidence: [
+                    ("page", hex(page.raw)), ("what", layout.label(page)), ("region", region),
+                    ("first_differing_byte", first.map { hex($0) } ?? "?"),
+                ],
                 address: page.raw)
         }
         for p in x86.onDemandPages {
@@ -283,23 +319,36 @@ public enum Runner {
                 let buf = UnsafeRawBufferPointer(start: ptr, count: 4096)
                 if let i = buf.firstIndex(where: { $0 != 0 }) {
                     return Verdict(
-                        kind: .strayWrite, summary: "the run wrote page \(p) (\(plan.scenario.machine.memory.describe(p))), which nothing may touch",
-                        evidence: [("page", hex(p.raw)), ("region", plan.scenario.machine.memory.describe(p)), ("first_differing_byte", hex(p.raw + UInt64(i)))],
+                        kind: .strayWrite,
+                        summary:
+                            "the run wrote page \(p) (\(plan.scenario.machine.memory.describe(p))), which nothing may touch",
+                        evidence: [
+                            ("page", hex(p.raw)), ("region", plan.scenario.machine.memory.describe(p)),
+                            ("first_differing_byte", hex(p.raw + UInt64(i))),
+                        ],
                         address: p.raw)
                 }
             }
         }
         if rip != plan.kernelEntry.raw || rsi != plan.bootParams.raw {
             return Verdict(
-                kind: .corruption, summary: "reached the entry with wrong hand-off registers: rip \(hex(rip)) rsi \(hex(rsi))",
-                evidence: [("rip", hex(rip)), ("rsi", hex(rsi)), ("expected_rip", hex(plan.kernelEntry.raw)), ("expected_rsi", hex(plan.bootParams.raw))])
+                kind: .corruption,
+                summary: "reached the entry with wrong hand-off registers: rip \(hex(rip)) rsi \(hex(rsi))",
+                evidence: [
+                    ("rip", hex(rip)), ("rsi", hex(rsi)), ("expected_rip", hex(plan.kernelEntry.raw)),
+                    ("expected_rsi", hex(plan.bootParams.raw)),
+                ])
         }
-        let segs = plan.segments.map { "\($0.name)@\(hex($0.mem.raw))+\(formatSize($0.memsz.raw))" }.joined(separator: " ")
+        let segs = plan.segments.map { "\($0.name)@\(hex($0.mem.raw))+\(formatSize($0.memsz.raw))" }.joined(
+            separator: " ")
         return Verdict(
-            kind: .landed, summary: "every destination byte matches, entry \(hex(rip)) with rsi = boot_params \(hex(rsi)), nothing else changed",
+            kind: .landed,
+            summary:
+                "every destination byte matches, entry \(hex(rip)) with rsi = boot_params \(hex(rsi)), nothing else changed",
             evidence: [
                 ("entry", hex(rip)), ("rsi", hex(rsi)), ("segments", segs), ("sha256", digestHex),
-                ("protected_pages", "\(before.count) unchanged"), ("on_demand_pages", "\(x86.onDemandPages.count) still zero"),
+                ("protected_pages", "\(before.count) unchanged"),
+                ("on_demand_pages", "\(x86.onDemandPages.count) still zero"),
             ])
     }
 }

@@ -11,7 +11,10 @@ public struct Verdict: Sendable {
     public var address: UInt64?
     public var errno: String?
 
-    public init(kind: VerdictKind, summary: String, evidence: [(String, String)] = [], address: UInt64? = nil, errno: String? = nil) {
+    public init(
+        kind: VerdictKind, summary: String, evidence: [(String, String)] = [], address: UInt64? = nil,
+        errno: String? = nil
+    ) {
         self.kind = kind
         self.summary = summary
         self.evidence = evidence

@@ -101,7 +101,8 @@ public struct PageAllocator: Sendable {
             handedOut += 1
             return PhysAddr(p)
         }
-        throw Rejection(.ENOMEM, check: "kimage_alloc_page", "the first kernel has no free page left outside the destinations")
+        throw Rejection(
+            .ENOMEM, check: "kimage_alloc_page", "the first kernel has no free page left outside the destinations")
     }
 
     /// A source page for `destination`: the destination page itself when the allocator reaches

@@ -18,7 +18,8 @@ public struct Placer: Sendable {
     public mutating func place(_ req: BufferRequest) throws(Rejection) -> PhysAddr {
         let page = kexecPageSize
         guard let memsz = req.memsz.alignedUp(page), memsz.raw > 0 else {
-            throw Rejection(.EINVAL, check: "kexec_add_buffer", "\(req.name): size \(req.memsz) is not a usable buffer size")
+            throw Rejection(
+                .EINVAL, check: "kexec_add_buffer", "\(req.name): size \(req.memsz) is not a usable buffer size")
         }
         let align = max(req.align, page)
         guard align.raw & (align.raw - 1) == 0 else {
@@ -36,7 +37,8 @@ public struct Placer: Sendable {
         }
         throw Rejection(
             .EADDRNOTAVAIL, check: "kexec_locate_mem_hole",
-            "no \(order.rawValue) hole of \(memsz) aligned to \(align) for \(req.name) in [\(req.bufMin), \(req.bufMax)]")
+            "no \(order.rawValue) hole of \(memsz) aligned to \(align) for \(req.name) in [\(req.bufMin), \(req.bufMax)]"
+        )
     }
 
     private func collides(_ r: AddressRange) -> Bool { placed.contains { $0.range.overlaps(r) } }
@@ -58,7 +60,8 @@ public struct Placer: Sendable {
         }
     }
 
-    private func bottomUp(_ r: AddressRange, _ memsz: ByteCount, _ align: ByteCount, _ req: BufferRequest) -> PhysAddr? {
+    private func bottomUp(_ r: AddressRange, _ memsz: ByteCount, _ align: ByteCount, _ req: BufferRequest) -> PhysAddr?
+    {
         var start = max(r.first.raw, req.bufMin.raw)
         while true {
             guard let aligned = PhysAddr(start).alignedUp(align) else { return nil }

@@ -8,14 +8,16 @@ public enum SanityCheck {
         crashRegions: [AddressRange], limits: ArchLimits
     ) throws(Rejection) {
         if syscall == .kexecLoad && segments.count > limits.segmentMax {
-            throw Rejection(.EINVAL, check: "kexec_load", "\(segments.count) segments; KEXEC_SEGMENT_MAX is \(limits.segmentMax)")
+            throw Rejection(
+                .EINVAL, check: "kexec_load", "\(segments.count) segments; KEXEC_SEGMENT_MAX is \(limits.segmentMax)")
         }
         let page = kexecPageSize.raw
         // Destinations: page aligned, not inverted, below the destination limit.
         for s in segments {
             let (mend, o) = s.mem.raw.addingReportingOverflow(s.memsz.raw)
             if o {
-                throw Rejection(.EADDRNOTAVAIL, check: "sanity_check_segment_list", "\(s.name): mem + memsz wraps past 2^64")
+                throw Rejection(
+                    .EADDRNOTAVAIL, check: "sanity_check_segment_list", "\(s.name): mem + memsz wraps past 2^64")
             }
             if s.mem.raw % page != 0 || mend % page != 0 {
                 throw Rejection(
@@ -25,7 +27,8 @@ public enum SanityCheck {
             if mend >= limits.destinationLimit {
                 throw Rejection(
                     .EADDRNOTAVAIL, check: "sanity_check_segment_list",
-                    "\(s.name): end \(hex(mend)) is past KEXEC_DESTINATION_MEMORY_LIMIT \(hex(limits.destinationLimit - 1))")
+                    "\(s.name): end \(hex(mend)) is past KEXEC_DESTINATION_MEMORY_LIMIT \(hex(limits.destinationLimit - 1))"
+                )
             }
         }
         // No overlaps.
@@ -44,7 +47,8 @@ public enum SanityCheck {
         }
         // Buffers fit.
         for s in segments where s.bufsz > s.memsz {
-            throw Rejection(.EINVAL, check: "sanity_check_segment_list", "\(s.name): bufsz \(s.bufsz) > memsz \(s.memsz)")
+            throw Rejection(
+                .EINVAL, check: "sanity_check_segment_list", "\(s.name): bufsz \(s.bufsz) > memsz \(s.memsz)")
         }
         // Not more than half of RAM, each and all together.
         let halfPages = totalRAM.raw / page / 2

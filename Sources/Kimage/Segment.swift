@@ -47,7 +47,8 @@ public struct Segment: Sendable {
     /// Size of the buffer userspace passes; `bytes` holds it once contents are generated.
     public var bufsz: ByteCount
     public init(
-        name: String, mem: PhysAddr, memsz: ByteCount, bytes: [UInt8], bufsz: ByteCount? = nil, isPurgatory: Bool = false,
+        name: String, mem: PhysAddr, memsz: ByteCount, bytes: [UInt8], bufsz: ByteCount? = nil,
+        isPurgatory: Bool = false,
         source: SourceLocation? = nil
     ) {
         self.name = name

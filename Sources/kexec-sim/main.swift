@@ -28,7 +28,9 @@ func loadScenario(_ path: String) -> Scenario {
 func parsePolicy(_ s: String?) -> IdentityMapPolicy? {
     guard let s else { return nil }
     guard let p = IdentityMapPolicy(rawValue: s) else {
-        fail("--policy: unknown policy \"\(s)\" (one of: \(IdentityMapPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
+        fail(
+            "--policy: unknown policy \"\(s)\" (one of: \(IdentityMapPolicy.allCases.map(\.rawValue).joined(separator: ", ")))"
+        )
     }
     return p
 }
@@ -69,10 +71,14 @@ struct PlanCommand: ParsableCommand {
         do {
             switch try Planner.plan(sc) {
             case .planned(let p):
-                print(json ? Report.json(Report.planDict(p, firstEntries: entries)) : Report.planText(p), terminator: json ? "\n" : "")
+                print(
+                    json ? Report.json(Report.planDict(p, firstEntries: entries)) : Report.planText(p),
+                    terminator: json ? "\n" : "")
             case .rejected(let r, _):
                 if json {
-                    print(Report.json(["rejected": true, "errno": r.errno.rawValue, "check": r.check, "detail": r.detail]))
+                    print(
+                        Report.json(["rejected": true, "errno": r.errno.rawValue, "check": r.check, "detail": r.detail])
+                    )
                 } else {
                     print("rejected: \(r)")
                 }
@@ -88,7 +94,8 @@ struct TablesCommand: ParsableCommand {
         commandName: "tables", abstract: "Count the identity-map page-table pages per level under a policy.")
     @Argument(help: "Scenario or machine fixture (YAML).") var fixture: String
     @Option(help: "Identity-map policy (default: the fixture's).") var policy: String?
-    @Flag(help: "Count only the machine's own ranges (RAM as direct-mapped, first 1 MiB, ACPI, NVS).") var noSegments = false
+    @Flag(help: "Count only the machine's own ranges (RAM as direct-mapped, first 1 MiB, ACPI, NVS).") var noSegments =
+        false
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -109,9 +116,11 @@ struct TablesCommand: ParsableCommand {
         var pol = sc.policy
         if noSegments { pol.mapSegments = false }
         let requests = X86IdentityMap.requests(
-            machine: sc.machine, segments: segs, policy: pol, imageType: type, crashkernel: sc.machine.crashkernelRanges)
+            machine: sc.machine, segments: segs, policy: pol, imageType: type, crashkernel: sc.machine.crashkernelRanges
+        )
         let cost = X86IdentityMap.cost(
-            requests: requests, policy: sc.policy.identityMap, platform: sc.machine.platform, levels: sc.machine.paging.levels,
+            requests: requests, policy: sc.policy.identityMap, platform: sc.machine.platform,
+            levels: sc.machine.paging.levels,
             transition: Planner.controlVA)
         print(json ? Report.json(Report.costDict(cost)) : Report.costText(cost))
     }

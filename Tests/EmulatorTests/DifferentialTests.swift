@@ -52,9 +52,12 @@ import Testing
                 let theirs = engine.engineTranslate(VirtAddr(va), access: access)
                 switch ours {
                 case .success(let tr):
-                    #expect(theirs == tr.pa, "VA \(hex(va)) \(access): ours \(tr.pa), engine \(theirs.map { "\($0)" } ?? "fault")")
+                    #expect(
+                        theirs == tr.pa,
+                        "VA \(hex(va)) \(access): ours \(tr.pa), engine \(theirs.map { "\($0)" } ?? "fault")")
                 case .failure:
-                    #expect(theirs == nil, "VA \(hex(va)) \(access): ours faults, engine \(theirs.map { "\($0)" } ?? "-")")
+                    #expect(
+                        theirs == nil, "VA \(hex(va)) \(access): ours faults, engine \(theirs.map { "\($0)" } ?? "-")")
                     agreedFaults += 1
                 }
                 compared += 1
@@ -70,7 +73,9 @@ import Testing
         var t = try TinyTables(mem: mem, pool: PhysAddr(0x10_0000), poolPages: 16)
         let twentyTiB: UInt64 = 20 << 40
         t.map(va: twentyTiB, pa: twentyTiB, level: 2)
-        let ours = X86Walker.translate(VirtAddr(twentyTiB + 0x1234), access: .read, control: control(t)) { mem.read64($0) }
+        let ours = X86Walker.translate(VirtAddr(twentyTiB + 0x1234), access: .read, control: control(t)) {
+            mem.read64($0)
+        }
         #expect(try ours.get().pa == PhysAddr(twentyTiB + 0x1234))
         let engine = try X86Engine(memory: mem, mmu: .engine)
         engine.enterLongMode(cr3: t.root, fiveLevel: false)

@@ -23,7 +23,8 @@ import Testing
         engine.write(.rax, value)
         engine.write(.rbx, va)
         return engine.run(
-            from: VirtAddr(codeVA + probe.offset(of: "store_probe")), until: VirtAddr(codeVA + probe.offset(of: "store_probe_done")),
+            from: VirtAddr(codeVA + probe.offset(of: "store_probe")),
+            until: VirtAddr(codeVA + probe.offset(of: "store_probe_done")),
             budget: 0, timeoutMicros: 5_000_000)
     }
 
@@ -46,8 +47,11 @@ import Testing
             let value = 0x1122_3344_5566_7700 | UInt64(i)
             let off: UInt64 = x.level == 1 ? 0xff8 : 0x1ff8
             let stop = store(engine, va: x.va + off, value: value)
-            #expect(stop == .reached(pc: VirtAddr(codeVA + probe.offset(of: "store_probe_done"))), "\(hex(x.va)): \(stop)")
-            #expect(mem.read64(PhysAddr(x.pa + off)) == value, "store through \(hex(x.va)) should land at \(hex(x.pa + off))")
+            #expect(
+                stop == .reached(pc: VirtAddr(codeVA + probe.offset(of: "store_probe_done"))), "\(hex(x.va)): \(stop)")
+            #expect(
+                mem.read64(PhysAddr(x.pa + off)) == value,
+                "store through \(hex(x.va)) should land at \(hex(x.pa + off))")
             // And nowhere else: the identity address is not even backed.
             #expect(mem.read64(PhysAddr(x.va + off)) == nil)
         }

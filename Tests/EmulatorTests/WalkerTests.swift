@@ -43,7 +43,9 @@ struct TinyTables {
         #expect(v.isSupported)
         #expect(v.description.hasPrefix("Unicorn 2."))
         #expect(EngineVersion(major: 2, minor: 0, patch: 1).isSupported == false)
-        #expect(EmulatorError.engineTooOld(EngineVersion(major: 2, minor: 0, patch: 1)).description.contains("scripts/setup-unicorn"))
+        #expect(
+            EmulatorError.engineTooOld(EngineVersion(major: 2, minor: 0, patch: 1)).description.contains(
+                "scripts/setup-unicorn"))
     }
 
     @Test func walkerLeavesAndFaults() throws {

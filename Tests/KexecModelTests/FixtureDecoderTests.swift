@@ -112,13 +112,16 @@ struct FixtureDecoderTests {
         #expect(m.source == dir + "/full.yaml")
         let regions = m.memory.regions
         #expect(regions.count == 8)
-        #expect(regions.map(\.type) == [.usable, .reserved, .usable, .acpi, .nvs, .persistent, .softReserved, .unusable])
+        #expect(
+            regions.map(\.type) == [.usable, .reserved, .usable, .acpi, .nvs, .persistent, .softReserved, .unusable])
         #expect(regions[0].range == AddressRange(first: PhysAddr(0), last: PhysAddr(0x9ffff)))
         #expect(regions[1].range == AddressRange(first: PhysAddr(0xa0000), last: PhysAddr(0xfffff)))
         #expect(regions[2].range == AddressRange(first: PhysAddr(0x10_0000), last: PhysAddr(0x800f_ffff)))
         #expect(regions[7].range == AddressRange(first: PhysAddr(0x8050_0000), last: PhysAddr(0x805f_ffff)))
-        #expect(regions[0].source == SourceLocation(file: dir + "/full.yaml", line: 8, field: "machine.memory[0].range"))
-        #expect(regions[2].source == SourceLocation(file: dir + "/full.yaml", line: 10, field: "machine.memory[2].start"))
+        #expect(
+            regions[0].source == SourceLocation(file: dir + "/full.yaml", line: 8, field: "machine.memory[0].range"))
+        #expect(
+            regions[2].source == SourceLocation(file: dir + "/full.yaml", line: 10, field: "machine.memory[2].start"))
         #expect(regions[7].source?.line == 15)
         #expect(
             m.hazards == [
@@ -202,10 +205,12 @@ struct FixtureDecoderTests {
             k.segments == [
                 SegmentSpec(
                     name: "kernel", mem: PhysAddr(0x4100_0000), memsz: ByteCount(12 << 20),
-                    bufsz: ByteCount(0xb0_0000), source: SourceLocation(file: "s.yaml", line: 8, field: "kexec.segments[0]")),
+                    bufsz: ByteCount(0xb0_0000),
+                    source: SourceLocation(file: "s.yaml", line: 8, field: "kexec.segments[0]")),
                 SegmentSpec(
                     name: "segment1", mem: PhysAddr(0x4800_0000), memsz: ByteCount(32 << 20),
-                    bufsz: ByteCount(32 << 20), source: SourceLocation(file: "s.yaml", line: 9, field: "kexec.segments[1]")),
+                    bufsz: ByteCount(32 << 20),
+                    source: SourceLocation(file: "s.yaml", line: 9, field: "kexec.segments[1]")),
             ])
         #expect(k.entry == PhysAddr(0x4100_0000))
         #expect(s.expect == Expectation(verdict: .landed))
@@ -284,19 +289,27 @@ struct FixtureDecoderTests {
 
     @Test func duplicateKey() throws {
         let e = try #require(decodeError(minimal + "name: again\n"))
-        #expect(e == InputError(file: "s.yaml", line: 9, field: "name", message: "duplicate key \"name\" (first given at line 1)"))
+        #expect(
+            e
+                == InputError(
+                    file: "s.yaml", line: 9, field: "name", message: "duplicate key \"name\" (first given at line 1)"))
     }
 
     @Test func wrongType() throws {
-        let hazards = try #require(decodeError(minimal.replacingOccurrences(of: "  arch: x86_64\n", with: "  arch: x86_64\n  hazards: 0x1000-0x1fff\n")))
+        let hazards = try #require(
+            decodeError(
+                minimal.replacingOccurrences(of: "  arch: x86_64\n", with: "  arch: x86_64\n  hazards: 0x1000-0x1fff\n")
+            ))
         #expect(
             hazards
                 == InputError(
                     file: "s.yaml", line: 4, field: "machine.hazards",
                     message: "expected a list of ranges, found \"0x1000-0x1fff\""))
 
-        let kexec = try #require(decodeError(minimal.replacingOccurrences(of: "  kernel: { size: 12MiB }", with: "  - kernel")))
-        #expect(kexec == InputError(file: "s.yaml", line: 8, field: "kexec", message: "expected a mapping, found a list"))
+        let kexec = try #require(
+            decodeError(minimal.replacingOccurrences(of: "  kernel: { size: 12MiB }", with: "  - kernel")))
+        #expect(
+            kexec == InputError(file: "s.yaml", line: 8, field: "kexec", message: "expected a mapping, found a list"))
 
         let empty = try #require(decodeError(minimal.replacingOccurrences(of: "x86_64", with: "")))
         #expect(empty.line == 3)
@@ -307,11 +320,13 @@ struct FixtureDecoderTests {
     @Test func missingArch() throws {
         let e = try #require(decodeError(minimal.replacingOccurrences(of: "  arch: x86_64\n", with: "")))
         // The line of the machine mapping (its first key).
-        #expect(e == InputError(file: "s.yaml", line: 3, field: "machine.arch", message: "missing required field \"arch\""))
+        #expect(
+            e == InputError(file: "s.yaml", line: 3, field: "machine.arch", message: "missing required field \"arch\""))
     }
 
     @Test func invertedRange() throws {
-        let e = try #require(decodeError(minimal.replacingOccurrences(of: "0x100000-0x7fffffff", with: "0x2000-0x1000")))
+        let e = try #require(
+            decodeError(minimal.replacingOccurrences(of: "0x100000-0x7fffffff", with: "0x2000-0x1000")))
         #expect(
             e
                 == InputError(
@@ -338,12 +353,14 @@ struct FixtureDecoderTests {
             decodeError(
                 minimal.replacingOccurrences(
                     of: "    - { range: 0x100000-0x7fffffff, type: usable }\n",
-                    with: "    - { range: 0x100000-0x7fffffff, type: usable }\n    - { range: 0x50000-0x5ffff, type: reserved }\n"
+                    with:
+                        "    - { range: 0x100000-0x7fffffff, type: usable }\n    - { range: 0x50000-0x5ffff, type: reserved }\n"
                 )))
         #expect(later.file == "s.yaml")
         #expect(later.line == 7)
         #expect(later.field == "machine.memory[2].range")
-        #expect(later.message.contains("overlaps region [0x0000000000000000-0x000000000009ffff] (usable) given at line 5"))
+        #expect(
+            later.message.contains("overlaps region [0x0000000000000000-0x000000000009ffff] (usable) given at line 5"))
 
         // The later region sorts first: still the later line is named.
         let sortedFirst = try #require(
@@ -496,19 +513,23 @@ struct FixtureDecoderTests {
 
         let multiline = "name:\n" + String(repeating: "[\n", count: 20000) + String(repeating: "]\n", count: 20000)
         let m = try #require(decodeError(multiline))
-        #expect(m == InputError(file: "s.yaml", line: nil, field: "file", message: "more than 10000 '[' or '{' characters"))
+        #expect(
+            m == InputError(file: "s.yaml", line: nil, field: "file", message: "more than 10000 '[' or '{' characters"))
     }
 
     @Test func nestingWithinLimitsStillDecodes() throws {
         // 4000 nested flow sequences: allowed by the limits, composed on the large stack, then
         // rejected by the schema (a name is text) rather than crashing.
-        let yaml = "name:\n" + String(repeating: "[\n", count: 4000) + String(repeating: "]\n", count: 4000)
+        let yaml = "name: " + String(repeating: "[\n", count: 4000) + String(repeating: "]\n", count: 4000)
         let e = try #require(decodeError(yaml))
-        #expect(e == InputError(file: "s.yaml", line: 2, field: "name", message: "expected text, found a list"))
+        #expect(e == InputError(file: "s.yaml", line: 1, field: "name", message: "expected text, found a list"))
     }
 
     @Test func topLevelMustBeAMapping() throws {
-        #expect(decodeError("") == InputError(file: "s.yaml", line: 1, field: "document", message: "file is empty (expected a mapping)"))
+        #expect(
+            decodeError("")
+                == InputError(file: "s.yaml", line: 1, field: "document", message: "file is empty (expected a mapping)")
+        )
         let e = try #require(decodeError("- a\n- b\n"))
         #expect(e.field == "document")
         #expect(e.message == "expected a mapping at the top level, found a list")

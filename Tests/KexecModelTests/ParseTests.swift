@@ -122,7 +122,8 @@ struct ParseTests {
             "0x1000+0",  // size 0
             "0xfffffffffffff000+8K",  // wraps past 2^64
             "0xffffffffffffffff+2",  // wraps by one byte
-            "0x1+0xffffffffffffffff",  // wraps by one byte
+            "0x2+0xffffffffffffffff",  // wraps by one byte
+            "0x1000-0xfff",  // inverted by one byte
             "0x0-0x10000000000000000",  // end does not fit
             "18446744073709551616+1",  // start does not fit
             "0x1000+16EiB",  // size does not fit

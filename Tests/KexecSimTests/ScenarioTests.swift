@@ -29,7 +29,10 @@ func fixture(_ name: String) throws -> Scenario {
         let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
         // Top-down in the 4..5 GiB range: purgatory at the very top, boot_params below it, the
         // kernel 2 MiB aligned below those, the initrd below the kernel.
-        #expect(ev["segments"] == "purgatory@0x13fffd000+12KiB boot_params@0x13fffb000+8KiB kernel@0x13f200000+12MiB initrd@0x13d200000+32MiB")
+        #expect(
+            ev["segments"]
+                == "purgatory@0x13fffd000+12KiB boot_params@0x13fffb000+8KiB kernel@0x13f200000+12MiB initrd@0x13d200000+32MiB"
+        )
         #expect(ev["entry"] == "0x13f200200")
         #expect(ev["rsi"] == "0x13fffb000")
         #expect(r.engine.hasPrefix("Unicorn 2.1"))
@@ -57,7 +60,9 @@ func fixture(_ name: String) throws -> Scenario {
 @Suite struct DamageTests {
     /// Flip one byte of one source page after planning: purgatory's digest check catches it.
     @Test func flippedSourceByteIsCaughtByPurgatory() throws {
-        let sc = TestMachines.basic(kernel: .mib(2), initrd: .kib(256), inject: [.flipSourceByte(segment: "initrd", offset: ByteCount(0x2_0001))])
+        let sc = TestMachines.basic(
+            kernel: .mib(2), initrd: .kib(256),
+            inject: [.flipSourceByte(segment: "initrd", offset: ByteCount(0x2_0001))])
         let r = try Runner.run(sc)
         #expect(r.verdict.kind == .hang)
         let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
@@ -75,8 +80,11 @@ func fixture(_ name: String) throws -> Scenario {
     }
 
     @Test func placementOrdersDiffer() throws {
-        guard case .planned(let td) = try Planner.plan(TestMachines.basic(kernel: .mib(2), initrd: .mib(1), placement: .topDown)),
-            case .planned(let bu) = try Planner.plan(TestMachines.basic(kernel: .mib(2), initrd: .mib(1), placement: .bottomUp))
+        guard
+            case .planned(let td) = try Planner.plan(
+                TestMachines.basic(kernel: .mib(2), initrd: .mib(1), placement: .topDown)),
+            case .planned(let bu) = try Planner.plan(
+                TestMachines.basic(kernel: .mib(2), initrd: .mib(1), placement: .bottomUp))
         else {
             Issue.record("planning failed")
             return

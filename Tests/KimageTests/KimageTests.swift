@@ -9,19 +9,22 @@ func range(_ f: UInt64, _ l: UInt64) -> AddressRange { AddressRange(first: PhysA
 
     @Test func topDownTakesTheTopOfTheHighestRange() throws {
         var p = Placer(ranges: ram, order: .topDown)
-        let a = try p.place(BufferRequest(name: "a", memsz: ByteCount(0x3000), align: ByteCount(0x1000), bufMin: PhysAddr(0x3000)))
+        let a = try p.place(
+            BufferRequest(name: "a", memsz: ByteCount(0x3000), align: ByteCount(0x1000), bufMin: PhysAddr(0x3000)))
         #expect(a == PhysAddr(0x1_3fff_d000))
         // Collides with `a`: steps down page by page, then aligns down to 2 MiB.
         let b = try p.place(BufferRequest(name: "b", memsz: .mib(4), align: .mib(2), bufMin: PhysAddr(0x10_0000)))
         #expect(b == PhysAddr(0x1_3fa0_0000))
         // buf_max keeps it low.
-        let c = try p.place(BufferRequest(name: "c", memsz: .kib(8), align: .kib(4), bufMin: PhysAddr(0), bufMax: PhysAddr(0xfff_ffff)))
+        let c = try p.place(
+            BufferRequest(name: "c", memsz: .kib(8), align: .kib(4), bufMin: PhysAddr(0), bufMax: PhysAddr(0xfff_ffff)))
         #expect(c == PhysAddr(0xfff_e000))
     }
 
     @Test func bottomUpTakesTheFirstFit() throws {
         var p = Placer(ranges: ram, order: .bottomUp)
-        let a = try p.place(BufferRequest(name: "a", memsz: ByteCount(0x1001), align: ByteCount(0x10), bufMin: PhysAddr(0x3000)))
+        let a = try p.place(
+            BufferRequest(name: "a", memsz: ByteCount(0x1001), align: ByteCount(0x10), bufMin: PhysAddr(0x3000)))
         #expect(a == PhysAddr(0x3000))
         let b = try p.place(BufferRequest(name: "b", memsz: .mib(1), align: .mib(2), bufMin: PhysAddr(0x10_0000)))
         #expect(b == PhysAddr(0x20_0000))
@@ -47,7 +50,9 @@ func range(_ f: UInt64, _ l: UInt64) -> AddressRange { AddressRange(first: PhysA
     func seg(_ name: String, _ mem: UInt64, _ memsz: UInt64, bufsz: UInt64? = nil) -> Segment {
         Segment(name: name, mem: PhysAddr(mem), memsz: ByteCount(memsz), bytes: [], bufsz: ByteCount(bufsz ?? memsz))
     }
-    func errno(_ segs: [Segment], syscall: KexecSyscall = .kexecLoad, type: ImageType = .normal, crash: [AddressRange] = [])
+    func errno(
+        _ segs: [Segment], syscall: KexecSyscall = .kexecLoad, type: ImageType = .normal, crash: [AddressRange] = []
+    )
         -> Errno?
     {
         do {

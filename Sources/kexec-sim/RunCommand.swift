@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import KexecModel
+import KexecSim
+import PageTables
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Plan and emulate a fixture's kexec; print the verdict.")
+    @Argument(help: "Scenario fixture (YAML).") var fixture: String
+    @Flag(help: "Print JSON instead of text.") var json = false
+    @Option(help: "Identity-map policy, overriding the fixture's.") var policy: String?
+    @Option(help: "Exact instruction budget (counting slows the engine about 10x). Default: wall-clock limit only.")
+    var budget: UInt64?
+    @Option(help: "Wall-clock limit per emulated phase, seconds.") var timeout: Double = 120
+
+    func run() throws {
+        let sc = loadScenario(fixture)
+        let opts = RunOptions(budget: budget, timeoutSeconds: timeout, policyOverride: parsePolicy(policy))
+        let r: RunResult
+        do {
+            r = try Runner.run(sc, options: opts)
+        } catch {
+            fail(error.description)
+        }
+        print(json ? Report.json(Report.runDict(r)) : Report.runText(r), terminator: json ? "\n" : "")
+        if r.matches == false { throw ExitCode(1) }
+    }
+}

@@ -337,7 +337,9 @@ private func runOnLargeStack(bytes: Int, _ work: @escaping () -> Void) -> Bool {
 
 // MARK: - Walking the tree
 
-private let scenarioKeys = ["name", "machine", "kexec", "policy", "next_kernel_touches", "expect", "budget"]
+private let scenarioKeys = [
+    "name", "machine", "kexec", "policy", "next_kernel_touches", "expect", "expect_by_policy", "budget",
+]
 private let machineKeys = [
     "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
     "efi_system_table", "mem_limit",
@@ -433,6 +435,14 @@ struct Walker {
             }
         }
         if let n = f.value("expect") { scenario.expect = try expectation(n, path: f.field("expect")) }
+        if let n = f.value("expect_by_policy") {
+            let field = f.field("expect_by_policy")
+            let m = try mapping(n, field, "a mapping from policy name to expectation")
+            for (k, v) in m {
+                let p: IdentityMapPolicy = try choice(k, field, IdentityMapPolicy.allCases)
+                scenario.expectByPolicy[p] = try expectation(v, path: Walker.join(field, p.rawValue))
+            }
+        }
         if let n = f.value("budget") {
             let b = try number(n, f.field("budget"))
             guard b > 0 else { throw fail(n, f.field("budget"), "the instruction budget must be more than 0") }

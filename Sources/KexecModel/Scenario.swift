@@ -168,6 +168,8 @@ public struct Scenario: Sendable {
     public var policy: PolicySpec
     public var nextKernelTouches: [PhysAddr]
     public var expect: Expectation?
+    /// Expectations under other identity-map policies (`expect_by_policy:`), for policy matrices.
+    public var expectByPolicy: [IdentityMapPolicy: Expectation] = [:]
     /// Instruction budget for the whole run (nil: the default).
     public var budget: UInt64?
     public var file: String
@@ -183,5 +185,19 @@ public struct Scenario: Sendable {
         self.expect = expect
         self.budget = budget
         self.file = file
+    }
+
+    /// What the run should give under `policy`: `expect_by_policy[policy]`, else `expect` when
+    /// `policy` is the fixture's own, else nothing.
+    public func expectation(for policy: IdentityMapPolicy) -> Expectation? {
+        expectByPolicy[policy] ?? (policy == self.policy.identityMap ? expect : nil)
+    }
+}
+
+extension Scenario {
+    /// What the run should give under `policy`: `expect_by_policy[policy]`, else `expect` when
+    /// `policy` is the fixture's own, else nothing.
+    public func expectation(for policy: IdentityMapPolicy) -> Expectation? {
+        expectByPolicy[policy] ?? (policy == self.policy.identityMap ? expect : nil)
     }
 }

@@ -29,7 +29,7 @@ public enum Report {
             "file": r.scenario.file,
             "verdict": r.verdict.kind.rawValue,
             "summary": r.verdict.summary,
-            "expected": expectDict(r.scenario.expect),
+            "expected": expectDict(r.expectation),
             "matches": r.matches.map { $0 as Any } ?? NSNull(),
             "engine": r.engine,
             "policy": r.policy,
@@ -51,7 +51,7 @@ public enum Report {
         for (k, v) in r.verdict.evidence {
             out += "  \(k.padding(toLength: w, withPad: " ", startingAt: 0))  \(v)\n"
         }
-        if let e = r.scenario.expect {
+        if let e = r.expectation {
             var exp = e.verdict.rawValue
             if let a = e.address { exp += " at \(hex(a))" }
             if let n = e.errno { exp += " \(n)" }

@@ -32,8 +32,12 @@ public struct RunResult: Sendable {
     public var engine: String
     public var stats: RunStats
     public var policy: String
+    /// The expectation for the policy this run used (see Scenario.expectation(for:)).
+    public var expectation: Expectation? {
+        IdentityMapPolicy(rawValue: policy).flatMap { scenario.expectation(for: $0) } ?? scenario.expect
+    }
     public var matches: Bool? {
-        scenario.expect.map { verdict.matches($0) }
+        expectation.map { verdict.matches($0) }
     }
 }
 
@@ -53,7 +57,11 @@ public struct RunOptions: Sendable {
 public enum Runner {
     public static func run(_ scenario: Scenario, options: RunOptions = RunOptions()) throws(PlanError) -> RunResult {
         var sc = scenario
-        if let p = options.policyOverride { sc.policy.identityMap = p }
+        if let p = options.policyOverride, p != sc.policy.identityMap {
+            // Under another policy only expect_by_policy says what should happen.
+            sc.expect = sc.expectByPolicy[p]
+            sc.policy.identityMap = p
+        }
         if sc.budget == nil { sc.budget = options.budget }
         let engine = EngineVersion.current.description
         switch try Planner.plan(sc) {

@@ -193,11 +193,3 @@ public struct Scenario: Sendable {
         expectByPolicy[policy] ?? (policy == self.policy.identityMap ? expect : nil)
     }
 }
-
-extension Scenario {
-    /// What the run should give under `policy`: `expect_by_policy[policy]`, else `expect` when
-    /// `policy` is the fixture's own, else nothing.
-    public func expectation(for policy: IdentityMapPolicy) -> Expectation? {
-        expectByPolicy[policy] ?? (policy == self.policy.identityMap ? expect : nil)
-    }
-}

@@ -101,6 +101,16 @@ public enum Planner {
                             message: "kexec_file_load needs a kernel"))
                 }
                 let isize = try synthSize(req.initrd, "kexec.initrd")
+                if req.type == .crash {
+                    // crash_load_segments: the ELF core header describing the first kernel's memory
+                    // (one PT_LOAD per System RAM range plus a PT_NOTE), loaded first.
+                    let phdrs = UInt64(machine.memory.usable.ranges.count + 1)
+                    let hdrSize = ByteCount(64 + 56 * phdrs)
+                    let memsz = hdrSize.alignedUp(kexecPageSize)!
+                    let at = try placer.place(
+                        BufferRequest(name: "elfcorehdr", memsz: memsz, align: kexecPageSize, bufMin: PhysAddr(0)))
+                    segments.append(Segment(name: "elfcorehdr", mem: at, memsz: memsz, bytes: [], bufsz: hdrSize))
+                }
                 let bpSize = ByteCount(UInt64(0x1000 + req.cmdline.utf8.count + 1))
                 let pAt = try placer.place(
                     BufferRequest(name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))

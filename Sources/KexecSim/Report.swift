@@ -34,6 +34,7 @@ public enum Report {
             "engine": r.engine,
             "policy": r.policy,
             "evidence": ev,
+            "warnings": r.verdict.warnings,
             "stats": [
                 "plan_s": s.planSeconds, "setup_s": s.setupSeconds, "relocation_s": s.relocationSeconds,
                 "purgatory_s": s.purgatorySeconds, "verify_s": s.verifySeconds, "total_s": s.totalSeconds,
@@ -51,6 +52,7 @@ public enum Report {
         for (k, v) in r.verdict.evidence {
             out += "  \(k.padding(toLength: w, withPad: " ", startingAt: 0))  \(v)\n"
         }
+        for w in r.verdict.warnings { out += "warning: \(w)\n" }
         if let e = r.expectation {
             var exp = e.verdict.rawValue
             if let a = e.address { exp += " at \(hex(a))" }

@@ -106,6 +106,7 @@ public enum Runner {
         func result(_ v: Verdict) -> RunResult {
             RunResult(scenario: sc, verdict: v, engine: engineName, stats: stats, policy: policyName)
         }
+        if let halt = hazardCheck(plan) { return result(halt) }
         let t0 = Date()
         let layout: GuestLayout
         do {
@@ -160,7 +161,11 @@ public enum Runner {
         stats.onDemandPages = x86.onDemandPages.count
         t = Date()
         defer { stats.verifySeconds = Date().timeIntervalSince(t) }
-        let v = diagnose(stop: stop, phase1: r1, plan: plan, x86: x86, layout: layout, before: before, options: options)
+        var v = diagnose(stop: stop, phase1: r1, plan: plan, x86: x86, layout: layout, before: before, options: options)
+        if v.kind == .landed && !sc.nextKernelTouches.isEmpty {
+            v = probeTouches(plan: plan, x86: x86, landed: v, timeoutMicros: timeoutUs)
+        }
+        v.warnings += placementWarnings(plan)
         stats.verifySeconds = Date().timeIntervalSince(t)
         return result(v)
     }
@@ -242,6 +247,134 @@ public enum Runner {
             return Verdict(
                 kind: .halt, summary: "CPU exception in \(routine(pc.raw, plan)): \(detail)",
                 evidence: [("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("detail", detail)])
+        }
+    }
+
+    /// On UV a leaf that covers any byte of a hazard halts the machine, even if nothing touches it
+    /// (speculation): checked on the built tables before any instruction runs.
+    static func hazardCheck(_ plan: Plan) -> Verdict? {
+        let m = plan.scenario.machine
+        guard m.platform == .uv, !m.hazards.isEmpty else { return nil }
+        for h in m.hazards {
+            let leaves = plan.tables.leaves(overlapping: VirtAddr(h.first.raw), VirtAddr(h.last.raw))
+            if let leaf = leaves.first {
+                let policy = plan.scenario.policy.identityMap.rawValue
+                return Verdict(
+                    kind: .halt,
+                    summary:
+                        "a \(leaf.size) \(leaf.level) leaf \(leaf.physRange) covers the UV hazard \(h) under policy \(policy)",
+                    evidence: [
+                        ("leaf_level", leaf.level), ("leaf_size", leaf.size.description),
+                        ("leaf_range", leaf.physRange.description),
+                        ("hazard", h.description), ("leaves_over_hazards", "\(leaves.count)"), ("policy", policy),
+                        ("effective_leaf_rule", plan.tables.effectiveLeafRule),
+                    ], address: h.first.raw)
+            }
+        }
+        return nil
+    }
+
+    /// Warnings about the layout: segments in hot-removable memory, identity leaves that also map
+    /// reserved or unusable memory (harmless until something touches it).
+    static func placementWarnings(_ plan: Plan) -> [String] {
+        var out: [String] = []
+        let m = plan.scenario.machine
+        for h in m.hotpluggable {
+            let inside = plan.segments.filter { $0.range?.overlaps(h) == true }.map(\.name)
+            if !inside.isEmpty {
+                out.append(
+                    "segments \(inside.joined(separator: ", ")) sit in hot-removable memory \(h): hot-removing it will fail, "
+                        + "and the image must be reloaded after a hotplug event")
+            }
+        }
+        var over: [String] = []
+        var count = 0
+        // The first MiB is always mapped (ISA range) whatever it holds: not worth a warning.
+        for reg in m.memory.regions
+        where (reg.type == .reserved || reg.type == .unusable) && reg.range.last.raw >= 0x10_0000 {
+            for leaf in plan.tables.leaves(overlapping: VirtAddr(reg.range.first.raw), VirtAddr(reg.range.last.raw)) {
+                count += 1
+                if over.count < 3 {
+                    over.append(
+                        "\(leaf.level) \(leaf.size) leaf \(leaf.physRange) also maps \(reg.type.rawValue) \(reg.range)")
+                }
+            }
+        }
+        if count > 0 {
+            out.append(
+                "\(count) identity-map leaves also map reserved/unusable memory: " + over.joined(separator: "; ")
+                    + (count > 3 ? "; …" : ""))
+        }
+        return out
+    }
+
+    /// After the entry: the next kernel's early reads (firmware tables, setup_data), done by the
+    /// touch probe through the same tables. The probe is placed in the kernel segment, which has
+    /// already been verified.
+    static func probeTouches(plan: Plan, x86: X86Engine, landed: Verdict, timeoutMicros: UInt64) -> Verdict {
+        let probe = X86_64GuestCode.probe
+        let touches = plan.scenario.nextKernelTouches
+        let machine = plan.scenario.machine
+        let policy = plan.scenario.policy.identityMap.rawValue
+        guard let kernel = plan.segments.first(where: { !$0.isPurgatory && $0.memsz.raw >= 0x4000 }) else {
+            return landed
+        }
+        let base = kernel.mem.raw + 0x2000
+        let list = base + 0x800
+        let mem = x86.memory
+        guard mem.write(PhysAddr(base), probe.bytes) else { return landed }
+        for (i, a) in touches.prefix(200).enumerated() { _ = mem.write64(PhysAddr(list + UInt64(i) * 8), a.raw) }
+        // Firmware memory exists even though nothing loaded it: back any region on demand; a hole has nothing.
+        x86.backOnDemand = { pa, _ in machine.memory.region(containing: pa) != nil }
+        x86.write(.rsi, list)
+        x86.write(.rcx, UInt64(min(touches.count, 200)))
+        let stop = x86.run(
+            from: VirtAddr(base + probe.offset(of: "touch_probe")),
+            until: VirtAddr(base + probe.offset(of: "touch_probe_done")),
+            budget: 0, timeoutMicros: timeoutMicros)
+        let index = min(touches.count, 200) - Int(x86.read(.rcx))
+        let addr = index < touches.count ? touches[index].raw : 0
+        var ev = landed.evidence
+        switch stop {
+        case .reached:
+            var touched: [String] = []
+            for a in touches {
+                if case .success(let t) = plan.tables.translate(VirtAddr(a.raw)) {
+                    let region = machine.memory.describe(a)
+                    touched.append("\(hex(a.raw)) via \(t.leaf) leaf (\(region))")
+                    if let reg = machine.memory.region(containing: a), reg.type == .reserved || reg.type == .unusable {
+                        ev.append(
+                            (
+                                "touched_reserved",
+                                "\(hex(a.raw)) in \(region) is mapped by a \(t.leaf) leaf over \(reg.type.rawValue) memory"
+                            ))
+                    }
+                }
+            }
+            ev.append(("next_kernel_touches", touched.joined(separator: "; ")))
+            var v = landed
+            v.evidence = ev
+            return v
+        case .translationFault(let f, let access, let pc):
+            let region = machine.memory.describe(PhysAddr(addr))
+            return Verdict(
+                kind: .pageFault,
+                summary:
+                    "the next kernel's read of \(hex(addr)) in \(region) faults: the level-\(levelNumber(f.level)) (\(f.level)) entry is missing under policy \(policy)",
+                evidence: [
+                    ("address", hex(addr)), ("access", access.rawValue), ("pc", hex(pc.raw)),
+                    ("routine", "next kernel (touch probe)"),
+                    ("region", region), ("level", f.level), ("reason", f.reason.rawValue), ("policy", policy),
+                    ("effective_leaf_rule", plan.tables.effectiveLeafRule),
+                ], address: addr)
+        case .unbackedAccess(let pa, _, _):
+            return Verdict(
+                kind: .halt,
+                summary: "the next kernel's read of \(hex(addr)) reaches \(hex(pa.raw)), where no memory or device is",
+                evidence: [("address", hex(addr)), ("region", machine.memory.describe(pa))], address: addr)
+        default:
+            return Verdict(
+                kind: .halt, summary: "touch probe stopped: \(stop)", evidence: [("address", hex(addr))], address: addr)
         }
     }
 

@@ -10,6 +10,9 @@ public struct Verdict: Sendable {
     /// The address the verdict is about, when there is one (fault VA, stray page, corrupted byte).
     public var address: UInt64?
     public var errno: String?
+    /// Things a developer should know even when the run landed (hot-removable placement, leaves
+    /// over reserved memory).
+    public var warnings: [String] = []
 
     public init(
         kind: VerdictKind, summary: String, evidence: [(String, String)] = [], address: UInt64? = nil,

@@ -32,3 +32,14 @@ uc_err ks_ctl_flush_tlb(uc_engine *uc) { return uc_ctl_flush_tlb(uc); }
 uc_err ks_ctl_remove_cache(uc_engine *uc, uint64_t begin, uint64_t end) {
     return uc_ctl_remove_cache(uc, begin, end);
 }
+
+static void ks_count_instruction(uc_engine *uc, uint64_t address, uint32_t size, void *user_data) {
+    (void)uc;
+    (void)address;
+    (void)size;
+    *(uint64_t *)user_data += 1;
+}
+
+uc_err ks_hook_add_instruction_counter(uc_engine *uc, uc_hook *hh, uint64_t *counter) {
+    return uc_hook_add(uc, hh, UC_HOOK_CODE, (void *)ks_count_instruction, counter, 1, 0);
+}

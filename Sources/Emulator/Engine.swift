@@ -126,6 +126,9 @@ public final class X86Engine {
     public private(set) var onDemandPages: [PhysAddr] = []
     /// TLB misses served by the walker.
     public private(set) var tlbFills: UInt64 = 0
+    /// Instructions executed since counting was enabled (nil: not counting; counting costs ~10×).
+    public var instructionsExecuted: UInt64? { counter?.pointee }
+    private var counter: UnsafeMutablePointer<UInt64>?
 
     // What the hooks saw during the last run.
     private var fault: (X86Walker.Fault, X86Walker.Access)?
@@ -158,6 +161,7 @@ public final class X86Engine {
     deinit {
         memory.onAdd = nil
         uc_close(uc)
+        counter?.deallocate()
     }
 
     private func mapBlock(_ b: GuestMemory.Block) throws(EmulatorError) {
@@ -211,6 +215,18 @@ public final class X86Engine {
         var pa: UInt64 = 0
         let prot: uc_prot = access == .write ? UC_PROT_WRITE : access == .fetch ? UC_PROT_EXEC : UC_PROT_READ
         return uc_vmem_translate(uc, va.raw, prot, &pa) == UC_ERR_OK ? PhysAddr(pa) : nil
+    }
+
+    /// Counts every executed instruction from now on (a C code hook on every instruction: about
+    /// 10× slower; for benchmarks, never on by default).
+    public func enableInstructionCounting() throws(EmulatorError) {
+        guard counter == nil else { return }
+        let c = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        c.initialize(to: 0)
+        counter = c
+        var hh: uc_hook = 0
+        try check(ks_hook_add_instruction_counter(uc, &hh, c), "uc_hook_add(UC_HOOK_CODE count)")
+        hooks.append(hh)
     }
 
     /// Stops the run when PC reaches `va`, recording `name`.

@@ -74,18 +74,15 @@ public func hex16(_ v: UInt64) -> String {
     return "0x" + String(repeating: "0", count: max(0, 16 - s.count)) + s
 }
 
-/// 12MiB, 4GiB, 1.5KiB … exact where possible, else bytes in hex.
+/// 12MiB, 4GiB, 96.2MiB: exact in the largest unit that fits, else one decimal.
 public func formatSize(_ v: UInt64) -> String {
     let units: [(UInt64, String)] = [
         (1 << 60, "EiB"), (1 << 50, "PiB"), (1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"),
     ]
-    for (u, name) in units where v >= u && v % u == 0 { return "\(v / u)\(name)" }
-    if v >= 1 << 20 {
-        let (u, name) = units.first { v >= $0.0 }!
-        let f = Double(v) / Double(u)
-        return String(Int((f * 10).rounded()) / 10) + "." + String(Int((f * 10).rounded()) % 10) + name
-    }
-    return "\(v)B"
+    guard let (u, name) = units.first(where: { v >= $0.0 }) else { return "\(v)B" }
+    if v % u == 0 { return "\(v / u)\(name)" }
+    let tenths = Int((Double(v) / Double(u) * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10)\(name)"
 }
 
 /// An inclusive physical range [first, last], the way dmesg and /proc/iomem print them.

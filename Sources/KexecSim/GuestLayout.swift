@@ -12,7 +12,47 @@ import PageTables
 final class GuestLayout {
     let memory = GuestMemory()
     private var labels: [UInt64: String] = [:]
-    private var snapshots: [PhysAddr: [UInt8]] = [:]
+    /// Copies of the pages that must not change, in one buffer: (page, length, offset in `snapData`).
+    private var snapIndex: [(pa: PhysAddr, length: Int, offset: Int)] = []
+    private var snapData: UnsafeMutableRawPointer?
+    private var snapTaken: Set<UInt64> = []
+
+    deinit { snapData?.deallocate() }
+
+    var protectedCount: Int { snapIndex.count }
+
+    private func protect(_ pa: PhysAddr, length: Int = 4096) {
+        guard snapTaken.insert(pa.raw).inserted else { return }
+        snapIndex.append((pa, length, 0))
+    }
+
+    /// Copies every protected page now (after the layout is written, before the run).
+    private func takeSnapshots() throws {
+        var total = 0
+        for i in snapIndex.indices {
+            snapIndex[i].offset = total
+            total += snapIndex[i].length
+        }
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 4096)
+        snapData = buf
+        for e in snapIndex {
+            guard let src = memory.pointer(e.pa, length: e.length) else {
+                throw Failure.memory("protected page \(e.pa) is not in guest memory")
+            }
+            (buf + e.offset).copyMemory(from: src, byteCount: e.length)
+        }
+    }
+
+    /// Protected pages whose contents differ from the snapshot, in address order.
+    func changedProtectedPages() -> [PhysAddr] {
+        guard let buf = snapData else { return [] }
+        var out: [PhysAddr] = []
+        for e in snapIndex {
+            guard let now = memory.pointer(e.pa, length: e.length) else { continue }
+            if memcmp(now, buf + e.offset, e.length) != 0 { out.append(e.pa) }
+        }
+        return out.sorted()
+    }
 
     enum Failure: Error, CustomStringConvertible {
         case memory(String)
@@ -124,9 +164,19 @@ final class GuestLayout {
                 throw fail("page list")
             }
         }
+        // Tables are encoded straight into guest memory (entries are little endian, as on the host).
         for t in [plan.tables, plan.firstKernelTables] {
-            for pa in t.pages.keys {
-                guard mem.write(pa, t.encodedPage(pa)) else { throw fail("table page \(pa)") }
+            for (pa, entries) in t.pages {
+                guard entries.count == 512, let dst = mem.pointer(pa, length: 4096) else {
+                    throw fail("table page \(pa)")
+                }
+                entries.withUnsafeBytes { src in
+                    for i in 0..<512 {
+                        dst.storeBytes(
+                            of: src.load(fromByteOffset: i * 8, as: UInt64.self).littleEndian, toByteOffset: i * 8,
+                            as: UInt64.self)
+                    }
+                }
             }
         }
         // Pages that must come out unchanged: tables, indirection pages, relocate_kernel's code
@@ -134,34 +184,30 @@ final class GuestLayout {
         var protected: [PhysAddr] = []
         for t in [plan.tables, plan.firstKernelTables] { protected += t.pages.keys }
         protected += k.indirectionPages.map(\.pa)
-        for pa in protected { l.snapshots[pa] = mem.read(pa, count: Int(page)) }
         // The control page's stack (top of the page) is scratch: keep code + page list only.
-        l.snapshots[k.controlPage] = mem.read(k.controlPage, count: Int(X86_64GuestCode.pageListOffset) + 32)
+        l.protect(k.controlPage, length: Int(X86_64GuestCode.pageListOffset) + 32)
+        for pa in protected { l.protect(pa) }
         if k.type == .crash {
             for b in mem.blocks {
                 var p = b.range.first.raw
                 while p <= b.range.last.raw {
-                    if !plan.crashRegions.contains(where: { $0.contains(PhysAddr(p)) })
-                        && l.snapshots[PhysAddr(p)] == nil
-                    {
-                        l.snapshots[PhysAddr(p)] = mem.read(PhysAddr(p), count: Int(page))
+                    if !plan.crashRegions.contains(where: { $0.contains(PhysAddr(p)) }) {
+                        l.protect(PhysAddr(p))
                     }
                     p += page
                 }
             }
         }
+        try l.takeSnapshots()
         return l
     }
 
-    /// Current contents of the protected pages (compared with the snapshot taken at build time).
-    func protectedDigests() -> [PhysAddr: [UInt8]] {
-        var out: [PhysAddr: [UInt8]] = [:]
-        for (pa, snap) in snapshots { out[pa] = memory.read(pa, count: snap.count) }
-        return out
-    }
-
     func firstDifference(page: PhysAddr) -> UInt64? {
-        guard let snap = snapshots[page], let now = memory.read(page, count: snap.count) else { return nil }
-        return (0..<snap.count).first { snap[$0] != now[$0] }.map { page.raw + UInt64($0) }
+        guard let buf = snapData, let e = snapIndex.first(where: { $0.pa == page }),
+            let now = memory.pointer(page, length: e.length)
+        else { return nil }
+        let a = UnsafeRawBufferPointer(start: buf + e.offset, count: e.length)
+        let b = UnsafeRawBufferPointer(start: now, count: e.length)
+        return (0..<e.length).first { a[$0] != b[$0] }.map { page.raw + UInt64($0) }
     }
 }

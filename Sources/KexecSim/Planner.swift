@@ -23,6 +23,7 @@ public struct Plan: Sendable {
     public var storedDigest: [UInt8]
     public var crashRegions: [AddressRange]
     public var planSeconds: Double
+    public var tablesSeconds: Double = 0
 
     public var purgatorySegment: Segment? { segments.first { $0.isPurgatory } }
 }
@@ -226,6 +227,7 @@ public enum Planner {
             imageType: req.type, crashkernel: crash)
         let tables: X86PageTables
         let first: X86PageTables
+        let tTables = Date()
         do {
             tables = try X86IdentityMap.build(
                 requests: requests, policy: scenario.policy.identityMap, platform: machine.platform,
@@ -239,13 +241,14 @@ public enum Planner {
             throw .unsupported("page tables: \(error)")
         }
         kimage.extraControlPages = box.handed
+        let tablesSeconds = Date().timeIntervalSince(tTables)
         return .planned(
             Plan(
                 scenario: scenario, segments: segments, kimage: kimage, tables: tables, firstKernelTables: first,
                 kernelEntry: kernelEntry, bootParams: bootParams, purgatoryBase: segments[pIndex].mem,
                 purgatoryEntry: start,
                 controlVA: controlVA, digest: digest, storedDigest: stored, crashRegions: crash,
-                planSeconds: Date().timeIntervalSince(t0)))
+                planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds))
     }
 
     /// A copy of the purgatory blob with purgatory_data filled in (layout in purgatory.c).

@@ -19,6 +19,13 @@ public struct RunStats: Sendable {
     public var tlbFills: UInt64 = 0
     public var onDemandPages = 0
     public var guestBlocks = 0
+    /// Part of planSeconds spent building the page tables.
+    public var tablesSeconds = 0.0
+    /// Counted only with RunOptions.countInstructions.
+    public var relocationInstructions: UInt64?
+    public var purgatoryInstructions: UInt64?
+    /// Host memory reserved for guest blocks (mostly untouched, lazily committed).
+    public var guestReservedBytes: UInt64 = 0
     public var totalSeconds: Double {
         planSeconds + setupSeconds + relocationSeconds + purgatorySeconds + verifySeconds
     }
@@ -47,10 +54,16 @@ public struct RunOptions: Sendable {
     /// Wall-clock limit for each emulated phase.
     public var timeoutSeconds: Double
     public var policyOverride: IdentityMapPolicy?
-    public init(budget: UInt64? = nil, timeoutSeconds: Double = 120, policyOverride: IdentityMapPolicy? = nil) {
+    /// Count guest instructions per phase (a per-instruction hook: about 10× slower).
+    public var countInstructions: Bool
+    public init(
+        budget: UInt64? = nil, timeoutSeconds: Double = 120, policyOverride: IdentityMapPolicy? = nil,
+        countInstructions: Bool = false
+    ) {
         self.budget = budget
         self.timeoutSeconds = timeoutSeconds
         self.policyOverride = policyOverride
+        self.countInstructions = countInstructions
     }
 }
 
@@ -99,6 +112,7 @@ public enum Runner {
     static func execute(_ plan: Plan, options: RunOptions) -> RunResult {
         var stats = RunStats()
         stats.planSeconds = plan.planSeconds
+        stats.tablesSeconds = plan.tablesSeconds
         let sc = plan.scenario
         let machine = sc.machine
         let engineName = EngineVersion.current.description
@@ -116,6 +130,7 @@ public enum Runner {
         }
         let mem = layout.memory
         stats.guestBlocks = mem.blocks.count
+        stats.guestReservedBytes = mem.reservedBytes
         stats.payloadBytes = plan.segments.reduce(0) { $0 + $1.memsz.raw }
         let x86: X86Engine
         do {
@@ -139,7 +154,11 @@ public enum Runner {
         x86.write(.rdx, plan.purgatoryEntry.raw)
         x86.write(.rcx, 0)
         x86.write(.rsp, 0)
-        let before = layout.protectedDigests()
+        if options.countInstructions {
+            do { try x86.enableInstructionCounting() } catch {
+                return result(Verdict(kind: .halt, summary: "engine: \(error)"))
+            }
+        }
         stats.setupSeconds = Date().timeIntervalSince(t0)
 
         let budget = sc.budget ?? 0
@@ -149,6 +168,7 @@ public enum Runner {
         let r1 = x86.run(
             from: plan.controlVA, until: VirtAddr(plan.purgatoryEntry.raw), budget: budget, timeoutMicros: timeoutUs)
         stats.relocationSeconds = Date().timeIntervalSince(t)
+        stats.relocationInstructions = x86.instructionsExecuted
         var stop = r1
         if case .reached = r1 {
             t = Date()
@@ -156,12 +176,15 @@ public enum Runner {
                 from: VirtAddr(plan.purgatoryEntry.raw), until: VirtAddr(plan.kernelEntry.raw), budget: budget,
                 timeoutMicros: timeoutUs)
             stats.purgatorySeconds = Date().timeIntervalSince(t)
+            if let total = x86.instructionsExecuted, let r = stats.relocationInstructions {
+                stats.purgatoryInstructions = total - r
+            }
         }
         stats.tlbFills = x86.tlbFills
         stats.onDemandPages = x86.onDemandPages.count
         t = Date()
         defer { stats.verifySeconds = Date().timeIntervalSince(t) }
-        var v = diagnose(stop: stop, phase1: r1, plan: plan, x86: x86, layout: layout, before: before, options: options)
+        var v = diagnose(stop: stop, phase1: r1, plan: plan, x86: x86, layout: layout, options: options)
         if v.kind == .landed && !sc.nextKernelTouches.isEmpty {
             v = probeTouches(plan: plan, x86: x86, landed: v, timeoutMicros: timeoutUs)
         }
@@ -172,14 +195,13 @@ public enum Runner {
 
     static func diagnose(
         stop: StopReason, phase1: StopReason, plan: Plan, x86: X86Engine, layout: GuestLayout,
-        before: [PhysAddr: [UInt8]],
         options: RunOptions
     ) -> Verdict {
         let machine = plan.scenario.machine
         let policy = plan.scenario.policy.identityMap.rawValue
         switch stop {
         case .reached(let pc) where pc.raw == plan.kernelEntry.raw:
-            return verifyLanding(plan: plan, x86: x86, layout: layout, before: before)
+            return verifyLanding(plan: plan, x86: x86, layout: layout)
         case .reached(let pc):
             return Verdict(kind: .halt, summary: "emulation stopped at \(pc) (\(routine(pc.raw, plan)))")
         case .stoppedAt(let pc, let name):
@@ -427,7 +449,7 @@ public enum Runner {
         return nil
     }
 
-    static func verifyLanding(plan: Plan, x86: X86Engine, layout: GuestLayout, before: [PhysAddr: [UInt8]]) -> Verdict {
+    static func verifyLanding(plan: Plan, x86: X86Engine, layout: GuestLayout) -> Verdict {
         let mem = layout.memory
         let rip = x86.read(.rip)
         let rsi = x86.read(.rsi)
@@ -442,8 +464,7 @@ public enum Runner {
                 ],
                 address: m.address)
         }
-        let after = layout.protectedDigests()
-        for (page, d) in before.sorted(by: { $0.key < $1.key }) where after[page] != d {
+        for page in layout.changedProtectedPages().prefix(1) {
             let region = plan.scenario.machine.memory.describe(page)
             let first = layout.firstDifference(page: page)
             return Verdict(
@@ -488,7 +509,7 @@ public enum Runner {
                 "every destination byte matches, entry \(hex(rip)) with rsi = boot_params \(hex(rsi)), nothing else changed",
             evidence: [
                 ("entry", hex(rip)), ("rsi", hex(rsi)), ("segments", segs), ("sha256", digestHex),
-                ("protected_pages", "\(before.count) unchanged"),
+                ("protected_pages", "\(layout.protectedCount) unchanged"),
                 ("on_demand_pages", "\(x86.onDemandPages.count) still zero"),
             ])
     }

@@ -15,6 +15,9 @@ uc_err ks_hook_add_code(uc_engine *uc, uc_hook *hh, uc_cb_hookcode_t cb, void *u
 uc_err ks_hook_add_intr(uc_engine *uc, uc_hook *hh, uc_cb_hookintr_t cb, void *ud);
 uc_err ks_hook_add_insn_invalid(uc_engine *uc, uc_hook *hh, uc_cb_hookinsn_invalid_t cb, void *ud);
 
+// Counts executed instructions into *counter with a C callback (no Swift call per instruction).
+uc_err ks_hook_add_instruction_counter(uc_engine *uc, uc_hook *hh, uint64_t *counter);
+
 uc_err ks_ctl_set_tlb_mode(uc_engine *uc, int mode);
 uc_err ks_ctl_set_cpu_model(uc_engine *uc, int model);
 uc_err ks_ctl_flush_tlb(uc_engine *uc);

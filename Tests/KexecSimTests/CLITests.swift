@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+/// The command line as a user runs it: exit codes 0 (matches expect), 1 (differs), 2 (bad input).
+@Suite struct CLITests {
+    /// The kexec-sim binary built next to this test bundle.
+    static var binary: String? {
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("kexec-sim").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        let fallback = repoRoot + "/.build/debug/kexec-sim"
+        return FileManager.default.isExecutableFile(atPath: fallback) ? fallback : nil
+    }
+
+    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        let bin = try #require(Self.binary, "kexec-sim binary not found next to the tests")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bin)
+        p.arguments = args
+        let out = Pipe()
+        let err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    @Test func matchingVerdictExitsZeroWithJSONKeys() throws {
+        let r = try run(["run", repoRoot + "/Fixtures/scenarios/x86_64-overlapping-segments.yaml", "--json"])
+        #expect(r.status == 0)
+        let obj = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+        #expect(obj?["verdict"] as? String == "rejected")
+        #expect(obj?["matches"] as? Bool == true)
+        #expect((obj?["engine"] as? String)?.hasPrefix("Unicorn 2.1") == true)
+        #expect((obj?["expected"] as? [String: Any])?["errno"] as? String == "EINVAL")
+        #expect((obj?["evidence"] as? [String: Any])?["check"] as? String == "sanity_check_segment_list")
+    }
+
+    @Test func differingVerdictExitsOne() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("kexec-sim-cli-\(getpid()).yaml")
+        // Overlapping kexec_load segments are rejected, but this fixture claims they land.
+        try """
+            name: claims the impossible
+            machine:
+              arch: x86_64
+              memory:
+                - { range: 0x0-0x9ffff, type: usable }
+                - { range: 0x100000-0xbfffffff, type: usable }
+            kexec:
+              syscall: kexec_load
+              segments:
+                - { name: kernel, mem: 0x1000000, memsz: 8MiB }
+                - { name: initrd, mem: 0x1600000, memsz: 4MiB }
+            expect: { verdict: landed }
+
+            """.write(to: tmp, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let d = try run(["run", tmp.path])
+        #expect(d.status == 1)
+        #expect(d.out.contains("verdict: rejected"))
+        #expect(d.out.contains("expected: landed — DIFFERS"))
+        // Under a policy the fixture says nothing about, the run is informational: exit 0.
+        let r = try run(["run", repoRoot + "/Fixtures/scenarios/x86_64-destination-not-mapped.yaml", "--policy", "ram-1g"])
+        #expect(r.status == 0)
+        #expect(!r.out.contains("expected:"))
+    }
+
+    @Test func badInputExitsTwoNamingFileLineField() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("kexec-sim-bad-\(getpid()).yaml")
+        try "name: x\nmachine:\n  arch: x86_64\n  memory:\n    - { range: 0x2000-0x1000, type: usable }\n"
+            .write(to: tmp, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let r = try run(["run", tmp.path])
+        #expect(r.status == 2)
+        #expect(r.err.contains(tmp.path + ":5: machine.memory[0].range: inverted range"))
+        #expect(r.out.isEmpty)
+        let p = try run(["run", tmp.path, "--policy", "no-such-policy"])
+        #expect(p.status == 2)
+    }
+
+    @Test func tablesJSONCarriesTheKeys() throws {
+        let r = try run(["tables", repoRoot + "/Fixtures/machines/x86_64-4gib-box.yaml", "--no-segments", "--json"])
+        #expect(r.status == 0)
+        let obj = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+        for k in ["policy", "pgd", "p4d", "pud", "pmd", "pte", "pages", "bytes", "transition"] {
+            #expect(obj?[k] != nil, "missing \(k)")
+        }
+        #expect(obj?["pages"] as? Int == 6)
+    }
+}

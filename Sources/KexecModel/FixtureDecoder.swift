@@ -351,7 +351,6 @@ private let segmentKeys = ["name", "mem", "memsz", "bufsz"]
 private let policyKeys = ["identity_map", "map_segments"]
 private let expectKeys = ["verdict", "address", "errno"]
 private let errnoNames = ["EINVAL", "EADDRNOTAVAIL", "ENOMEM", "EBUSY"]
-private let importFormats = ["e820", "iomem", "efi", "memblock"]
 
 /// A mapping whose keys were checked: all plain, none repeated, all known.
 struct Fields {
@@ -470,7 +469,7 @@ struct Walker {
         let m = try mapping(node, path.isEmpty ? "document" : path, "a machine mapping")
         let f = try Fields(node, m, path: path, allowed: machineKeys, file: file)
         let arch = try choice(required(f, "arch"), f.field("arch"), Arch.allCases)
-        let memory = try memoryMap(required(f, "memory"), path: f.field("memory"))
+        let (memory, imported) = try memoryMap(required(f, "memory"), path: f.field("memory"))
         var machine = Machine(arch: arch, memory: memory, source: file)
         if let n = f.value("name") { machine.name = try text(n, f.field("name"), allowEmpty: false) }
         if let n = f.value("platform") { machine.platform = try choice(n, f.field("platform"), Platform.allCases) }
@@ -480,31 +479,64 @@ struct Walker {
         if let n = f.value("crashkernel") {
             machine.crashkernel = try text(n, f.field("crashkernel"), allowEmpty: false)
         }
+        // Crashkernel ranges: given ones win; else computed from crashkernel=; else what an imported log
+        // says the kernel reserved.
         if let n = f.value("crashkernel_ranges") {
             machine.crashkernelRanges = try ranges(n, f.field("crashkernel_ranges"))
+        } else if let n = f.value("crashkernel"), let value = machine.crashkernel {
+            machine.crashkernelRanges = try reserveCrashkernel(
+                value, node: n, field: f.field("crashkernel"), machine: machine, dmaLimit: imported?.dmaZoneLimit)
+        } else if let imported {
+            machine.crashkernelRanges = imported.crashkernelRanges
         }
         if let n = f.value("efi_system_table") { machine.efiSystemTable = try address(n, f.field("efi_system_table")) }
         if let n = f.value("mem_limit") { machine.memLimit = ByteCount(try size(n, f.field("mem_limit"))) }
         return machine
     }
 
-    func memoryMap(_ node: Node, path: String) throws(InputError) -> MemoryMap {
+    /// crashkernel= parsed against the machine's usable RAM and reserved as the machine's kernel would.
+    func reserveCrashkernel(
+        _ value: String, node: Node, field: String, machine: Machine, dmaLimit: PhysAddr?
+    ) throws(InputError) -> [AddressRange] {
+        do throws(CrashkernelError) {
+            guard let spec = try Crashkernel.parse(value, systemRAM: machine.memory.totalRAM) else { return [] }
+            return try Crashkernel.reserve(
+                spec, in: machine.memory, arch: CrashkernelArch.of(machine.arch, dmaLimit: dmaLimit))
+        } catch {
+            throw fail(node, field, error.description)
+        }
+    }
+
+    /// Reads `memory:` (a list of regions, or an import of a boot log).
+    func memoryMap(_ node: Node, path: String) throws(InputError) -> (MemoryMap, ImportedMachine?) {
         if case .mapping(let m) = node {
             let f = try Fields(node, m, path: path, allowed: ["import"], file: file)
             guard let imp = f.value("import") else { throw fail(node, path, "missing required field \"import\"") }
             let im = try mapping(imp, f.field("import"), "a mapping { format, file }")
             let g = try Fields(imp, im, path: f.field("import"), allowed: ["format", "file"], file: file)
-            let format = try text(required(g, "format"), g.field("format"), allowEmpty: false)
-            guard importFormats.contains(format) else {
-                throw fail(
-                    g.value("format"), g.field("format"),
-                    "unknown value \"\(format)\" (expected one of: \(importFormats.joined(separator: ", ")))")
+            let format = try choice(required(g, "format"), g.field("format"), ImportFormat.allCases)
+            let fileNode = try required(g, "file")
+            let given = try text(fileNode, g.field("file"), allowEmpty: false)
+            let logPath = FixtureDecoder.resolve(given, against: base)
+            let logText: String
+            do throws(InputError) {
+                logText = try FixtureDecoder.readText(logPath)
+            } catch {
+                throw fail(fileNode, g.field("file"), "cannot read boot log \"\(logPath)\": \(error.message)")
             }
-            _ = try text(required(g, "file"), g.field("file"), allowEmpty: false)
-            throw fail(
-                f.key("import"), f.field("import"),
-                "memory map importers are not available yet (list the regions under memory: instead)")
+            do throws(ImportError) {
+                let imported = try BootLog.parse(logText, format: format, file: logPath)
+                return (imported.memory, imported)
+            } catch {
+                var e = BootLog.inputError(error, file: logPath, format: format)
+                e.message += " (imported by \(file)" + (fileNode.mark.map { " line \($0.line)" } ?? "") + ")"
+                throw e
+            }
         }
+        return (try regionList(node, path: path), nil)
+    }
+
+    func regionList(_ node: Node, path: String) throws(InputError) -> MemoryMap {
         let entries = try list(node, path, "a list of regions or { import: { format, file } }")
         guard !entries.isEmpty else { throw fail(node, path, "the memory map has no regions") }
         var regions: [Region] = []

@@ -181,6 +181,10 @@ public struct MatrixRunResult: Sendable {
 
 /// Enumerating fixtures and jobs.
 public enum MatrixPlanner {
+    /// Architectures whose runs exist (Planner.plan throws PlanError.unsupported for the others):
+    /// fixtures of other architectures are reported as skipped. Extend when arm64 runs land.
+    public static let runnableArchs: Set<Arch> = [.x86_64]
+
     /// Fixture files named by `arguments` (files, or directories searched recursively for
     /// .yaml/.yml), in order, without repeats. `fromDirectory` tells which ones a directory gave.
     public static func fixtureFiles(_ arguments: [String]) throws(MatrixError) -> [(path: String, fromDirectory: Bool)]
@@ -255,7 +259,7 @@ public enum MatrixPlanner {
                         skipReason: "a machine fixture (no kexec section): nothing to run"))
                 continue
             }
-            if sc.machine.arch != .x86_64 {
+            if !runnableArchs.contains(sc.machine.arch) {
                 // Planner.plan throws PlanError.unsupported for these; the policies are x86_64's.
                 jobs.append(
                     MatrixJob(
@@ -526,6 +530,7 @@ public enum Matrix {
             common = Array(common.prefix(k))
         }
         return jobs.map { j in
+            guard !common.isEmpty else { return j.relativePath }
             let parts = j.relativePath.split(separator: "/")
             return parts.dropFirst(common.count).joined(separator: "/")
         }
@@ -628,6 +633,7 @@ public struct MatrixProgress: Sendable {
     public var total: Int
     public var done = 0
     public var failed = 0
+    public var skipped = 0
     public var start: Date
     public init(total: Int, start: Date = Date()) {
         self.total = total
@@ -637,12 +643,14 @@ public struct MatrixProgress: Sendable {
     public mutating func record(_ r: MatrixRunResult) {
         done += 1
         if r.status == .failed { failed += 1 }
+        if r.status == .skipped { skipped += 1 }
     }
 
     /// "12/40  3.1 runs/s  ETA 9s  1 failed" (the terminal line, without the \r).
     public func line(now: Date = Date()) -> String {
-        let t = max(0.001, now.timeIntervalSince(start))
-        let rate = Double(done) / t
+        // Skipped runs take no time: they would make the rate meaningless.
+        let t = max(1, now.timeIntervalSince(start))
+        let rate = Double(done - skipped) / t
         var s = "\(done)/\(total)  " + String(format: "%.1f runs/s", rate)
         if done < total {
             s += rate > 0 ? "  ETA " + Self.duration(Double(total - done) / rate) : "  ETA ?"

@@ -9,7 +9,10 @@ struct KexecSimCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kexec-sim",
         abstract: "Emulate a Linux kexec at machine level and say whether the next kernel lands intact, or why not.",
-        subcommands: [RunCommand.self, PlanCommand.self, TablesCommand.self])
+        subcommands: [
+            RunCommand.self, PlanCommand.self, TablesCommand.self, BenchCommand.self, MatrixCommand.self,
+            RenderCommand.self, ImportCommand.self,
+        ])
 }
 
 func fail(_ message: String) -> Never {

@@ -415,7 +415,7 @@ struct FixtureDecoderTests {
                 ))
     }
 
-    @Test func importersNotAvailableYet() throws {
+    @Test func missingImportedLogIsNamed() throws {
         let yaml = """
             name: imported
             machine:
@@ -425,8 +425,8 @@ struct FixtureDecoderTests {
             """
         let e = try #require(decodeError(yaml))
         #expect(e.line == 4)
-        #expect(e.field == "machine.memory.import")
-        #expect(e.message.contains("importers are not available yet"))
+        #expect(e.field == "machine.memory.import.file")
+        #expect(e.message.contains("cannot read boot log \"../logs/x.txt\": no such file"))
     }
 
     @Test func missingMachineFile() throws {

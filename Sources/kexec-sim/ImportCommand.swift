@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import KexecModel
+
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract:
+            "Read a boot log (dmesg e820, /proc/iomem, EFI memory map, arm64 memblock) and print a machine fixture.")
+    @Argument(help: "The boot log: dmesg / journalctl -k output, /proc/iomem, an efi=debug memory map.") var log: String
+    @Option(help: "auto, e820, iomem, efi or memblock (auto: the first recognisable line decides).") var format:
+        String = "auto"
+    @Option(help: "x86_64 or arm64 (default: what the log shows; x86_64 when it shows nothing).") var arch: String?
+    @Option(help: "The fixture's name (default: the log's file name).") var name: String?
+
+    func run() throws {
+        guard let fmt = ImportFormat(rawValue: format) else {
+            fail(
+                "--format: unknown format \"\(format)\" (one of: \(ImportFormat.allCases.map(\.rawValue).joined(separator: ", ")))"
+            )
+        }
+        var chosenArch: Arch?
+        if let arch {
+            guard let a = Arch(rawValue: arch) else {
+                fail(
+                    "--arch: unknown architecture \"\(arch)\" (one of: \(Arch.allCases.map(\.rawValue).joined(separator: ", ")))"
+                )
+            }
+            chosenArch = a
+        }
+        let imported: ImportedMachine
+        do {
+            imported = try BootLog.load(path: log, format: fmt)
+        } catch {
+            fail(error.description)
+        }
+        var stem = log.split(separator: "/").last.map(String.init) ?? log
+        if let dot = stem.lastIndex(of: "."), dot > stem.startIndex { stem = String(stem[..<dot]) }
+        let yaml = MachineFixtureWriter.yaml(
+            imported, name: name ?? stem, arch: chosenArch ?? imported.suggestedArch ?? .x86_64, logFile: log)
+        print(yaml, terminator: "")
+    }
+}

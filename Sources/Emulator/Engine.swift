@@ -123,7 +123,21 @@ public final class X86Engine {
     /// or stops the run (reserved, ACPI, MMIO, holes).
     public var backOnDemand: (PhysAddr, X86Walker.Access) -> Bool = { _, _ in false }
     /// Pages backed on demand during the run.
-    public private(set) var onDemandPages: [PhysAddr] = []
+    public var onDemandPages: [PhysAddr] {
+        onDemandRanges.flatMap { r in stride(from: r.first.raw, through: r.last.raw, by: 0x1000).map { PhysAddr($0) } }
+    }
+    /// Ranges backed on demand, in the order they were backed.
+    public private(set) var onDemandRanges: [AddressRange] = []
+    public private(set) var onDemandPageCount = 0
+    /// When set, the range to back around a page that `backOnDemand` accepted (e.g. its 2 MiB
+    /// chunk of usable RAM): one engine mapping instead of hundreds for a guest that walks memory.
+    /// Falls back to the single page when the range overlaps anything already backed.
+    public var onDemandChunk: ((PhysAddr) -> AddressRange?)?
+    /// At most this many on-demand pages (a runaway guest writing everywhere must not eat the
+    /// host): past it an access is reported as unbacked. 65,536 pages = 256 MiB.
+    public var onDemandLimit = 65536
+    /// True when the last unbacked access was refused because of `onDemandLimit`.
+    public private(set) var onDemandLimitHit = false
     /// TLB misses served by the walker.
     public private(set) var tlbFills: UInt64 = 0
     /// Instructions executed since counting was enabled (nil: not counting; counting costs ~10×).
@@ -292,10 +306,10 @@ public final class X86Engine {
             let page = PhysAddr(t.pa.raw & ~0xfff)
             if !memory.isBacked(page) {
                 // Usable RAM nobody loaded: a fresh zero page; anything else stops the run.
-                if unbacked == nil && backOnDemand(page, acc),
-                    (try? memory.add(start: page, size: kexecPageSize, label: "on-demand")) != nil
-                {
-                    onDemandPages.append(page)
+                if onDemandPageCount >= onDemandLimit { onDemandLimitHit = true }
+                if unbacked == nil && !onDemandLimitHit && backOnDemand(page, acc), let r = backRange(around: page) {
+                    onDemandRanges.append(r)
+                    onDemandPageCount += Int(r.size.raw / 0x1000)
                 } else {
                     if unbacked == nil { unbacked = (t.pa, acc) }
                     return false
@@ -316,13 +330,24 @@ public final class X86Engine {
         }
     }
 
+    private func backRange(around page: PhysAddr) -> AddressRange? {
+        if let chunk = onDemandChunk?(page), chunk.contains(page),
+            (try? memory.add(start: chunk.first, size: chunk.size, label: "on-demand")) != nil
+        {
+            return chunk
+        }
+        guard (try? memory.add(start: page, size: kexecPageSize, label: "on-demand")) != nil else { return nil }
+        return AddressRange(start: page, size: kexecPageSize)
+    }
+
     private func unmapped(type: uc_mem_type, address: UInt64) -> Bool {
         let acc = access(type)
         let page = PhysAddr(address & ~0xfff)
         if unbacked == nil, backOnDemand(page, acc) {
             do {
                 try memory.add(start: page, size: kexecPageSize, label: "on-demand")
-                onDemandPages.append(page)
+                onDemandRanges.append(AddressRange(start: page, size: kexecPageSize)!)
+                onDemandPageCount += 1
                 return true
             } catch {
                 // fall through: reported as an unbacked access

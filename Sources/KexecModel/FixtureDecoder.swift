@@ -259,7 +259,10 @@ extension FixtureDecoder {
         func make(_ mark: Mark?, _ problem: String, _ context: YamlError.Context?) -> InputError {
             var m = problem
             if let c = context { m += " (\(c.text) at line \(c.mark.line))" }
-            return InputError(file: file, line: mark?.line, field: "yaml", message: "YAML syntax: " + m)
+            // libyaml puts the end of a file without a final line break on a line past it: clamp.
+            let lastLine = max(1, text.utf8.reduce(0) { $1 == 10 ? $0 + 1 : $0 } + (text.utf8.last == 10 ? 0 : 1))
+            return InputError(
+                file: file, line: mark.map { min($0.line, lastLine) }, field: "yaml", message: "YAML syntax: " + m)
         }
         guard let e = error as? YamlError else { return make(nil, "\(error)", nil) }
         switch e {
@@ -676,15 +679,24 @@ struct Walker {
     }
 
     func injection(_ node: Node, path: String) throws(InputError) -> Injection {
-        let known = "wrong-digest, flip-source-byte"
+        let known =
+            "wrong-digest, list-cycle, overwrite-control-page, scribble, invalid-opcode, flip-source-byte, start-address"
         switch node {
         case .scalar(let s):
-            guard s.string == "wrong-digest" else {
+            switch s.string {
+            case "wrong-digest": return .wrongDigest
+            case "list-cycle": return .listCycle
+            case "overwrite-control-page": return .overwriteControlPage
+            case "scribble": return .scribble
+            case "invalid-opcode": return .invalidOpcode
+            default:
                 throw fail(node, path, "unknown injection \"\(s.string)\" (expected one of: \(known))")
             }
-            return .wrongDigest
         case .mapping(let m):
-            let f = try Fields(node, m, path: path, allowed: ["flip-source-byte"], file: file)
+            let f = try Fields(node, m, path: path, allowed: ["flip-source-byte", "start-address"], file: file)
+            if let a = f.value("start-address") {
+                return .startAddress(PhysAddr(try number(a, f.field("start-address"), what: "an address")))
+            }
             let inner = try required(f, "flip-source-byte")
             let field = f.field("flip-source-byte")
             let im = try mapping(inner, field, "a mapping { segment, offset }")

@@ -87,6 +87,17 @@ public enum Injection: Sendable, Equatable {
     case wrongDigest
     /// Flip one byte of the named segment's source data at `offset` after the digest was taken.
     case flipSourceByte(segment: String, offset: ByteCount)
+    /// A corrupted kimage list: IND_DONE replaced by a link back to the first indirection page
+    /// (relocate_kernel swaps pages forever).
+    case listCycle
+    /// The list sends one more page to the control page: relocate_kernel overwrites its own code.
+    case overwriteControlPage
+    /// The list walks a destination over every page from 1 MiB up, forever (a runaway copy).
+    case scribble
+    /// relocate_kernel returns to this address instead of purgatory.
+    case startAddress(PhysAddr)
+    /// Purgatory's first instruction is replaced by an invalid opcode (ud2).
+    case invalidOpcode
 }
 
 public struct KexecRequest: Sendable {

@@ -155,6 +155,10 @@ final class GuestLayout {
             guard let p = mem.pointer(target, length: 1) else { throw fail("injection") }
             p.storeBytes(of: p.load(as: UInt8.self) ^ 0xff, as: UInt8.self)
         }
+        // Injected list corruption and broken guest code (runaway guests, on purpose).
+        for inj in plan.scenario.kexec?.inject ?? [] {
+            try l.applyRunaway(inj, plan: plan)
+        }
         // Control page: relocate_kernel at 0, page list at 0x800.
         let code = X86_64GuestCode.relocateKernel.bytes
         guard mem.write(k.controlPage, code) else { throw fail("relocate_kernel") }
@@ -200,6 +204,66 @@ final class GuestLayout {
         }
         try l.takeSnapshots()
         return l
+    }
+
+    /// Damage that turns the guest into a runaway: a list that never ends, one that overwrites the
+    /// relocation code or every page it can reach, and purgatory code that cannot execute.
+    private func applyRunaway(_ inj: Injection, plan: Plan) throws {
+        let k = plan.kimage
+        let mem = memory
+        func set(_ page: PhysAddr, _ slot: Int, _ v: UInt64) throws {
+            guard mem.write64(PhysAddr(page.raw + UInt64(slot) * 8), v) else {
+                throw Failure.memory("inject: cannot write the list at \(page)")
+            }
+        }
+        func doneSlot() -> (PhysAddr, Int)? {
+            guard let last = k.indirectionPages.last, let i = last.entries.firstIndex(of: Ind.done) else { return nil }
+            return (last.pa, i)
+        }
+        switch inj {
+        case .listCycle:
+            guard let (page, slot) = doneSlot(), let first = k.indirectionPages.first else {
+                throw Failure.memory("inject list-cycle: the image has no indirection list (crash image?)")
+            }
+            try set(page, slot, first.pa.raw | Ind.indirection)
+        case .overwriteControlPage:
+            guard let (page, slot) = doneSlot(), slot + 2 < 512, let src = k.sourcePages.first else {
+                throw Failure.memory("inject overwrite-control-page: no room in the list")
+            }
+            try set(page, slot, k.controlPage.raw | Ind.destination)
+            try set(page, slot + 1, src.source.raw | Ind.source)
+            try set(page, slot + 2, Ind.done)
+        case .scribble:
+            // First page: destination 1 MiB, then a link to a second list page (a spare source
+            // page) whose every slot sends the same source on, and whose last slot links to
+            // itself: the destination climbs over every page above 1 MiB until something breaks.
+            guard let first = k.indirectionPages.first, k.sourcePages.count > 2 else {
+                throw Failure.memory("inject scribble: the image has no indirection list (crash image?)")
+            }
+            let src = k.sourcePages[0].source.raw
+            let loop = k.sourcePages[2].source
+            try set(first.pa, 0, 0x10_0000 | Ind.destination)
+            try set(first.pa, 1, loop.raw | Ind.indirection)
+            for i in 0..<511 { try set(loop, i, src | Ind.source) }
+            try set(loop, 511, loop.raw | Ind.indirection)
+        case .invalidOpcode:
+            // ud2 at purgatory's entry, in the page that will land there.
+            guard let pi = plan.segments.firstIndex(where: \.isPurgatory) else { return }
+            let off = plan.purgatoryEntry.raw - plan.segments[pi].mem.raw
+            let target: PhysAddr
+            if k.type == .crash {
+                target = plan.purgatoryEntry
+            } else {
+                guard let sp = k.sourcePages.first(where: { $0.segment == pi && $0.pageIndex == Int(off / 0x1000) })
+                else {
+                    throw Failure.memory("inject invalid-opcode: no source page for purgatory")
+                }
+                target = PhysAddr(sp.source.raw + off % 0x1000)
+            }
+            guard mem.write(target, [0x0f, 0x0b]) else { throw Failure.memory("inject invalid-opcode") }
+        default:
+            break
+        }
     }
 
     func firstDifference(page: PhysAddr) -> UInt64? {

@@ -24,6 +24,8 @@ public struct Plan: Sendable {
     public var crashRegions: [AddressRange]
     public var planSeconds: Double
     public var tablesSeconds: Double = 0
+    /// Fields parsed from real image files (bzImage setup header …), for the landed evidence.
+    public var imageInfo: [(String, String)] = []
 
     public var purgatorySegment: Segment? { segments.first { $0.isPurgatory } }
 }
@@ -78,13 +80,12 @@ public enum Planner {
         var segments: [Segment] = []
         var kernelEntry = PhysAddr(0)
         var bootParams = PhysAddr(0)
+        // Real files (RealImages.swift): a bzImage kernel, an initrd loaded as it is.
+        var bzImage: RealImages.X86Kernel?
+        var imageInfo: [(String, String)] = []
 
         func synthSize(_ p: PayloadSpec?, _ field: String) throws(PlanError) -> ByteCount? {
             guard let p else { return nil }
-            if p.file != nil {
-                throw .unsupported(
-                    "\(scenario.file): \(field).file: loading image files arrives with the real-inputs work; use size:")
-            }
             guard let s = p.size else { return nil }
             guard s.raw > 0 else {
                 throw .input(InputError(file: scenario.file, line: nil, field: field + ".size", message: "size 0"))
@@ -95,13 +96,24 @@ public enum Planner {
         do {
             switch req.syscall {
             case .kexecFileLoad:
-                guard let ksize = try synthSize(req.kernel, "kexec.kernel") else {
+                // bzImage64_probe and the loader's first checks come before anything is placed.
+                bzImage = try req.kernel?.file.map { try RealImages.x86BzImage(path: $0, scenario: scenario) }
+                let initrdFile = try req.initrd?.file.map {
+                    try RealImages.readFile($0, field: "kexec.initrd.file", scenario: scenario)
+                }
+                if let f = initrdFile, f.isEmpty {
+                    throw PlanError.input(
+                        InputError(file: scenario.file, line: nil, field: "kexec.initrd.file", message: "file is empty")
+                    )
+                }
+                let fileSize = bzImage.map { ByteCount(UInt64($0.header.protectedModeLength)) }
+                guard let ksize = try fileSize ?? synthSize(req.kernel, "kexec.kernel") else {
                     throw PlanError.input(
                         InputError(
                             file: scenario.file, line: nil, field: "kexec.kernel",
                             message: "kexec_file_load needs a kernel"))
                 }
-                let isize = try synthSize(req.initrd, "kexec.initrd")
+                let isize = try initrdFile.map { ByteCount(UInt64($0.count)) } ?? synthSize(req.initrd, "kexec.initrd")
                 if req.type == .crash {
                     // crash_load_segments: the ELF core header describing the first kernel's memory
                     // (one PT_LOAD per System RAM range plus a PT_NOTE), loaded first.
@@ -124,15 +136,22 @@ public enum Planner {
                     BufferRequest(name: "boot_params", memsz: bpMemsz, align: kexecPageSize, bufMin: minBootParams))
                 segments.append(Segment(name: "boot_params", mem: bAt, memsz: bpMemsz, bytes: [], bufsz: bpSize))
                 bootParams = bAt
-                guard let kMemsz = ksize.alignedUp(kexecPageSize) else {
-                    throw PlanError.input(
-                        InputError(
-                            file: scenario.file, line: nil, field: "kexec.kernel.size", message: "size overflows"))
+                if let image = bzImage {
+                    let k = try RealImages.x86BzImageSegment(image, placer: &placer)
+                    segments.append(k)
+                    kernelEntry = PhysAddr(k.mem.raw + 0x200)
+                    imageInfo += image.evidence
+                } else {
+                    guard let kMemsz = ksize.alignedUp(kexecPageSize) else {
+                        throw PlanError.input(
+                            InputError(
+                                file: scenario.file, line: nil, field: "kexec.kernel.size", message: "size overflows"))
+                    }
+                    let kAt = try placer.place(
+                        BufferRequest(name: "kernel", memsz: kMemsz, align: kernelAlign, bufMin: minKernel))
+                    segments.append(Segment(name: "kernel", mem: kAt, memsz: kMemsz, bytes: [], bufsz: ksize))
+                    kernelEntry = PhysAddr(kAt.raw + 0x200)
                 }
-                let kAt = try placer.place(
-                    BufferRequest(name: "kernel", memsz: kMemsz, align: kernelAlign, bufMin: minKernel))
-                segments.append(Segment(name: "kernel", mem: kAt, memsz: kMemsz, bytes: [], bufsz: ksize))
-                kernelEntry = PhysAddr(kAt.raw + 0x200)
                 if let isize {
                     guard let iMemsz = isize.alignedUp(kexecPageSize) else {
                         throw PlanError.input(
@@ -141,7 +160,11 @@ public enum Planner {
                     }
                     let iAt = try placer.place(
                         BufferRequest(name: "initrd", memsz: iMemsz, align: kexecPageSize, bufMin: minInitrd))
-                    segments.append(Segment(name: "initrd", mem: iAt, memsz: iMemsz, bytes: [], bufsz: isize))
+                    segments.append(
+                        Segment(name: "initrd", mem: iAt, memsz: iMemsz, bytes: initrdFile ?? [], bufsz: isize))
+                    if let f = initrdFile, let path = req.initrd?.file {
+                        imageInfo.append(("initrd_file", "\(path) (\(f.count) bytes)"))
+                    }
                 }
             case .kexecLoad:
                 for s in req.segments {
@@ -177,13 +200,18 @@ public enum Planner {
         // Contents, now that the destinations are known and accepted.
         for i in segments.indices where !segments[i].isPurgatory {
             let s = segments[i]
+            if !s.bytes.isEmpty { continue }  // read from a file
             guard s.bufsz.raw <= maxSyntheticBytes else {
                 throw .input(
                     InputError(
                         file: scenario.file, line: nil, field: "kexec.\(s.name)",
                         message: "payload of \(s.bufsz) is more than this tool generates (8GiB)"))
             }
-            if s.name == "boot_params" && req.syscall == .kexecFileLoad {
+            if s.name == "boot_params", let image = bzImage {
+                segments[i].bytes = RealImages.x86BootParams(
+                    machine: machine, cmdline: req.cmdline, loadAddress: s.mem, kernel: image,
+                    initrd: segments.first { $0.name == "initrd" })
+            } else if s.name == "boot_params" && req.syscall == .kexecFileLoad {
                 segments[i].bytes = Payload.bootParams(machine: machine, cmdline: req.cmdline, loadAddress: s.mem)
             } else {
                 segments[i].bytes = Payload.synthetic(name: s.name, size: Int(s.bufsz.raw))
@@ -248,7 +276,7 @@ public enum Planner {
                 kernelEntry: kernelEntry, bootParams: bootParams, purgatoryBase: segments[pIndex].mem,
                 purgatoryEntry: start,
                 controlVA: controlVA, digest: digest, storedDigest: stored, crashRegions: crash,
-                planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds))
+                planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds, imageInfo: imageInfo))
     }
 
     /// A copy of the purgatory blob with purgatory_data filled in (layout in purgatory.c).

@@ -139,6 +139,14 @@ public enum Runner {
             return result(Verdict(kind: .halt, summary: "engine: \(error)"))
         }
         x86.backOnDemand = { pa, _ in machine.memory.region(containing: pa)?.type == .usable }
+        x86.onDemandChunk = { pa in
+            // The page's 2 MiB chunk, clipped to its usable region.
+            guard let reg = machine.memory.region(containing: pa)?.range,
+                let chunk = AddressRange(start: pa.alignedDown(.mib(2)), size: .mib(2))?.intersection(reg),
+                let trimmed = chunk.pageTrimmed()
+            else { return nil }
+            return trimmed
+        }
         let spin = VirtAddr(plan.purgatoryBase.raw + X86_64GuestCode.purgatory.offset(of: "sha256_mismatch_spin"))
         do {
             try x86.stop(at: spin, name: "sha256_mismatch_spin")
@@ -151,7 +159,9 @@ public enum Runner {
         x86.write(.cr0, 0x8005_0033)
         x86.write(.rdi, plan.kimage.head)
         x86.write(.rsi, plan.controlVA.raw + X86_64GuestCode.pageListOffset)
-        x86.write(.rdx, plan.purgatoryEntry.raw)
+        var startAddress = plan.purgatoryEntry.raw
+        for case .startAddress(let a) in sc.kexec?.inject ?? [] { startAddress = a.raw }
+        x86.write(.rdx, startAddress)
         x86.write(.rcx, 0)
         x86.write(.rsp, 0)
         if options.countInstructions {
@@ -181,7 +191,7 @@ public enum Runner {
             }
         }
         stats.tlbFills = x86.tlbFills
-        stats.onDemandPages = x86.onDemandPages.count
+        stats.onDemandPages = x86.onDemandPageCount
         t = Date()
         defer { stats.verifySeconds = Date().timeIntervalSince(t) }
         var v = diagnose(stop: stop, phase1: r1, plan: plan, x86: x86, layout: layout, options: options)
@@ -226,7 +236,7 @@ public enum Runner {
             let region = machine.memory.describe(PhysAddr(f.va.raw))
             let missing =
                 f.reason == .notPresent
-                ? "level-\(levelNumber(f.level)) (\(f.level)) entry is missing"
+                ? "level-\(levelNumber(f.level, levels: plan.scenario.machine.paging.levels)) (\(f.level)) entry is missing"
                 : "\(f.level) entry: \(f.reason.rawValue)"
             return Verdict(
                 kind: .pageFault,
@@ -238,6 +248,16 @@ public enum Runner {
                     ("entry_address", f.entryAddress.map { hex($0.raw) } ?? "-"), ("entry", hex(f.entry)),
                     ("policy", policy),
                 ], address: f.va.raw)
+        case .unbackedAccess(let pa, let access, let pc) where x86.onDemandLimitHit:
+            return Verdict(
+                kind: .halt,
+                summary:
+                    "runaway guest: \(x86.onDemandPageCount) pages of RAM nobody loaded were touched (limit \(x86.onDemandLimit)) when \(routine(pc.raw, plan)) \(access.rawValue) \(hex(pa.raw))",
+                evidence: [
+                    ("address", hex(pa.raw)), ("access", access.rawValue), ("pc", hex(pc.raw)),
+                    ("routine", routine(pc.raw, plan)),
+                    ("on_demand_pages", "\(x86.onDemandPageCount)"), ("limit", "\(x86.onDemandLimit) pages"),
+                ], address: pa.raw)
         case .unbackedAccess(let pa, let access, let pc):
             let region = machine.memory.describe(pa)
             return Verdict(
@@ -382,7 +402,7 @@ public enum Runner {
             return Verdict(
                 kind: .pageFault,
                 summary:
-                    "the next kernel's read of \(hex(addr)) in \(region) faults: the level-\(levelNumber(f.level)) (\(f.level)) entry is missing under policy \(policy)",
+                    "the next kernel's read of \(hex(addr)) in \(region) faults: the level-\(levelNumber(f.level, levels: plan.scenario.machine.paging.levels)) (\(f.level)) entry is missing under policy \(policy)",
                 evidence: [
                     ("address", hex(addr)), ("access", access.rawValue), ("pc", hex(pc.raw)),
                     ("routine", "next kernel (touch probe)"),
@@ -400,12 +420,14 @@ public enum Runner {
         }
     }
 
-    static func levelNumber(_ name: String) -> Int {
+    /// Level number of a table name, counting the leaf (pte) as 1; the pgd is the top: 4, or 5 with LA57.
+    static func levelNumber(_ name: String, levels: Int = 4) -> Int {
         switch name {
         case "pte": return 1
         case "pmd": return 2
         case "pud": return 3
         case "p4d": return 4
+        case "pgd": return levels
         default: return 0
         }
     }
@@ -476,7 +498,9 @@ public enum Runner {
                 ],
                 address: page.raw)
         }
-        for p in x86.onDemandPages {
+        for p in x86.onDemandRanges.flatMap({ r in
+            stride(from: r.first.raw, through: r.last.raw, by: 0x1000).map { PhysAddr($0) }
+        }) {
             if let ptr = mem.pointer(p, length: 4096) {
                 let buf = UnsafeRawBufferPointer(start: ptr, count: 4096)
                 if let i = buf.firstIndex(where: { $0 != 0 }) {
@@ -510,7 +534,7 @@ public enum Runner {
             evidence: [
                 ("entry", hex(rip)), ("rsi", hex(rsi)), ("segments", segs), ("sha256", digestHex),
                 ("protected_pages", "\(layout.protectedCount) unchanged"),
-                ("on_demand_pages", "\(x86.onDemandPages.count) still zero"),
-            ])
+                ("on_demand_pages", "\(x86.onDemandPageCount) still zero"),
+            ] + plan.imageInfo)
     }
 }

@@ -1,0 +1,109 @@
+import Foundation
+import KexecModel
+import Kimage
+
+/// Real kernel and initrd files for kexec_file_load (`kexec.kernel: { file: … }`): an x86_64 bzImage
+/// loaded the way arch/x86/kernel/kexec-bzimage64.c loads it, an initrd loaded byte for byte.
+public enum RealImages {
+    /// Largest file read: KEXEC_FILE_SIZE_MAX (4 GiB); the kernel refuses bigger ones with EFBIG,
+    /// here it is an input error.
+    public static let maxFileBytes: UInt64 = 4 << 30
+
+    /// A probed bzImage: the whole file (boot_params needs its setup header) and the parsed header.
+    public struct X86Kernel: Sendable {
+        public var path: String
+        public var file: [UInt8]
+        public var header: BzImage
+        /// The protected-mode part: the kernel segment's buffer.
+        public var payload: ArraySlice<UInt8> { file[header.protectedModeOffset...] }
+        /// Header fields for the landed verdict's evidence.
+        public var evidence: [(String, String)] {
+            [("kernel_file", "\(path) (\(file.count) bytes)")] + header.evidence
+        }
+    }
+
+    /// Reads a payload file whole; missing, unreadable or oversized files are input errors.
+    public static func readFile(_ path: String, field: String, scenario: Scenario) throws(PlanError) -> [UInt8] {
+        func fail(_ m: String) -> PlanError {
+            .input(InputError(file: scenario.file, line: nil, field: field, message: "\"\(path)\": " + m))
+        }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw fail("no such file") }
+        guard !isDir.boolValue else { throw fail("is a directory") }
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber,
+            size.uint64Value > maxFileBytes
+        {
+            throw fail("\(formatSize(size.uint64Value)) is more than kexec_file_load reads (KEXEC_FILE_SIZE_MAX, 4GiB)")
+        }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+        } catch {
+            throw fail("cannot be read: \(error.localizedDescription)")
+        }
+        guard UInt64(data.count) <= maxFileBytes else { throw fail("more than 4GiB") }
+        return [UInt8](data)
+    }
+
+    /// Reads and probes a bzImage as bzImage64_probe and the first checks of bzImage64_load do,
+    /// before anything is placed. A format problem is a `Rejection` (ENOEXEC, EINVAL, …).
+    public static func x86BzImage(path: String, scenario: Scenario) throws -> X86Kernel {
+        let file = try readFile(path, field: "kexec.kernel.file", scenario: scenario)
+        let machine = scenario.machine
+        let cmdline = scenario.kexec?.cmdline ?? ""
+        do {
+            let header = try BzImage.parse(file, fiveLevelPaging: machine.paging == .fiveLevel)
+            // kexec-tools passes the command line with its NUL.
+            try header.checkLoad(cmdlineLength: cmdline.utf8.count + 1, totalRAM: machine.memory.totalRAM.raw)
+            return X86Kernel(path: path, file: file, header: header)
+        } catch {
+            throw error.rejection
+        }
+    }
+
+    /// The kernel segment as bzImage64_load adds it: buffer = the protected-mode part,
+    /// memsz = PAGE_ALIGN(init_size), align = kernel_alignment, buf_min = pref_address but at least
+    /// MIN_KERNEL_LOAD_ADDR (0x100000). The 64-bit entry is the load address + 0x200.
+    public static func x86BzImageSegment(_ k: X86Kernel, placer: inout Placer) throws(Rejection) -> Segment {
+        let h = k.header
+        let memsz = ByteCount(h.kernelMemsz)
+        let at = try placer.place(
+            BufferRequest(
+                name: "kernel", memsz: memsz, align: ByteCount(h.kernelBufAlign), bufMin: PhysAddr(h.kernelBufMin)))
+        return Segment(name: "kernel", mem: at, memsz: memsz, bytes: Array(k.payload))
+    }
+
+    /// boot_params for a bzImage, as bzImage64_load fills it:
+    /// - starts from `Payload.bootParams` (e820 table, command line after the first 4 KiB, its pointer);
+    /// - copies the image's setup header, file[0x1f1 ..< 0x202 + file[0x201]], over `hdr` (so version,
+    ///   cmdline_size, kernel_alignment, init_size, xloadflags … are the image's own);
+    /// - then sets what the loader sets after the copy: cmd_line_ptr (low 32 bits; the high half is
+    ///   ext_cmd_line_ptr, outside hdr), ramdisk_image / ramdisk_size and ext_ramdisk_image /
+    ///   ext_ramdisk_size for the initrd, type_of_loader = 0xD0 (kexec), loadflags = 0, and
+    ///   hardware_subarch from the first kernel (0, a PC).
+    /// Not modelled: screen_info, EDD, EFI info and setup_data (EFI, RNG seed), ext_mem_k / alt_mem_k.
+    public static func x86BootParams(
+        machine: Machine, cmdline: String, loadAddress: PhysAddr, kernel: X86Kernel, initrd: Segment?
+    ) -> [UInt8] {
+        var bp = Payload.bootParams(machine: machine, cmdline: cmdline, loadAddress: loadAddress)
+        let hdr = kernel.header.setupHeaderBytes(of: kernel.file)
+        let base = BzImage.setupHeaderOffset
+        bp.replaceSubrange(base..<base + hdr.count, with: hdr)
+        func put(_ off: Int, _ v: UInt64, _ n: Int) {
+            for i in 0..<n { bp[off + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
+        }
+        let cmdAddr = loadAddress.raw &+ 0x1000
+        put(0x228, cmdAddr & 0xffff_ffff, 4)  // hdr.cmd_line_ptr
+        put(0x210, 0xd0, 1)  // hdr.type_of_loader: 0x0D << 4
+        put(0x211, 0, 1)  // hdr.loadflags
+        put(0x23c, 0, 4)  // hdr.hardware_subarch: X86_SUBARCH_PC
+        if let initrd {
+            let len = initrd.bufsz.raw
+            put(0x218, initrd.mem.raw & 0xffff_ffff, 4)  // hdr.ramdisk_image
+            put(0x21c, len & 0xffff_ffff, 4)  // hdr.ramdisk_size
+            put(0x0c0, initrd.mem.raw >> 32, 4)  // ext_ramdisk_image
+            put(0x0c4, len >> 32, 4)  // ext_ramdisk_size
+        }
+        return bp
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import KexecModel
+import KexecSim
+import Testing
+
+/// Runaway guests, broken on purpose: each ends within its budget with a verdict and evidence,
+/// and host memory stays bounded.
+@Suite(.serialized) struct RunawayTests {
+    func run(_ name: String, timeout: Double = 20) throws -> RunResult {
+        try Runner.run(try fixture(name), options: RunOptions(timeoutSeconds: timeout))
+    }
+
+    @Test func endlessListHangsInSwapPagesWithTheLoopNamed() throws {
+        let r = try run("x86_64-runaway-list-cycle.yaml")
+        #expect(r.verdict.kind == .hang)
+        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        #expect(ev["budget"] == "30000000 instructions")
+        #expect(ev["routine"]?.hasPrefix("relocate_kernel: swap_pages") == true)
+        #expect(ev["loop"]?.contains("instruction addresses in [") == true)
+    }
+
+    @Test func wallClockLimitStopsALoopWithoutABudget() throws {
+        var sc = try fixture("x86_64-runaway-list-cycle.yaml")
+        sc.budget = nil
+        let t0 = Date()
+        let r = try Runner.run(sc, options: RunOptions(timeoutSeconds: 1))
+        #expect(Date().timeIntervalSince(t0) < 15)
+        #expect(r.verdict.kind == .hang)
+        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        #expect(ev["budget"] == "1 s wall clock")
+    }
+
+    @Test func selfOverwriteEndsInAnException() throws {
+        let r = try run("x86_64-runaway-overwrite-control-page.yaml")
+        #expect(r.verdict.kind == .halt)
+        #expect(r.verdict.summary.contains("relocate_kernel"))
+    }
+
+    @Test func scribblerIsBoundedByBudgetAndOnDemandLimit() throws {
+        let r = try run("x86_64-runaway-scribble.yaml")
+        // It writes over its own list page and then reads a garbage entry: a non-canonical address.
+        #expect(r.verdict.kind == .pageFault)
+        #expect(Dictionary(uniqueKeysWithValues: r.verdict.evidence)["reason"] == "non-canonical address")
+        #expect(r.stats.onDemandPages <= 65536)
+        #expect(r.stats.onDemandPages > 1000)  // it really did write over RAM nobody loaded
+    }
+
+    @Test func invalidOpcodeAndWildJump() throws {
+        let u = try run("x86_64-runaway-invalid-opcode.yaml")
+        #expect(u.verdict.kind == .halt)
+        #expect(Dictionary(uniqueKeysWithValues: u.verdict.evidence)["routine"] == "purgatory: purgatory_start")
+        let j = try run("x86_64-runaway-start-address.yaml")
+        #expect(j.verdict.kind == .pageFault)
+        #expect(j.verdict.address == 0x7f00_0000_0000)
+        let ev = Dictionary(uniqueKeysWithValues: j.verdict.evidence)
+        #expect(ev["access"] == "fetch" && ev["level"] == "pgd")
+    }
+}

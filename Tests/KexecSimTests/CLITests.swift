@@ -47,27 +47,29 @@ import Testing
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("kexec-sim-cli-\(getpid()).yaml")
         // Overlapping kexec_load segments are rejected, but this fixture claims they land.
         try """
-            name: claims the impossible
-            machine:
-              arch: x86_64
-              memory:
-                - { range: 0x0-0x9ffff, type: usable }
-                - { range: 0x100000-0xbfffffff, type: usable }
-            kexec:
-              syscall: kexec_load
-              segments:
-                - { name: kernel, mem: 0x1000000, memsz: 8MiB }
-                - { name: initrd, mem: 0x1600000, memsz: 4MiB }
-            expect: { verdict: landed }
+        name: claims the impossible
+        machine:
+          arch: x86_64
+          memory:
+            - { range: 0x0-0x9ffff, type: usable }
+            - { range: 0x100000-0xbfffffff, type: usable }
+        kexec:
+          syscall: kexec_load
+          segments:
+            - { name: kernel, mem: 0x1000000, memsz: 8MiB }
+            - { name: initrd, mem: 0x1600000, memsz: 4MiB }
+        expect: { verdict: landed }
 
-            """.write(to: tmp, atomically: true, encoding: .utf8)
+        """.write(to: tmp, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: tmp) }
         let d = try run(["run", tmp.path])
         #expect(d.status == 1)
         #expect(d.out.contains("verdict: rejected"))
         #expect(d.out.contains("expected: landed — DIFFERS"))
         // Under a policy the fixture says nothing about, the run is informational: exit 0.
-        let r = try run(["run", repoRoot + "/Fixtures/scenarios/x86_64-destination-not-mapped.yaml", "--policy", "ram-1g"])
+        let r = try run([
+            "run", repoRoot + "/Fixtures/scenarios/x86_64-destination-not-mapped.yaml", "--policy", "ram-1g",
+        ])
         #expect(r.status == 0)
         #expect(!r.out.contains("expected:"))
     }

@@ -43,3 +43,7 @@ static void ks_count_instruction(uc_engine *uc, uint64_t address, uint32_t size,
 uc_err ks_hook_add_instruction_counter(uc_engine *uc, uc_hook *hh, uint64_t *counter) {
     return uc_hook_add(uc, hh, UC_HOOK_CODE, (void *)ks_count_instruction, counter, 1, 0);
 }
+
+uc_err ks_ctl_set_page_size(uc_engine *uc, uint32_t size) { return uc_ctl_set_page_size(uc, size); }
+
+uc_err ks_ctl_flush_tb(uc_engine *uc) { return uc_ctl_flush_tb(uc); }

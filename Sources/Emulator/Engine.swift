@@ -148,6 +148,8 @@ public final class X86Engine {
     private var fault: (X86Walker.Fault, X86Walker.Access)?
     private var unbacked: (PhysAddr, X86Walker.Access)?
     private var stopName: String?
+    private var lastUntil: VirtAddr?
+    private var stopProbeRefused = false
 
     public init(memory: GuestMemory, mmu: MMUMode = .project) throws(EmulatorError) {
         let v = EngineVersion.current
@@ -159,16 +161,12 @@ public final class X86Engine {
         version = v
         self.memory = memory
         self.mmu = mmu
-        do {
-            if mmu == .project {
-                try check(ks_ctl_set_tlb_mode(uc, Int32(UC_TLB_VIRTUAL.rawValue)), "uc_ctl(UC_CTL_TLB_TYPE)")
-            }
-            for b in memory.blocks { try mapBlock(b) }
-            try installHooks()
-        } catch {
-            uc_close(uc)
-            throw error
+        // A throw from here on runs deinit (every stored property is set), which closes the engine.
+        if mmu == .project {
+            try check(ks_ctl_set_tlb_mode(uc, Int32(UC_TLB_VIRTUAL.rawValue)), "uc_ctl(UC_CTL_TLB_TYPE)")
         }
+        for b in memory.blocks { try mapBlock(b) }
+        try installHooks()
         memory.onAdd = { [unowned self] b in try? self.mapBlock(b) }
     }
 
@@ -301,6 +299,24 @@ public final class X86Engine {
     private func fillTLB(vaddr: UInt64, type: uc_mem_type, result: UnsafeMutablePointer<uc_tlb_entry>) -> Bool {
         tlbFills &+= 1
         let acc = access(type)
+        if acc == .fetch {
+            // When a run stops, Unicorn also looks up the code page of `until - 1`; a fetch from any
+            // page other than RIP's (or the next, for an instruction that crosses pages) is that
+            // lookup, not the guest: translate it if the tables can, but never record it.
+            let ripPage = read(.rip) & ~0xfff
+            if vaddr != ripPage && vaddr != ripPage &+ 0x1000 {
+                if case .success(let t) = X86Walker.translate(
+                    VirtAddr(vaddr), access: .fetch, control: control, read64: { self.memory.read64($0) }),
+                    memory.isBacked(PhysAddr(t.pa.raw & ~0xfff))
+                {
+                    result.pointee.paddr = t.pa.raw & ~0xfff
+                    result.pointee.perms = uc_prot(UC_PROT_READ.rawValue | UC_PROT_EXEC.rawValue)
+                    return true
+                }
+                stopProbeRefused = true
+                return false
+            }
+        }
         switch X86Walker.translate(VirtAddr(vaddr), access: acc, control: control, read64: { self.memory.read64($0) }) {
         case .success(let t):
             let page = PhysAddr(t.pa.raw & ~0xfff)
@@ -363,6 +379,12 @@ public final class X86Engine {
         fault = nil
         unbacked = nil
         stopName = nil
+        stopProbeRefused = false
+        if until != lastUntil {
+            // A block translated in an earlier run would ignore a new stop address inside it.
+            _ = ks_ctl_flush_tb(uc)
+            lastUntil = until
+        }
         let t0 = DispatchTime.now().uptimeNanoseconds
         let err = uc_emu_start(uc, start.raw, until.raw, timeoutMicros, Int(clamping: budget))
         let elapsedMicros = (DispatchTime.now().uptimeNanoseconds - t0) / 1000
@@ -372,7 +394,7 @@ public final class X86Engine {
         if let (f, a) = fault { return .translationFault(f, access: a, pc: pc) }
         if let (pa, a) = unbacked { return .unbackedAccess(pa: pa, access: a, pc: pc) }
         if let name = stopName { return .stoppedAt(pc: pc, name: name) }
-        if err != UC_ERR_OK {
+        if err != UC_ERR_OK && !(err == UC_ERR_EXCEPTION && stopProbeRefused) {
             return .cpuException(pc: pc, detail: String(cString: uc_strerror(err)) + " (\(err.rawValue))")
         }
         if pc == until { return .reached(pc: pc) }

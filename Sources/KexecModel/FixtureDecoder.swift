@@ -654,7 +654,8 @@ struct Walker {
             let resolved = FixtureDecoder.resolve(given, against: base)
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDir), !isDir.boolValue else {
-                throw fail(p, f.field("file"), "no such file \"\(resolved)\"")
+                let what = isDir.boolValue ? "is a directory, not a file:" : "no such file"
+                throw fail(p, f.field("file"), "\(what) \"\(resolved)\"")
             }
             return PayloadSpec(file: resolved)
         case (.some, .some):

@@ -440,29 +440,26 @@ public enum Runner {
 
     /// First destination byte that differs from its segment (buffer, then zeros to memsz).
     static func firstDestinationMismatch(plan: Plan, mem: GuestMemory) -> Mismatch? {
+        let zeros = [UInt8](repeating: 0, count: 1 << 16)
         for s in plan.segments {
             let checkLen = s.isPurgatory ? UInt64(s.bytes.count) : s.memsz.raw
+            let bufEnd = UInt64(s.bytes.count)
             var off: UInt64 = 0
             while off < checkLen {
-                let n = Int(min(checkLen - off, 1 << 20))
+                // Chunks never straddle the end of the buffer, so each is all-buffer or all-zero.
+                let limit = off < bufEnd ? bufEnd : checkLen
+                let n = Int(min(limit - off, UInt64(zeros.count)))
                 guard let p = mem.pointer(PhysAddr(s.mem.raw + off), length: n) else {
                     return Mismatch(segment: s.name, address: s.mem.raw + off, offset: off)
                 }
-                let buf = UnsafeRawBufferPointer(start: p, count: n)
-                let bufEnd = UInt64(s.bytes.count)
-                var diff: Int?
-                if off < bufEnd {
-                    let m = Int(min(UInt64(n), bufEnd - off))
-                    let same = s.bytes.withUnsafeBytes { memcmp($0.baseAddress! + Int(off), p, m) == 0 }
-                    if !same {
-                        diff = (0..<m).first { buf[$0] != s.bytes[Int(off) + $0] }
-                    } else if m < n {
-                        diff = (m..<n).first { buf[$0] != 0 }
-                    }
-                } else {
-                    diff = (0..<n).first { buf[$0] != 0 }
-                }
-                if let d = diff {
+                let same =
+                    off < bufEnd
+                    ? s.bytes.withUnsafeBytes { memcmp($0.baseAddress! + Int(off), p, n) == 0 }
+                    : zeros.withUnsafeBytes { memcmp($0.baseAddress!, p, n) == 0 }
+                if !same {
+                    let buf = UnsafeRawBufferPointer(start: p, count: n)
+                    let d =
+                        (0..<n).first { i in buf[i] != (off < bufEnd ? s.bytes[Int(off) + i] : 0) } ?? 0
                     return Mismatch(segment: s.name, address: s.mem.raw + off + UInt64(d), offset: off + UInt64(d))
                 }
                 off += UInt64(n)

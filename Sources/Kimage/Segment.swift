@@ -3,6 +3,8 @@ import KexecModel
 /// The errno a kexec syscall returns when the kernel refuses a load.
 public enum Errno: String, Sendable, Equatable, CaseIterable {
     case EINVAL, EADDRNOTAVAIL, ENOMEM, EBUSY
+    /// Not an image the loader knows (kexec_file_load's probe, e.g. bzImage64_probe).
+    case ENOEXEC
 }
 
 /// A refusal, as the kernel would give it, with the check that failed.

@@ -22,5 +22,9 @@ uc_err ks_ctl_set_tlb_mode(uc_engine *uc, int mode);
 uc_err ks_ctl_set_cpu_model(uc_engine *uc, int model);
 uc_err ks_ctl_flush_tlb(uc_engine *uc);
 uc_err ks_ctl_remove_cache(uc_engine *uc, uint64_t begin, uint64_t end);
+// ARM / AArch64 only, right after uc_open: the engine's page size (2.1.4 defaults to 1 KiB there).
+uc_err ks_ctl_set_page_size(uc_engine *uc, uint32_t size);
+// Drops every translated block (so that a code hook added later sees code translated before).
+uc_err ks_ctl_flush_tb(uc_engine *uc);
 
 #endif

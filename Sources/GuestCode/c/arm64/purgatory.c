@@ -1,0 +1,74 @@
+/*
+ * kexec-sim: arm64 purgatory, in the spirit of kexec-tools' purgatory (purgatory.c and
+ * arch/arm64) and the kernel's arch/x86/purgatory/purgatory.c (written from scratch). Runs with
+ * the MMU off after the relocation routine: hashes the listed physical regions and compares the
+ * result with the digest the loader stored. A mismatch spins forever at sha256_mismatch_spin.
+ *
+ * The SHA-256 is c/x86_64/sha256.c, compiled for aarch64. The host patches purgatory_data in its
+ * copy of the blob before loading it.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sha256.h"
+
+#define PURGATORY_MAX_REGIONS 16	/* KEXEC_SEGMENT_MAX */
+
+struct purgatory_region {
+	uint64_t start;
+	uint64_t len;
+};
+
+struct purgatory_data {
+	uint64_t entry;		/* next kernel's entry (physical) */
+	uint64_t dtb;		/* x0 at that entry: the DTB (physical) */
+	uint64_t nr_regions;	/* used entries of regions[], at most 16 */
+	struct purgatory_region regions[PURGATORY_MAX_REGIONS];
+	uint8_t digest[SHA256_DIGEST_SIZE];
+};
+
+_Static_assert(offsetof(struct purgatory_data, entry) == 0, "entry offset");
+_Static_assert(offsetof(struct purgatory_data, dtb) == 8, "dtb offset");
+_Static_assert(offsetof(struct purgatory_data, nr_regions) == 16, "nr_regions offset");
+_Static_assert(offsetof(struct purgatory_data, regions) == 24, "regions offset");
+_Static_assert(sizeof(struct purgatory_region) == 16, "region size");
+_Static_assert(offsetof(struct purgatory_data, digest) == 280, "digest offset");
+_Static_assert(sizeof(struct purgatory_data) == 312, "purgatory_data size");
+
+/* In .data (not .bss) so its bytes are part of the blob for the host to patch. */
+__attribute__((section(".data"), aligned(8), used))
+struct purgatory_data purgatory_data;
+
+int purgatory_main(void);
+
+__attribute__((noinline, noreturn, used))
+void sha256_mismatch_spin(void)
+{
+	for (;;) {
+	}
+}
+
+int purgatory_main(void)
+{
+	struct sha256_ctx ctx;
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	uint64_t nr = purgatory_data.nr_regions;
+	uint8_t diff = 0;
+
+	if (nr > PURGATORY_MAX_REGIONS)
+		nr = PURGATORY_MAX_REGIONS;
+
+	sha256_init(&ctx);
+	for (uint64_t i = 0; i < nr; i++) {
+		const struct purgatory_region *r = &purgatory_data.regions[i];
+
+		sha256_update(&ctx, (const void *)(uintptr_t)r->start, (size_t)r->len);
+	}
+	sha256_final(&ctx, digest);
+
+	for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
+		diff |= digest[i] ^ purgatory_data.digest[i];
+	if (diff)
+		sha256_mismatch_spin();
+	return 0;
+}

@@ -1,0 +1,79 @@
+import Testing
+
+@testable import GuestCode
+
+/// The little-endian instruction word at `offset`.
+private func word(_ blob: GuestBlob, _ offset: UInt64) -> UInt32 {
+    let o = Int(offset)
+    return (0..<4).reduce(UInt32(0)) { $0 | UInt32(blob.bytes[o + $1]) << (8 * UInt32($1)) }
+}
+
+@Suite struct Arm64GuestCodeTests {
+    @Test func relocateKernelLayout() {
+        let blob = Arm64GuestCode.relocateKernel
+        #expect(UInt64(blob.bytes.count) <= Arm64GuestCode.controlCodeMaxSize)
+        #expect(blob.bytes.count % 4 == 0 && blob.bssSize == 0)
+        #expect(blob.offset(of: Arm64GuestCode.mmuOffEntry) == 0)
+        #expect(blob.offset(of: "arm64_relocate_new_kernel_end") == UInt64(blob.bytes.count))
+        let on = blob.offset(of: Arm64GuestCode.mmuOnEntry)
+        let off = blob.offset(of: Arm64GuestCode.mmuOffPoint)
+        #expect(on > 0 && on < off && off < UInt64(blob.bytes.count))
+        // Both entries start by saving the DTB / entry: mov x18, x2 and mov x28, x1.
+        #expect(word(blob, 0) == 0xaa02_03f2)
+        #expect(word(blob, on) == 0xaa01_03fc)
+        // The MMU-off point follows msr sctlr_el1, x12; isb.
+        #expect(word(blob, off - 8) == 0xd518_100c)
+        #expect(word(blob, off - 4) == 0xd503_3fdf)
+        // Each routine ends in br: x17 (MMU off) and x28 (MMU on).
+        #expect(word(blob, on - 4) == 0xd61f_0220)
+        #expect(word(blob, UInt64(blob.bytes.count) - 4) == 0xd61f_0380)
+        // The cache maintenance the kernel does: dc ivac (MMU off), dc civac (MMU on), ic iallu.
+        let words = stride(from: 0, to: blob.bytes.count, by: 4).map { word(blob, UInt64($0)) }
+        #expect(words.contains(0xd508_7620))  // dc ivac, x0
+        #expect(words.contains(0xd50b_7e20))  // dc civac, x0
+        #expect(words.filter { $0 == 0xd508_751f }.count == 2)  // ic iallu
+        #expect(words.contains(0xd508_871f))  // tlbi vmalle1
+    }
+
+    @Test func purgatoryLayout() {
+        let blob = Arm64GuestCode.purgatory
+        let size = UInt64(blob.bytes.count)
+        for name in [
+            "purgatory_start", "purgatory_main", "sha256_mismatch_spin", "purgatory_data", "purgatory_stack_top",
+        ] {
+            #expect(blob.symbols[name] != nil, "missing \(name)")
+        }
+        let data = blob.offset(of: "purgatory_data")
+        #expect(data % 8 == 0)
+        #expect(data + Arm64GuestCode.purgatoryDataSize <= size)
+        #expect(blob.bssSize >= 4096)
+        let top = blob.offset(of: "purgatory_stack_top")
+        #expect(top % 16 == 0)
+        #expect(top >= size + 4096 && top <= blob.memorySize)
+        // The mismatch spin is a branch-to-self (b .).
+        #expect(word(blob, blob.offset(of: "sha256_mismatch_spin")) == 0x1400_0000)
+        // adr x19, purgatory_stack_top; mov sp, x19 open the entry.
+        let start = blob.offset(of: "purgatory_start")
+        #expect(word(blob, start) & 0x9f00_001f == 0x1000_0013)
+        #expect(word(blob, start + 4) == 0x9100_027f)
+        #expect(Arm64GuestCode.PurgatoryDataLayout.digest + 32 == Arm64GuestCode.purgatoryDataSize)
+    }
+
+    @Test func purgatoryDataStartsZeroed() {
+        let blob = Arm64GuestCode.purgatory
+        let data = Int(blob.offset(of: "purgatory_data"))
+        #expect(blob.bytes[data..<data + Int(Arm64GuestCode.purgatoryDataSize)].allSatisfy { $0 == 0 })
+    }
+
+    @Test func probes() {
+        let blob = Arm64GuestCode.probe
+        #expect(blob.offset(of: "store_probe") == 0)
+        #expect(word(blob, 0) == 0xf900_0001)  // str x1, [x0]
+        #expect(blob.offset(of: "store_probe_done") == 4)
+        #expect(word(blob, 4) == 0x1400_0000)  // b .
+        let touch = blob.offset(of: "touch_probe")
+        let done = blob.offset(of: "touch_probe_done")
+        #expect(touch < done && word(blob, done) == 0x1400_0000)
+        #expect(blob.offset(of: "probe_end") == UInt64(blob.bytes.count))
+    }
+}

@@ -257,10 +257,10 @@ extension FixtureDecoder {
 
     static func yamlError(_ error: any Error, text: String, file: String) -> InputError {
         func make(_ mark: Mark?, _ problem: String, _ context: YamlError.Context?) -> InputError {
-            var m = problem
-            if let c = context { m += " (\(c.text) at line \(c.mark.line))" }
             // libyaml puts the end of a file without a final line break on a line past it: clamp.
             let lastLine = max(1, text.utf8.reduce(0) { $1 == 10 ? $0 + 1 : $0 } + (text.utf8.last == 10 ? 0 : 1))
+            var m = problem
+            if let c = context { m += " (\(c.text) at line \(min(c.mark.line, lastLine)))" }
             return InputError(
                 file: file, line: mark.map { min($0.line, lastLine) }, field: "yaml", message: "YAML syntax: " + m)
         }
@@ -351,7 +351,7 @@ private let regionKeys = ["range", "start", "size", "type"]
 private let kexecKeys = ["syscall", "type", "kernel", "initrd", "cmdline", "placement", "segments", "entry", "inject"]
 private let payloadKeys = ["size", "file"]
 private let segmentKeys = ["name", "mem", "memsz", "bufsz"]
-private let policyKeys = ["identity_map", "map_segments"]
+private let policyKeys = ["identity_map", "map_segments", "linear_map", "relocation"]
 private let expectKeys = ["verdict", "address", "errno"]
 private let errnoNames = ["EINVAL", "EADDRNOTAVAIL", "ENOMEM", "EBUSY"]
 
@@ -720,6 +720,18 @@ struct Walker {
             p.identityMap = try choice(n, f.field("identity_map"), IdentityMapPolicy.allCases)
         }
         if let n = f.value("map_segments") { p.mapSegments = try bool(n, f.field("map_segments")) }
+        if let n = f.value("relocation") {
+            p.relocation = try choice(n, f.field("relocation"), RelocationMode.allCases)
+        }
+        if let n = f.value("linear_map") {
+            let field = f.field("linear_map")
+            let lm = try mapping(n, field, "a mapping { granule, mappings }")
+            let g = try Fields(n, lm, path: field, allowed: ["granule", "mappings"], file: file)
+            if let v = g.value("granule") { p.granule = try choice(v, g.field("granule"), Arm64GranuleName.allCases) }
+            if let v = g.value("mappings") {
+                p.mappings = try choice(v, g.field("mappings"), Arm64MappingKind.allCases)
+            }
+        }
         return p
     }
 

@@ -138,10 +138,20 @@ public enum IdentityMapPolicy: String, Sendable, CaseIterable {
     case gbpagesExceptUV = "gbpages-except-uv"
 }
 
+/// arm64 translation granule and mapping kind of the linear map (`linear_map:`).
+public enum Arm64GranuleName: String, Sendable, CaseIterable { case g4k = "4k", g16k = "16k", g64k = "64k" }
+public enum Arm64MappingKind: String, Sendable, CaseIterable { case blocks, basePages = "base-pages" }
+/// arm64 relocation: with the MMU off (before v5.15) or on through a copy of the linear map.
+public enum RelocationMode: String, Sendable, CaseIterable { case mmuOff = "mmu-off", mmuOn = "mmu-on" }
+
 public struct PolicySpec: Sendable {
     public var identityMap: IdentityMapPolicy
     /// Whether init_pgtable also maps each segment (true since 2016; older kernels did not).
     public var mapSegments: Bool
+    /// arm64 only.
+    public var granule: Arm64GranuleName = .g4k
+    public var mappings: Arm64MappingKind = .blocks
+    public var relocation: RelocationMode = .mmuOff
     public init(identityMap: IdentityMapPolicy = .ram2m, mapSegments: Bool = true) {
         self.identityMap = identityMap
         self.mapSegments = mapSegments

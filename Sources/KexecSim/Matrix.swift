@@ -183,7 +183,7 @@ public struct MatrixRunResult: Sendable {
 public enum MatrixPlanner {
     /// Architectures whose runs exist (Planner.plan throws PlanError.unsupported for the others):
     /// fixtures of other architectures are reported as skipped. Extend when arm64 runs land.
-    public static let runnableArchs: Set<Arch> = [.x86_64]
+    public static let runnableArchs: Set<Arch> = [.x86_64, .arm64]
 
     /// Fixture files named by `arguments` (files, or directories searched recursively for
     /// .yaml/.yml), in order, without repeats. `fromDirectory` tells which ones a directory gave.
@@ -266,6 +266,16 @@ public enum MatrixPlanner {
                         fixturePath: abs, relativePath: rel, scenarioName: sc.name, policy: "default",
                         expected: sc.expect,
                         skipReason: "machine.arch: \(sc.machine.arch.rawValue) runs are not built yet (x86_64 only)"))
+                continue
+            }
+            if sc.machine.arch == .arm64 {
+                // The identity-map policies are x86_64's: an arm64 fixture runs once, under its own
+                // relocation mode and granule (the --policy passed to the worker is ignored there).
+                jobs.append(
+                    MatrixJob(
+                        fixturePath: abs, relativePath: rel, scenarioName: sc.name,
+                        policy: sc.policy.identityMap.rawValue,
+                        expected: sc.expect))
                 continue
             }
             for p in policies.policies(for: sc) {

@@ -312,4 +312,19 @@ final class AllocatorBox: @unchecked Sendable {
         handed.append(p)
         return p
     }
+    /// `size` bytes of consecutive, `size`-aligned non-destination pages (arm64 16K/64K granule
+    /// tables); pages skipped on the way stay handed out (wasted, as a real allocator might).
+    func aligned(_ size: UInt64) throws -> PhysAddr {
+        if size <= 0x1000 { return try next() }
+        var run: [PhysAddr] = []
+        while true {
+            let p = try next()
+            if let last = run.last, p.raw == last.raw + 0x1000 {
+                run.append(p)
+            } else {
+                run = p.raw % size == 0 ? [p] : []
+            }
+            if UInt64(run.count) * 0x1000 == size { return run[0] }
+        }
+    }
 }

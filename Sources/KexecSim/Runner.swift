@@ -77,6 +77,7 @@ public enum Runner {
         }
         if sc.budget == nil { sc.budget = options.budget }
         let engine = EngineVersion.current.description
+        if sc.machine.arch == .arm64 { return try Arm64Runner.run(sc, options: options) }
         switch try Planner.plan(sc) {
         case .rejected(let r, let s):
             let v = Verdict(
@@ -440,8 +441,12 @@ public enum Runner {
 
     /// First destination byte that differs from its segment (buffer, then zeros to memsz).
     static func firstDestinationMismatch(plan: Plan, mem: GuestMemory) -> Mismatch? {
+        firstDestinationMismatch(segments: plan.segments, mem: mem)
+    }
+
+    static func firstDestinationMismatch(segments: [Segment], mem: GuestMemory) -> Mismatch? {
         let zeros = [UInt8](repeating: 0, count: 1 << 16)
-        for s in plan.segments {
+        for s in segments {
             let checkLen = s.isPurgatory ? UInt64(s.bytes.count) : s.memsz.raw
             let bufEnd = UInt64(s.bytes.count)
             var off: UInt64 = 0

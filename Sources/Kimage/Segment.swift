@@ -70,6 +70,12 @@ public struct ArchLimits: Sendable {
     /// KEXEC_DESTINATION_MEMORY_LIMIT + 1 (x86_64: MAXMEM, 2^46 with 4-level paging, 2^52 with 5-level).
     public var destinationLimit: UInt64
     public var segmentMax: Int
+    public init(destinationLimit: UInt64, segmentMax: Int) {
+        self.destinationLimit = destinationLimit
+        self.segmentMax = segmentMax
+    }
+    /// arm64: destinations below the 48-bit physical address limit.
+    public static let arm64 = ArchLimits(destinationLimit: 1 << 48, segmentMax: 16)
     public static func x86_64(fiveLevel: Bool) -> ArchLimits {
         ArchLimits(destinationLimit: fiveLevel ? 1 << 52 : 1 << 46, segmentMax: 16)
     }

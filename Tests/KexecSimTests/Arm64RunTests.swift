@@ -1,0 +1,36 @@
+import KexecModel
+import KexecSim
+import Testing
+
+/// arm64 through the emulator: MMU off and on land the same bytes; faults and stamps are named.
+@Suite(.serialized) struct Arm64RunTests {
+    func ev(_ r: RunResult) -> [String: String] { Dictionary(uniqueKeysWithValues: r.verdict.evidence) }
+
+    @Test func mmuOffAndOnLandTheSameBytes() throws {
+        let off = try Runner.run(try fixture("arm64-basic.yaml"))
+        let on = try Runner.run(try fixture("arm64-mmu-on.yaml"))
+        #expect(off.verdict.kind == .landed && on.verdict.kind == .landed)
+        #expect(ev(off)["sha256"] == ev(on)["sha256"])
+        #expect(ev(off)["segments"] == ev(on)["segments"])
+        #expect(ev(on)["relocation"] == "mmu-on" && ev(off)["relocation"] == "mmu-off")
+        #expect(ev(on)["x1_x2_x3"] == "0 0 0")
+        // The linear map of 4 GiB with 4 KiB blocks: a level-0 table, one level-1 table (1 GiB blocks).
+        #expect(ev(on)["linear_map_tables"]?.hasPrefix("2 pages") == true)
+        #expect(ev(off)["linear_map_tables"] == nil)
+    }
+
+    @Test func stampedCrashKernelIsNamed() throws {
+        let r = try Runner.run(try fixture("arm64-crash-stamped.yaml"))
+        #expect(r.verdict.kind == .hang)
+        #expect(ev(r)["stamped_segment"] == "kernel")
+        #expect(ev(r)["stamped_address"] == "0xefc04242")
+    }
+
+    @Test func destinationOutsideTheLinearMapCopyFaults() throws {
+        let r = try Runner.run(try fixture("arm64-outside-linear-map.yaml"))
+        #expect(r.verdict.kind == .pageFault)
+        #expect(ev(r)["physical"] == "0x100000000")
+        #expect(ev(r)["level"] == "L1")
+        #expect(ev(r)["routine"]?.hasPrefix("relocate_kernel") == true)
+    }
+}

@@ -64,6 +64,13 @@ public enum Bench {
             + "policy: { identity_map: \(policy) }\nexpect: { verdict: landed }\n"
     }
 
+    static func arm64YAML(relocation: String) -> String {
+        "name: arm64 10MiB \(relocation)\nmachine:\n  name: arm64 virt 4 GiB\n  arch: arm64\n  memory:\n"
+            + region(0x4000_0000, 0x1_3fff_ffff, "usable")
+            + "kexec:\n  kernel: { size: 9MiB }\n  initrd: { size: 1MiB }\n"
+            + "policy: { relocation: \(relocation), linear_map: { granule: 4k, mappings: blocks } }\nexpect: { verdict: landed }\n"
+    }
+
     public static var cases: [Case] {
         let gib: UInt64 = 1 << 30
         let tib: UInt64 = 1 << 40
@@ -105,6 +112,9 @@ public enum Bench {
                 yaml: scenarioYAML(
                     "4096-entry map", machine: machineYAML(name: "4096 entries", ram: 8 * gib, extraRegions: map4096),
                     kernel: "9MiB", initrd: "1MiB"), count: false),
+            Case(
+                name: "arm64-10MiB-payload-4GiB-machine-mmu-off", yaml: arm64YAML(relocation: "mmu-off"), count: false),
+            Case(name: "arm64-10MiB-payload-4GiB-machine-mmu-on", yaml: arm64YAML(relocation: "mmu-on"), count: false),
             Case(
                 name: "x86_64-10MiB-payload-1GiB-machine-ram-1g",
                 yaml: scenarioYAML(
@@ -159,7 +169,10 @@ public enum Bench {
         let parse = Date().timeIntervalSince(t0)
         let r = try Runner.run(sc, options: RunOptions())
         let s = r.stats
-        let instr = perByte.map { UInt64(($0.relocation + $0.purgatory) * Double(s.payloadBytes)) }
+        // The calibration counts the x86_64 routines; arm64 runs get no estimate.
+        let instr =
+            sc.machine.arch == .x86_64
+            ? perByte.map { UInt64(($0.relocation + $0.purgatory) * Double(s.payloadBytes)) } : nil
         let emu = s.relocationSeconds + s.purgatorySeconds
         return Result(
             name: c.name, arch: sc.machine.arch.rawValue, payloadBytes: s.payloadBytes,

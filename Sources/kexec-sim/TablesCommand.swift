@@ -17,6 +17,24 @@ struct TablesCommand: ParsableCommand {
 
     func run() throws {
         let sc = loadScenario(fixture)
+        if sc.machine.arch == .arm64 {
+            // Payload: the segments' sizes as one range per segment (placement does not change the count much).
+            var payload: [AddressRange] = []
+            if let k = sc.kexec {
+                var at = sc.machine.memory.usable.ranges.first?.first.raw ?? 0
+                for s in [k.kernel?.size, k.initrd?.size].compactMap({ $0 }) + k.segments.map(\.memsz) {
+                    if let r = AddressRange(start: PhysAddr(at), size: s) {
+                        payload.append(r)
+                        at = r.endSaturated
+                    }
+                }
+            }
+            let rows = Arm64TableReport.rows(sc, payload: payload)
+            print(
+                json ? Report.json(Arm64TableReport.json(rows)) : Arm64TableReport.text(rows),
+                terminator: json ? "\n" : "")
+            return
+        }
         do {
             if compare {
                 let rows = try TableReport.compare(sc, noSegments: noSegments)

@@ -257,8 +257,11 @@ extension FixtureDecoder {
 
     static func yamlError(_ error: any Error, text: String, file: String) -> InputError {
         func make(_ mark: Mark?, _ problem: String, _ context: YamlError.Context?) -> InputError {
-            // libyaml puts the end of a file without a final line break on a line past it: clamp.
-            let lastLine = max(1, text.utf8.reduce(0) { $1 == 10 ? $0 + 1 : $0 } + (text.utf8.last == 10 ? 0 : 1))
+            // libyaml puts the end of a file without a final line break on a line past it: clamp. Its
+            // line breaks are LF, CR, CRLF, NEL, LS and PS, as Character.isNewline (minus VT and FF, which
+            // its reader refuses).
+            let breaks = text.reduce(0) { $1.isNewline ? $0 + 1 : $0 }
+            let lastLine = max(1, breaks + (text.last?.isNewline == true ? 0 : 1))
             var m = problem
             if let c = context { m += " (\(c.text) at line \(min(c.mark.line, lastLine)))" }
             return InputError(
@@ -273,7 +276,7 @@ extension FixtureDecoder {
         case .reader(let problem, let offset, _, _):
             var line: Int?
             if let offset, offset >= 0 {
-                line = 1 + text.prefix(offset).reduce(0) { $1 == "\n" || $1 == "\r\n" ? $0 + 1 : $0 }
+                line = 1 + text.prefix(offset).reduce(0) { $1.isNewline ? $0 + 1 : $0 }
             }
             return InputError(file: file, line: line, field: "yaml", message: "YAML syntax: " + problem)
         default:
@@ -371,7 +374,7 @@ struct Fields {
                     message: "keys must be plain names, found \(Walker.describe(k))")
             }
             let name = s.string
-            let field = Walker.join(path, name)
+            let field = name.isEmpty ? (path.isEmpty ? "document" : path) : Walker.join(path, name)
             if let first = entries[name] {
                 let at = first.key.mark.map { " (first given at line \($0.line))" } ?? ""
                 throw InputError(

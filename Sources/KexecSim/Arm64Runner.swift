@@ -310,20 +310,7 @@ extension Arm64Runner {
                 segments[i].bytes = Payload.synthetic(name: segments[i].name, size: Int(segments[i].bufsz.raw))
             }
         }
-        var sha = SHA256()
-        var regions: [(UInt64, UInt64)] = []
-        let zeros = [UInt8](repeating: 0, count: 1 << 16)
-        for s in segments where !s.isPurgatory {
-            sha.update(data: s.bytes)
-            var pad = s.memsz.raw - UInt64(s.bytes.count)
-            while pad > 0 {
-                let n = Int(min(pad, UInt64(zeros.count)))
-                sha.update(data: zeros[0..<n])
-                pad -= UInt64(n)
-            }
-            regions.append((s.mem.raw, s.memsz.raw))
-        }
-        let digest = Array(sha.finalize())
+        let (digest, regions) = Planner.segmentsDigest(segments)
         var stored = digest
         if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
         let pi = segments.firstIndex { $0.isPurgatory }!

@@ -217,21 +217,7 @@ public enum Planner {
                 segments[i].bytes = Payload.synthetic(name: s.name, size: Int(s.bufsz.raw))
             }
         }
-        // The digest purgatory checks: every segment but purgatory, buffer then zeros to memsz.
-        var sha = SHA256()
-        var regions: [(UInt64, UInt64)] = []
-        for s in segments where !s.isPurgatory {
-            sha.update(data: s.bytes)
-            var pad = s.memsz.raw - UInt64(s.bytes.count)
-            let zeros = [UInt8](repeating: 0, count: 1 << 16)
-            while pad > 0 {
-                let n = Int(min(pad, UInt64(zeros.count)))
-                sha.update(data: zeros[0..<n])
-                pad -= UInt64(n)
-            }
-            regions.append((s.mem.raw, s.memsz.raw))
-        }
-        let digest = Array(sha.finalize())
+        let (digest, regions) = segmentsDigest(segments)
         var stored = digest
         if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
         let pIndex = segments.firstIndex { $0.isPurgatory }!
@@ -277,6 +263,25 @@ public enum Planner {
                 purgatoryEntry: start,
                 controlVA: controlVA, digest: digest, storedDigest: stored, crashRegions: crash,
                 planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds, imageInfo: imageInfo))
+    }
+
+    /// The digest purgatory checks (kexec_calculate_store_digests): every segment but purgatory,
+    /// its buffer then zeros up to memsz; and the (start, len) regions it covers.
+    static func segmentsDigest(_ segments: [Segment]) -> (digest: [UInt8], regions: [(UInt64, UInt64)]) {
+        var sha = SHA256()
+        var regions: [(UInt64, UInt64)] = []
+        let zeros = [UInt8](repeating: 0, count: 1 << 16)
+        for s in segments where !s.isPurgatory {
+            sha.update(data: s.bytes)
+            var pad = s.memsz.raw - UInt64(s.bytes.count)
+            while pad > 0 {
+                let n = Int(min(pad, UInt64(zeros.count)))
+                sha.update(data: zeros[0..<n])
+                pad -= UInt64(n)
+            }
+            regions.append((s.mem.raw, s.memsz.raw))
+        }
+        return (Array(sha.finalize()), regions)
     }
 
     /// A copy of the purgatory blob with purgatory_data filled in (layout in purgatory.c).

@@ -348,7 +348,7 @@ private let scenarioKeys = [
 ]
 private let machineKeys = [
     "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
-    "efi_system_table", "mem_limit",
+    "efi_system_table", "mem_limit", "crashkernel_protection",
 ]
 private let regionKeys = ["range", "start", "size", "type"]
 private let kexecKeys = ["syscall", "type", "kernel", "initrd", "cmdline", "placement", "segments", "entry", "inject"]
@@ -497,6 +497,10 @@ struct Walker {
         }
         if let n = f.value("efi_system_table") { machine.efiSystemTable = try address(n, f.field("efi_system_table")) }
         if let n = f.value("mem_limit") { machine.memLimit = ByteCount(try size(n, f.field("mem_limit"))) }
+        if let n = f.value("crashkernel_protection") {
+            machine.crashkernelProtection = try choice(
+                n, f.field("crashkernel_protection"), CrashkernelProtection.allCases)
+        }
         return machine
     }
 

@@ -9,6 +9,10 @@ public enum PagingLevels: String, Sendable, CaseIterable {
     public var levels: Int { self == .fourLevel ? 4 : 5 }
 }
 
+/// arm64: whether the first kernel unmaps the crashkernel region from its linear map
+/// (set_memory_valid(…, 0), 2023) so nothing can stamp the loaded crash kernel.
+public enum CrashkernelProtection: String, Sendable, CaseIterable { case none, unmapped }
+
 public struct Machine: Sendable {
     public var name: String?
     public var arch: Arch
@@ -27,6 +31,7 @@ public struct Machine: Sendable {
     /// `mem=` limit of the first kernel: RAM above it is not direct-mapped (pfn_mapped).
     public var memLimit: ByteCount?
     public var paging: PagingLevels
+    public var crashkernelProtection: CrashkernelProtection = .none
     public var source: String
 
     public init(

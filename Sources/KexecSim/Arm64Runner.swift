@@ -145,6 +145,23 @@ public enum Arm64Runner {
                 ("relocation", sc.policy.relocation.rawValue), ("segments", segs),
                 ("sha256", plan.digest.map { String(format: "%02x", $0) }.joined()),
             ]
+            if sc.machine.crashkernelProtection == .unmapped && !plan.crash.isEmpty {
+                let g = Arm64Granule(rawValue: sc.policy.granule.rawValue) ?? .g4k
+                let m: Arm64Mappings = sc.policy.mappings == .blocks ? .blocks : .basePages
+                let ram = machine.memory.usable.ranges
+                let l = Arm64Layout(ram: ram, granule: g)
+                let open = Arm64LinearMap.cost(ram: ram, granule: g, mappings: m, layout: l)
+                let guarded = Arm64LinearMap.cost(ram: ram, protected: plan.crash, granule: g, mappings: m, layout: l)
+                ev.append(
+                    (
+                        "crashkernel_protection",
+                        "unmapped: the first kernel's linear map costs \(guarded.pages) pages (\(formatSize(guarded.bytes))) instead of \(open.pages) (\(formatSize(open.bytes))); stamps into the region cannot happen"
+                    ))
+                let stamps =
+                    sc.kexec?.inject.filter { if case .flipSourceByte = $0 { return true } else { return false } }.count
+                    ?? 0
+                if stamps > 0 { ev.append(("stamps_blocked", "\(stamps)")) }
+            }
             for (name, t) in plan.tables {
                 ev.append(
                     (
@@ -415,8 +432,10 @@ extension Arm64Runner {
                 }
             }
         }
-        // A misbehaving first kernel stamps the loaded image (flip-source-byte), after the digest.
-        for case .flipSourceByte(let name, let offset) in sc.kexec?.inject ?? [] {
+        // A misbehaving first kernel stamps the loaded image (flip-source-byte), after the digest —
+        // unless the crashkernel region is unmapped from its linear map (it cannot reach it then).
+        let protected = k.type == .crash && sc.machine.crashkernelProtection == .unmapped
+        for case .flipSourceByte(let name, let offset) in sc.kexec?.inject ?? [] where !protected {
             guard let si = plan.segments.firstIndex(where: { $0.name == name }),
                 offset.raw < plan.segments[si].memsz.raw
             else {

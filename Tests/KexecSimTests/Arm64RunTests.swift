@@ -26,6 +26,19 @@ import Testing
         #expect(ev(r)["stamped_address"] == "0xefc04242")
     }
 
+    @Test func protectionBlocksTheStampAndCostsBasePages() throws {
+        let r = try Runner.run(try fixture("arm64-crash-protected.yaml"))
+        #expect(r.verdict.kind == .landed)
+        // 4 GiB at 1 GiB with 4k blocks: L0 + L1 = 2 pages. Unmapping 256 MiB at 0xe0000000 splits
+        // GiB 3 into 2 MiB blocks (one L2 page) and the 128 2 MiB chunks of the region into base
+        // pages (128 L3 pages): 131.
+        #expect(
+            ev(r)["crashkernel_protection"]
+                == "unmapped: the first kernel's linear map costs 131 pages (524KiB) instead of 2 (8KiB); stamps into the region cannot happen"
+        )
+        #expect(ev(r)["stamps_blocked"] == "1")
+    }
+
     @Test func destinationOutsideTheLinearMapCopyFaults() throws {
         let r = try Runner.run(try fixture("arm64-outside-linear-map.yaml"))
         #expect(r.verdict.kind == .pageFault)

@@ -81,6 +81,7 @@ public final class Arm64Engine {
     public private(set) var onDemandLimitHit = false
     /// Instructions executed since counting was enabled (nil: not counting; counting costs ~10×).
     public var instructionsExecuted: UInt64? { counter?.pointee }
+    private var counterHook: uc_hook?
     private var counter: UnsafeMutablePointer<UInt64>?
     /// TLB misses served by the walker.
     public private(set) var tlbFills: UInt64 = 0
@@ -201,6 +202,17 @@ public final class Arm64Engine {
         var hh: uc_hook = 0
         try check(ks_hook_add_instruction_counter(uc, &hh, c), "uc_hook_add(UC_HOOK_CODE count)")
         hooks.append(hh)
+        counterHook = hh
+    }
+
+    /// Stops counting (the count so far stays readable) and flushes translated blocks so the
+    /// per-instruction hook leaves the fast path.
+    public func disableInstructionCounting() {
+        guard let hh = counterHook else { return }
+        uc_hook_del(uc, hh)
+        hooks.removeAll { $0 == hh }
+        counterHook = nil
+        _ = ks_ctl_flush_tb(uc)
     }
 
     /// Stops the run when PC reaches `va`, recording `name`.

@@ -88,9 +88,15 @@ public enum Arm64Runner {
         stats.setupSeconds = Date().timeIntervalSince(t1)
         let timeout = UInt64(max(0.001, options.timeoutSeconds) * 1e6)
         let budget = sc.budget ?? 0
+        // The relocation routine's instructions are counted (cheap: it is a short copy loop); the
+        // counter goes before purgatory, whose sha256 would run ~50× slower under it.
+        let countRelocation = stats.payloadBytes <= 256 << 20
+        if countRelocation { try? e.enableInstructionCounting() }
         var t = Date()
         var stop = e.run(from: start, until: VirtAddr(plan.purgatoryEntry.raw), budget: budget, timeoutMicros: timeout)
         stats.relocationSeconds = Date().timeIntervalSince(t)
+        stats.relocationInstructions = e.instructionsExecuted
+        if countRelocation { e.disableInstructionCounting() }
         if case .reached = stop {
             t = Date()
             stop = e.run(
@@ -99,7 +105,10 @@ public enum Arm64Runner {
             stats.purgatorySeconds = Date().timeIntervalSince(t)
         }
         t = Date()
-        let v = diagnose(stop, plan: plan, sc: sc, e: e, mem: mem)
+        var v = diagnose(stop, plan: plan, sc: sc, e: e, mem: mem)
+        if v.kind == .landed, let n = stats.relocationInstructions {
+            v.evidence.append(("relocation_instructions", "\(n) (\(sc.policy.relocation.rawValue))"))
+        }
         stats.verifySeconds = Date().timeIntervalSince(t)
         return result(v)
     }

@@ -17,6 +17,14 @@ import Testing
         // The linear map of 4 GiB with 4 KiB blocks: a level-0 table, one level-1 table (1 GiB blocks).
         #expect(ev(on)["linear_map_tables"]?.hasPrefix("2 pages") == true)
         #expect(ev(off)["linear_map_tables"] == nil)
+        // Instruction counts of both relocations: the MMU-on one adds the TTBR1 switch, the
+        // clean to PoC and turning the MMU off, a few thousand instructions over 2.6 million.
+        func count(_ r: RunResult) -> Int? {
+            ev(r)["relocation_instructions"]?.split(separator: " ").first.flatMap { Int($0) }
+        }
+        let nOff = try #require(count(off))
+        let nOn = try #require(count(on))
+        #expect(nOff > 2_000_000 && nOn > nOff && nOn - nOff < 100_000)
     }
 
     @Test func stampedCrashKernelIsNamed() throws {

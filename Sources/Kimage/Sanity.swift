@@ -2,6 +2,11 @@ import KexecModel
 
 /// kernel/kexec_core.c sanity_check_segment_list, plus the syscall's segment-count check,
 /// in the kernel's order, each failure with the errno the kernel returns.
+extension Segment {
+    /// The segment's name, with the fixture line it came from when there is one.
+    var label: String { source.map { "\(name) (\($0.file):\($0.line))" } ?? name }
+}
+
 public enum SanityCheck {
     public static func check(
         segments: [Segment], syscall: KexecSyscall, type: ImageType, totalRAM: ByteCount,
@@ -17,17 +22,17 @@ public enum SanityCheck {
             let (mend, o) = s.mem.raw.addingReportingOverflow(s.memsz.raw)
             if o {
                 throw Rejection(
-                    .EADDRNOTAVAIL, check: "sanity_check_segment_list", "\(s.name): mem + memsz wraps past 2^64")
+                    .EADDRNOTAVAIL, check: "sanity_check_segment_list", "\(s.label): mem + memsz wraps past 2^64")
             }
             if s.mem.raw % page != 0 || mend % page != 0 {
                 throw Rejection(
                     .EADDRNOTAVAIL, check: "sanity_check_segment_list",
-                    "\(s.name): mem \(s.mem) or end \(hex(mend)) is not page aligned")
+                    "\(s.label): mem \(s.mem) or end \(hex(mend)) is not page aligned")
             }
             if mend >= limits.destinationLimit {
                 throw Rejection(
                     .EADDRNOTAVAIL, check: "sanity_check_segment_list",
-                    "\(s.name): end \(hex(mend)) is past KEXEC_DESTINATION_MEMORY_LIMIT \(hex(limits.destinationLimit - 1))"
+                    "\(s.label): end \(hex(mend)) is past KEXEC_DESTINATION_MEMORY_LIMIT \(hex(limits.destinationLimit - 1))"
                 )
             }
         }
@@ -41,14 +46,14 @@ public enum SanityCheck {
                 if a.mem.raw < bEnd && b.mem.raw < aEnd {
                     throw Rejection(
                         .EINVAL, check: "sanity_check_segment_list",
-                        "segments \(a.name) [\(a.mem), \(hex(aEnd))) and \(b.name) [\(b.mem), \(hex(bEnd))) overlap")
+                        "segments \(a.label) [\(a.mem), \(hex(aEnd))) and \(b.label) [\(b.mem), \(hex(bEnd))) overlap")
                 }
             }
         }
         // Buffers fit.
         for s in segments where s.bufsz > s.memsz {
             throw Rejection(
-                .EINVAL, check: "sanity_check_segment_list", "\(s.name): bufsz \(s.bufsz) > memsz \(s.memsz)")
+                .EINVAL, check: "sanity_check_segment_list", "\(s.label): bufsz \(s.bufsz) > memsz \(s.memsz)")
         }
         // Not more than half of RAM, each and all together.
         let halfPages = totalRAM.raw / page / 2
@@ -58,7 +63,7 @@ public enum SanityCheck {
             if pages > halfPages {
                 throw Rejection(
                     .EINVAL, check: "sanity_check_segment_list",
-                    "\(s.name): \(pages) pages is more than half of RAM (\(halfPages) pages)")
+                    "\(s.label): \(pages) pages is more than half of RAM (\(halfPages) pages)")
             }
             total &+= pages
         }
@@ -73,7 +78,7 @@ public enum SanityCheck {
                 guard let r = s.range, crashRegions.contains(where: { $0.contains(r) }) else {
                     throw Rejection(
                         .EADDRNOTAVAIL, check: "sanity_check_segment_list",
-                        "\(s.name) [\(s.mem), +\(s.memsz)) is not inside the crashkernel region")
+                        "\(s.label) [\(s.mem), +\(s.memsz)) is not inside the crashkernel region")
                 }
             }
         }

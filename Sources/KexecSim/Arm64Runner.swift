@@ -25,6 +25,8 @@ public enum Arm64Runner {
         var stored: [UInt8]
         var crash: [AddressRange]
         var layout: Arm64Layout?
+        /// Header fields of a real Image file, for the landed evidence.
+        var imageInfo: [(String, String)] = []
     }
 
     public static func run(_ sc: Scenario, options: RunOptions) throws(PlanError) -> RunResult {
@@ -178,6 +180,7 @@ public enum Arm64Runner {
                         "\(t.cost.pages) pages (\(formatSize(t.cost.bytes))), \(t.granule) \(t.mappings)"
                     ))
             }
+            ev += plan.imageInfo
             return Verdict(
                 kind: .landed,
                 summary:
@@ -256,11 +259,14 @@ extension Arm64Runner {
         var kernelEntry = PhysAddr(0)
         var dtb = PhysAddr(0)
         var initrdRange: AddressRange?
+        var imageInfo: [(String, String)] = []
         func size(_ p: PayloadSpec?, _ field: String) throws(PlanError) -> ByteCount? {
             guard let p else { return nil }
             if p.file != nil {
-                throw .unsupported(
-                    "\(sc.file): \(field).file: arm64 Image files are not wired into runs yet; use size:")
+                throw .input(
+                    InputError(
+                        file: sc.file, line: nil, field: field + ".file",
+                        message: "a file needs kexec_file_load with a kernel Image file (kexec.kernel.file)"))
             }
             guard let s = p.size, s.raw > 0, s.raw <= 8 << 30 else {
                 throw .input(
@@ -272,6 +278,33 @@ extension Arm64Runner {
         let chosenBase = Dtb.Chosen(bootargs: req.cmdline, initrd: nil, usableMemory: req.type == .crash ? crash : [])
         do {
             switch req.syscall {
+            case .kexecFileLoad where req.kernel?.file != nil:
+                // A real Image file: image_load's placement (Arm64ImageLoad.swift).
+                let path = req.kernel?.file ?? ""
+                let file = try RealImages.readFile(path, field: "kexec.kernel.file", scenario: sc)
+                var initrd: InitrdSource?
+                if let ipath = req.initrd?.file {
+                    let bytes = try RealImages.readFile(ipath, field: "kexec.initrd.file", scenario: sc)
+                    guard !bytes.isEmpty else {
+                        throw PlanError.input(
+                            InputError(file: sc.file, line: nil, field: "kexec.initrd.file", message: "file is empty"))
+                    }
+                    initrd = .file(path: ipath, bytes: bytes)
+                } else if let i = try size(req.initrd, "kexec.initrd") {
+                    initrd = .size(i)
+                }
+                let load = try loadImage(
+                    path: path, file: file, initrd: initrd, chosen: chosenBase, memory: machine.memory,
+                    placer: &placer)
+                segments.append(load.kernel)
+                if let i = load.initrd {
+                    segments.append(i)
+                    initrdRange = AddressRange(start: i.mem, size: i.bufsz)
+                }
+                segments.append(load.dtb)
+                kernelEntry = load.entry
+                dtb = load.dtb.mem
+                imageInfo = load.evidence
             case .kexecFileLoad:
                 guard let k = try size(req.kernel, "kexec.kernel") else {
                     throw PlanError.input(
@@ -327,7 +360,7 @@ extension Arm64Runner {
         } catch {
             throw .unsupported("\(error)")
         }
-        for i in segments.indices where !segments[i].isPurgatory {
+        for i in segments.indices where !segments[i].isPurgatory && segments[i].bytes.isEmpty {
             if segments[i].name == "dtb" && req.syscall == .kexecFileLoad {
                 var chosen = chosenBase
                 chosen.initrd = initrdRange
@@ -384,7 +417,7 @@ extension Arm64Runner {
             Layout(
                 segments: segments, kimage: kimage, kernelEntry: kernelEntry, dtb: dtb, purgatoryBase: segments[pi].mem,
                 purgatoryEntry: purgEntry, zeroPage: zero, tables: tables, digest: digest, stored: stored, crash: crash,
-                layout: layout))
+                layout: layout, imageInfo: imageInfo))
     }
 
     /// Guest memory for an arm64 plan: destinations (old contents, or the segments for a crash

@@ -97,6 +97,27 @@ public struct Arm64Image: Sendable, Equatable {
         if let p = pageSize.bytes, !supportedPageSizes.contains(p) { throw .pageSizeUnsupported(pageSize) }
     }
 
+    /// The 64-byte header of an Image with these fields (little endian, as booting.rst lays it
+    /// out): for tools that write Images and for tests. code0 defaults to an EFI stub's "MZ" word,
+    /// code1 to a branch past the header.
+    public static func header(
+        textOffset: UInt64, imageSize: UInt64, flags: UInt64, code0: UInt32 = 0xfa40_5a4d,
+        code1: UInt32 = 0x1400_0010, peHeaderOffset: UInt32 = 0x40
+    ) -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: headerSize)
+        func put(_ off: Int, _ v: UInt64, _ n: Int) {
+            for i in 0..<n { b[off + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
+        }
+        put(0, UInt64(code0), 4)
+        put(4, UInt64(code1), 4)
+        put(8, textOffset, 8)
+        put(16, imageSize, 8)
+        put(24, flags, 8)
+        put(56, UInt64(magic), 4)
+        put(60, UInt64(peHeaderOffset), 4)
+        return b
+    }
+
     /// The parsed fields as (name, value) pairs, for a verdict's evidence.
     public var evidence: [(String, String)] {
         [

@@ -25,11 +25,12 @@ public struct Placer: Sendable {
         guard align.raw & (align.raw - 1) == 0 else {
             throw Rejection(.EINVAL, check: "kexec_add_buffer", "\(req.name): alignment \(align) is not a power of two")
         }
-        let walk = order == .topDown ? ranges.reversed() : ranges
+        let down = req.topDown ?? (order == .topDown)
+        let walk = down ? ranges.reversed() : ranges
         for r in walk {
             if r.size < memsz { continue }
             if r.last < req.bufMin || r.first > req.bufMax { continue }
-            let found = order == .topDown ? topDown(r, memsz, align, req) : bottomUp(r, memsz, align, req)
+            let found = down ? topDown(r, memsz, align, req) : bottomUp(r, memsz, align, req)
             if let at = found {
                 placed.append((req.name, AddressRange(start: at, size: memsz)!))
                 return at
@@ -37,7 +38,7 @@ public struct Placer: Sendable {
         }
         throw Rejection(
             .EADDRNOTAVAIL, check: "kexec_locate_mem_hole",
-            "no \(order.rawValue) hole of \(memsz) aligned to \(align) for \(req.name) in [\(req.bufMin), \(req.bufMax)]"
+            "no \(down ? "top-down" : "bottom-up") hole of \(memsz) aligned to \(align) for \(req.name) in [\(req.bufMin), \(req.bufMax)]"
         )
     }
 

@@ -27,12 +27,19 @@ public struct BufferRequest: Sendable {
     public var align: ByteCount
     public var bufMin: PhysAddr
     public var bufMax: PhysAddr
-    public init(name: String, memsz: ByteCount, align: ByteCount, bufMin: PhysAddr, bufMax: PhysAddr = PhysAddr(.max)) {
+    /// kexec_buf.top_down when the loader sets it per buffer (arm64's image_load and
+    /// load_other_segments do); nil takes the placer's order.
+    public var topDown: Bool?
+    public init(
+        name: String, memsz: ByteCount, align: ByteCount, bufMin: PhysAddr, bufMax: PhysAddr = PhysAddr(.max),
+        topDown: Bool? = nil
+    ) {
         self.name = name
         self.memsz = memsz
         self.align = align
         self.bufMin = bufMin
         self.bufMax = bufMax
+        self.topDown = topDown
     }
 }
 

@@ -11,6 +11,9 @@ enum DebianKernel {
         .deletingLastPathComponent().appendingPathComponent(".kernels")
     static let path = directory.appendingPathComponent("vmlinuz").path
     static var present: Bool { FileManager.default.fileExists(atPath: path) }
+    /// `.kernels/Image-arm64`: Debian's arm64 kernel, a plain Image (best effort in the script).
+    static let arm64Path = directory.appendingPathComponent("Image-arm64").path
+    static var arm64Present: Bool { FileManager.default.fileExists(atPath: arm64Path) }
 }
 
 /// A temporary file holding `bytes`, removed by `remove()`.

@@ -244,6 +244,14 @@ public enum Arm64Runner {
 }
 
 extension Arm64Runner {
+    /// The segments an arm64 scenario loads (for tests and tools): empty when the load is refused.
+    public static func plannedSegments(_ sc: Scenario) throws(PlanError) -> [Segment] {
+        switch try planArm64(sc) {
+        case .success(let p): return p.segments
+        case .failure: return []
+        }
+    }
+
     static func planArm64(_ sc: Scenario) throws(PlanError) -> Result<Layout, Rejection> {
         let machine = sc.machine
         guard let req = sc.kexec else {

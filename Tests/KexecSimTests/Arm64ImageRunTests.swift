@@ -74,6 +74,22 @@ import Testing
         #expect(ev(r)["initrd_file"] == "\(initrd.path) (74565 bytes)")
     }
 
+    @Test func shippedTinyImageLands() throws {
+        let r = try Runner.run(try fixture("arm64-image-file.yaml"))
+        #expect(r.verdict.kind == .landed)
+        #expect(ev(r)["entry"] == "0x40080000")
+        let s = segments(r)
+        #expect(s["kernel"] == "0x40080000+2MiB")
+        #expect(s["initrd"] == "0x40280000+3MiB")
+        #expect(ev(r)["kernel_file"]?.hasSuffix("arm64-tiny.Image (65664 bytes)") == true)
+        #expect(ev(r)["image_efi_stub"] == "no")
+        // The file's own bytes at the entry: code0 "b stext" (0x14000010), then the pattern.
+        let plan = try Arm64Runner.plannedSegments(try fixture("arm64-image-file.yaml"))
+        let k = try #require(plan.first { $0.name == "kernel" })
+        #expect(Array(k.bytes.prefix(4)) == [0x10, 0x00, 0x00, 0x14])
+        #expect(k.bytes.count == 65664 && k.bytes[0x80] == 11 && k.bytes[0x81] == 48)
+    }
+
     @Test func kernelMovesWhenTheInitrdWindowHasNoRoom() throws {
         // 40 MiB at 1 GiB, then 1 GiB at 64 GiB: the kernel fits the first range but the 16 MiB
         // initrd does not fit above it there, and 64 GiB is past the 32 GiB window from the

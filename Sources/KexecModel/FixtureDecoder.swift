@@ -183,7 +183,17 @@ extension FixtureDecoder {
         }
         guard started else { throw fail(nil, "cannot start a thread to parse the file") }
         guard let result = box.result else { throw fail(nil, "the parser thread returned nothing") }
-        return try result.get()
+        switch result {
+        case .success(let v): return v
+        case .failure(var e):
+            // libyaml marks an empty document at the end of a file without a final line break (`---`
+            // as the last line) on the line after it: errors about this file stay inside it.
+            if e.file == file, let l = e.line {
+                let breaks = text.reduce(0) { $1.isNewline ? $0 + 1 : $0 }
+                e.line = min(l, max(1, breaks + (text.last?.isNewline == true ? 0 : 1)))
+            }
+            throw e
+        }
     }
 
     private static func composeAndWalk<T>(

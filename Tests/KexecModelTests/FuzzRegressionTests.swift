@@ -34,6 +34,15 @@ struct FuzzRegressionTests {
         #expect(decodeError("x: [\n")?.line == 1)
     }
 
+    /// fuzz-fixture (second session): a comment, then `---` as the last line without a line break:
+    /// the second document is empty and libyaml marks it on line 3 of a two-line file.
+    @Test func emptyLastDocumentWithoutFinalLineBreak() {
+        let e = decodeError("# a comment ]]]] expect: landed }\n---")
+        #expect(e?.line == 2)
+        #expect(e?.field == "document")
+        #expect(e?.message == "expected a mapping at the top level, found no value")
+    }
+
     /// fuzz-fixture: the same, five lines in (was: line 6).
     @Test func unclosedFlowMappingAtTheEnd() {
         let input =

@@ -5,7 +5,7 @@ import Testing
 @Suite("Importer: dmesg e820")
 struct ImporterE820Tests {
     @Test func qemuQ35Log() throws {
-        let m = try importLog(try logText("qemu-q35-4g-dmesg.txt"))
+        let m = try importLog(try logText("synthetic-qemu-q35-4g-dmesg.txt"))
         #expect(m.format == .e820)
         #expect(m.suggestedArch == .x86_64)
         #expect(
@@ -282,10 +282,10 @@ struct ImporterE820Tests {
     }
 
     @Test func autoDetection() throws {
-        #expect(BootLog.detect(try logText("qemu-q35-4g-dmesg.txt")) == .e820)
-        #expect(BootLog.detect(try logText("server-16g-iomem.txt")) == .iomem)
-        #expect(BootLog.detect(try logText("ovmf-q35-efi-memmap.txt")) == .efi)
-        #expect(BootLog.detect(try logText("arm64-virt-memblock.txt")) == .memblock)
+        #expect(BootLog.detect(try logText("synthetic-qemu-q35-4g-dmesg.txt")) == .e820)
+        #expect(BootLog.detect(try logText("synthetic-server-16g-iomem.txt")) == .iomem)
+        #expect(BootLog.detect(try logText("synthetic-ovmf-q35-efi-memmap.txt")) == .efi)
+        #expect(BootLog.detect(try logText("synthetic-arm64-virt-memblock.txt")) == .memblock)
         #expect(BootLog.detect("Linux version 6.6\ncrashkernel reserved: 0x1 - 0x2 (0 MB)\n") == nil)
         // The first recognisable line decides: memblock lines before e820 ones.
         #expect(BootLog.detect("Zone ranges:\nBIOS-e820: [mem 0x0-0xfff] usable\n") == .memblock)

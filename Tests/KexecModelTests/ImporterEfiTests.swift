@@ -7,7 +7,7 @@ private let cols = "|   |  |  |  |  |  |  |  |  |   |WB|WT|WC|UC]"
 @Suite("Importer: EFI memory map")
 struct ImporterEfiTests {
     @Test func ovmfMemmap() throws {
-        let m = try importLog(try logText("ovmf-q35-efi-memmap.txt"))
+        let m = try importLog(try logText("synthetic-ovmf-q35-efi-memmap.txt"))
         #expect(m.format == .efi)
         #expect(
             m.memory.regions == [

@@ -28,7 +28,7 @@ struct ImporterFixtureTests {
     @Test func decoderImportsTheLog() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let log = try logText("qemu-q35-4g-dmesg.txt")
+        let log = try logText("synthetic-qemu-q35-4g-dmesg.txt")
         try log.write(toFile: dir + "/logs/q35.txt", atomically: true, encoding: .utf8)
         let yaml = """
             name: imported q35
@@ -180,9 +180,11 @@ struct ImporterFixtureTests {
 
     // MARK: Round trip: log → fixture YAML → decoder
 
-    @Test(arguments: [
-        "qemu-q35-4g-dmesg.txt", "server-16g-iomem.txt", "ovmf-q35-efi-memmap.txt", "arm64-virt-memblock.txt",
-    ])
+    @Test(
+        arguments: [
+            "synthetic-qemu-q35-4g-dmesg.txt", "synthetic-server-16g-iomem.txt", "synthetic-ovmf-q35-efi-memmap.txt",
+            "synthetic-arm64-virt-memblock.txt",
+        ] + RealLogTests.real)
     func roundTrip(_ name: String) throws {
         let imported = try importLog(try logText(name))
         let arch = imported.suggestedArch ?? .x86_64

@@ -19,7 +19,8 @@ private struct SplitMix {
 struct ImporterHostileInputTests {
     /// Mutated fixture logs: every importer returns or throws, never traps.
     @Test(arguments: [
-        "qemu-q35-4g-dmesg.txt", "server-16g-iomem.txt", "ovmf-q35-efi-memmap.txt", "arm64-virt-memblock.txt",
+        "synthetic-qemu-q35-4g-dmesg.txt", "synthetic-server-16g-iomem.txt", "synthetic-ovmf-q35-efi-memmap.txt",
+        "synthetic-arm64-virt-memblock.txt",
     ])
     func mutatedLogs(_ name: String) throws {
         let original = Array(try logText(name).unicodeScalars)

@@ -5,7 +5,7 @@ import Testing
 @Suite("Importer: /proc/iomem")
 struct ImporterIomemTests {
     @Test func server16G() throws {
-        let m = try importLog(try logText("server-16g-iomem.txt"))
+        let m = try importLog(try logText("synthetic-server-16g-iomem.txt"))
         #expect(m.format == .iomem)
         #expect(
             m.memory.regions == [

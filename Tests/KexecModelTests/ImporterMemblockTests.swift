@@ -5,7 +5,7 @@ import Testing
 @Suite("Importer: arm64 memblock")
 struct ImporterMemblockTests {
     @Test func qemuVirt() throws {
-        let m = try importLog(try logText("arm64-virt-memblock.txt"))
+        let m = try importLog(try logText("synthetic-arm64-virt-memblock.txt"))
         #expect(m.format == .memblock)
         #expect(m.suggestedArch == .arm64)
         #expect(

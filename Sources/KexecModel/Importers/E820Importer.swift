@@ -17,6 +17,11 @@
 /// e820_print_type: usable (RAM and RESERVED_KERN), reserved, soft reserved, ACPI data, ACPI NVS,
 /// unusable, `persistent (type 7|12)`, and `type %u` for any other number (treated as reserved: the
 /// kernel registers such ranges as "Unknown E820 type", never as RAM).
+///
+/// Kernels from 2025 on (seen in 7.x logs) print the table with two blanks before the type, name RAM
+/// `System RAM` and reserved ranges `device reserved` (also in `e820: update` lines), and print the
+/// holes between entries as `BIOS-e820: [gap 0x…-0x…]`: gap lines describe no memory and are skipped;
+/// `persistent RAM (type N)` is taken as persistent memory too.
 enum E820Importer {
     static let tableSources = [
         "BIOS-e820", "BIOS-e801", "BIOS-88", "extended", "reserve setup_data", "user", "modified", "Xen",
@@ -44,6 +49,8 @@ enum E820Importer {
         for who in tableSources where b.hasPrefix(who + ": ") {
             let rest = b.dropFirst(who.count + 2)
             if rest.hasPrefix("[mem") { return (who, rest) }
+            // `[gap …]`: a hole between two entries, no entry of its own.
+            if rest.hasPrefix("[gap") { return nil }
             // Old format: 16 hex digits, " - ".
             if rest.count > 19, rest.prefix(16).allSatisfy(\.isHexDigit), rest.dropFirst(16).hasPrefix(" - ") {
                 return (who, rest)
@@ -57,16 +64,16 @@ enum E820Importer {
         var t = text
         if t.hasPrefix("("), t.hasSuffix(")") { t = t.dropFirst().dropLast() }
         switch t {
-        case "usable": return (.usable, nil)
-        case "reserved": return (.reserved, nil)
+        case "usable", "System RAM": return (.usable, nil)
+        case "reserved", "device reserved": return (.reserved, nil)
         case "soft reserved": return (.softReserved, nil)
         case "ACPI data": return (.acpi, nil)
         case "ACPI NVS": return (.nvs, nil)
         case "unusable": return (.unusable, nil)
         default: break
         }
-        if t.hasPrefix("persistent (type "), t.hasSuffix(")") {
-            let n = t.dropFirst("persistent (type ".count).dropLast()
+        for p in ["persistent (type ", "persistent RAM (type "] where t.hasPrefix(p) && t.hasSuffix(")") {
+            let n = t.dropFirst(p.count).dropLast()
             if !n.isEmpty, n.allSatisfy(\.isNumber) { return (.persistent, "e820 type \(n)") }
         }
         if t.hasPrefix("type ") {

@@ -191,8 +191,10 @@ public enum LogText {
     /// The kernel message of a dmesg / journalctl / console line: drops a syslog or journal header up
     /// to `kernel: `, `<N>` log levels, `kern  :info  : ` (dmesg -x), `[    0.000000]` timestamps,
     /// `[    T0]` caller ids and `[Mon Jan  1 00:00:00 2024]` (dmesg -T), then surrounding blanks.
+    /// A log quoted in a mail reply (`> [    0.000000] …`, `>> …`) loses its quote marks first.
     public static func body(_ raw: Substring) -> Substring {
         var s = raw
+        while s.first == ">" { s = s.dropFirst().drop { $0 == " " } }
         if let r = s.range(of: " kernel: ") {
             s = s[r.upperBound...]
         } else if s.hasPrefix("kernel: ") {

@@ -32,6 +32,39 @@ import Testing
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 
+    static let logs =
+        (try? FileManager.default.contentsOfDirectory(atPath: repoRoot + "/Fixtures/logs"))?
+        .filter { $0.hasSuffix(".txt") }.sorted() ?? []
+
+    /// Issue 5's round trip: `import` writes a machine fixture from every shipped log, and `run`
+    /// accepts a scenario built on it and lands (kexec_file_load of a small kernel and initrd).
+    @Test(arguments: logs) func importedLogRunsAndLands(_ log: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kexec-sim-import-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let imported = try run(["import", repoRoot + "/Fixtures/logs/" + log])
+        #expect(imported.status == 0, "\(imported.err)")
+        #expect(imported.out.hasPrefix("# Imported by kexec-sim import from "))
+        try imported.out.write(to: dir.appendingPathComponent("machine.yaml"), atomically: true, encoding: .utf8)
+        let arm64 = imported.out.contains("\narch: arm64\n")
+        let scenario = """
+            name: \(log) imported
+            machine: machine.yaml
+            kexec:
+              kernel: { size: 2MiB }
+              initrd: { size: 1MiB }
+            policy: \(arm64 ? "{ relocation: mmu-on }" : "{ identity_map: ram-2m }")
+            expect: { verdict: landed }
+
+            """
+        let path = dir.appendingPathComponent("scenario.yaml").path
+        try scenario.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try run(["run", path, "--json"])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        let obj = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+        #expect(obj?["verdict"] as? String == "landed")
+    }
+
     @Test func matchingVerdictExitsZeroWithJSONKeys() throws {
         let r = try run(["run", repoRoot + "/Fixtures/scenarios/x86_64-overlapping-segments.yaml", "--json"])
         #expect(r.status == 0)

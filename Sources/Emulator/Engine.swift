@@ -207,12 +207,13 @@ public final class X86Engine {
         X86Walker.Control(cr0: read(.cr0), cr3: read(.cr3), cr4: read(.cr4), efer: efer)
     }
 
-    /// 64-bit long mode with paging on through `cr3` (CR4.PAE, LA57 for 5-level; EFER.LME|LMA; CR0.PG|PE).
+    /// 64-bit long mode with paging on through `cr3` (CR4.PAE, LA57 for 5-level; EFER.LME|LMA|NXE;
+    /// CR0.PG|PE). NXE because an x86_64 kernel runs with it and relocate_kernel leaves EFER alone.
     public func enterLongMode(cr3: PhysAddr, fiveLevel: Bool) {
         var cr4 = read(.cr4) | (1 << 5)
         if fiveLevel { cr4 |= 1 << 12 } else { cr4 &= ~(1 << 12) }
         write(.cr4, cr4)
-        efer = efer | 0x500
+        efer = efer | 0xd00
         write(.cr3, cr3.raw)
         write(.cr0, read(.cr0) | 0x8000_0001)
     }

@@ -698,7 +698,7 @@ struct Walker {
 
     func injection(_ node: Node, path: String) throws(InputError) -> Injection {
         let known =
-            "wrong-digest, list-cycle, overwrite-control-page, scribble, invalid-opcode, flip-source-byte, start-address"
+            "wrong-digest, list-cycle, overwrite-control-page, scribble, invalid-opcode, nx-start, flip-source-byte, start-address"
         switch node {
         case .scalar(let s):
             switch s.string {
@@ -707,6 +707,7 @@ struct Walker {
             case "overwrite-control-page": return .overwriteControlPage
             case "scribble": return .scribble
             case "invalid-opcode": return .invalidOpcode
+            case "nx-start": return .nxStart
             default:
                 throw fail(node, path, "unknown injection \"\(s.string)\" (expected one of: \(known))")
             }

@@ -103,6 +103,9 @@ public enum Injection: Sendable, Equatable {
     case startAddress(PhysAddr)
     /// Purgatory's first instruction is replaced by an invalid opcode (ud2).
     case invalidOpcode
+    /// The identity map's leaf over the start address (purgatory's entry) has NX set: the jump
+    /// there faults on the fetch (EFER.NXE is on, as the first kernel leaves it).
+    case nxStart
 }
 
 public struct KexecRequest: Sendable {

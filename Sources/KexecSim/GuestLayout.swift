@@ -183,6 +183,11 @@ final class GuestLayout {
                 }
             }
         }
+        // nx-start: the identity map's leaf over the start address gets the NX bit (after the tables
+        // are in memory, before they are snapshotted as pages that must not change).
+        if plan.scenario.kexec?.inject.contains(.nxStart) == true {
+            try l.setNX(over: plan.purgatoryEntry, root: plan.tables.root, levels: plan.scenario.machine.paging.levels)
+        }
         // Pages that must come out unchanged: tables, indirection pages, relocate_kernel's code
         // and page list; for a crash image also every mapped page outside the crashkernel region.
         var protected: [PhysAddr] = []
@@ -263,6 +268,23 @@ final class GuestLayout {
             guard mem.write(target, [0x0f, 0x0b]) else { throw Failure.memory("inject invalid-opcode") }
         default:
             break
+        }
+    }
+
+    /// Sets NX (bit 63) on the leaf that maps `va` (identity: VA = PA) in the tables at `root`.
+    private func setNX(over va: PhysAddr, root: PhysAddr, levels: Int) throws {
+        var table = root.raw
+        for level in stride(from: levels, through: 1, by: -1) {
+            let slot = (va.raw >> UInt64(12 + 9 * (level - 1))) & 511
+            let at = PhysAddr(table + slot * 8)
+            guard let e = memory.read64(at), e & 1 != 0 else {
+                throw Failure.memory("inject nx-start: \(va) is not mapped by the identity map")
+            }
+            if level == 1 || (level <= 3 && e & 0x80 != 0) {
+                guard memory.write64(at, e | 1 << 63) else { throw Failure.memory("inject nx-start") }
+                return
+            }
+            table = e & 0x000f_ffff_ffff_f000
         }
     }
 

@@ -45,6 +45,19 @@ import Testing
         #expect(r.stats.onDemandPages > 1000)  // it really did write over RAM nobody loaded
     }
 
+    @Test func jumpToANonExecutableStartFaultsOnTheFetch() throws {
+        let r = try run("x86_64-runaway-nx-start.yaml")
+        #expect(r.verdict.kind == .pageFault)
+        #expect(r.verdict.address == 0x1_3fff_d000)
+        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        #expect(ev["access"] == "fetch")
+        #expect(ev["routine"] == "purgatory: purgatory_start")
+        #expect(ev["level"] == "pmd")
+        #expect(ev["reason"] == "fetch from a no-execute page")
+        // The 2 MiB leaf over 0x13fe00000 with NX (bit 63) on top of present|rw|accessed|dirty|PS|G.
+        #expect(ev["entry"] == "0x800000013fe001e3")
+    }
+
     @Test func invalidOpcodeAndWildJump() throws {
         let u = try run("x86_64-runaway-invalid-opcode.yaml")
         #expect(u.verdict.kind == .halt)

@@ -73,6 +73,9 @@ public enum Arm64Runner {
         e.write(.x1, plan.purgatoryEntry.raw)
         e.write(.x2, plan.dtb.raw)
         e.write(.x6, 4096)
+        // The first kernel's exception vectors (`vectors` in its image, a kernel virtual address as a
+        // 6.x kernel with 48-bit VAs has it): nothing in kexec's path changes VBAR_EL1.
+        e.write(.vbarEL1, 0xffff_8000_0801_0800)
         var start = VirtAddr(control + code.offset(of: Arm64GuestCode.mmuOffEntry))
         if sc.policy.relocation == .mmuOn, let layout = plan.layout,
             let first = plan.tables.first(where: { $0.name == "linear map" })?.tables,
@@ -238,7 +241,16 @@ public enum Arm64Runner {
             if case .cpuException(_, let d) = stop { detail = d }
             return Verdict(
                 kind: .halt, summary: "CPU exception in \(routine(pc.raw, plan)): \(detail)",
-                evidence: [("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("detail", detail)])
+                evidence: [
+                    ("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("detail", detail),
+                    ("vbar_el1", hex(e.read(.vbarEL1))),
+                    (
+                        "on_hardware",
+                        "VBAR_EL1 still points at the first kernel's vectors, a virtual address that means nothing "
+                            + "with the MMU off: the vector fetch aborts again and again (an exception storm) and "
+                            + "the CPU never gets anywhere; the emulator stops at the first exception instead"
+                    ),
+                ])
         }
     }
 }
@@ -380,11 +392,17 @@ extension Arm64Runner {
         let (digest, regions) = Planner.segmentsDigest(segments)
         var stored = digest
         if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
+        let injectUDF = req.inject.contains(.invalidOpcode)
         let pi = segments.firstIndex { $0.isPurgatory }!
         // Same purgatory_data layout as x86_64, with the DTB where x86 keeps boot_params.
         segments[pi].bytes = Planner.patchPurgatory(
             blob: blob, entry: kernelEntry, rsi: dtb, regions: regions, digest: stored)
         let purgEntry = PhysAddr(segments[pi].mem.raw + blob.offset(of: "purgatory_start"))
+        if injectUDF {
+            // invalid-opcode: `udf #0` (an all-zero word) at purgatory's entry.
+            let at = Int(blob.offset(of: "purgatory_start"))
+            segments[pi].bytes.replaceSubrange(at..<at + 4, with: [0, 0, 0, 0])
+        }
         var (kimage, allocator): (Kimage, PageAllocator)
         do {
             (kimage, allocator) = try KimageBuilder.build(

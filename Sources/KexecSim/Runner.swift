@@ -289,7 +289,14 @@ public enum Runner {
         case .cpuException(let pc, let detail):
             return Verdict(
                 kind: .halt, summary: "CPU exception in \(routine(pc.raw, plan)): \(detail)",
-                evidence: [("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("detail", detail)])
+                evidence: [
+                    ("pc", hex(pc.raw)), ("routine", routine(pc.raw, plan)), ("detail", detail),
+                    (
+                        "on_hardware",
+                        "machine_kexec loaded an empty IDT: the exception cannot be delivered, the CPU triple-faults "
+                            + "and resets (the machine reboots into its firmware instead of the new kernel)"
+                    ),
+                ])
         }
     }
 

@@ -25,7 +25,7 @@ import Testing
         let t0 = Date()
         let r = try Runner.run(sc, options: RunOptions(timeoutSeconds: 1))
         #expect(Date().timeIntervalSince(t0) < 15)
-        #expect(r.verdict.kind == .hang)
+        #expect(r.verdict.kind == .hang, "\(r.verdict.summary) \(r.verdict.evidence)")
         let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
         #expect(ev["budget"] == "1 s wall clock")
     }
@@ -45,6 +45,18 @@ import Testing
         #expect(r.stats.onDemandPages > 1000)  // it really did write over RAM nobody loaded
     }
 
+    /// arm64: with the MMU off and VBAR_EL1 at the first kernel's vectors, one exception would turn
+    /// into a storm on hardware; the run stops at the first with the exception named.
+    @Test func arm64ExceptionEndsTheRunAtTheFirstOne() throws {
+        let r = try run("arm64-runaway-invalid-opcode.yaml")
+        #expect(r.verdict.kind == .halt)
+        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        #expect(ev["routine"] == "purgatory: purgatory_start")
+        #expect(ev["detail"]?.hasPrefix("exception 1 (undefined instruction)") == true)
+        #expect(ev["vbar_el1"] == "0xffff800008010800")
+        #expect(ev["on_hardware"]?.contains("exception storm") == true)
+    }
+
     @Test func jumpToANonExecutableStartFaultsOnTheFetch() throws {
         let r = try run("x86_64-runaway-nx-start.yaml")
         #expect(r.verdict.kind == .pageFault)
@@ -62,6 +74,9 @@ import Testing
         let u = try run("x86_64-runaway-invalid-opcode.yaml")
         #expect(u.verdict.kind == .halt)
         #expect(Dictionary(uniqueKeysWithValues: u.verdict.evidence)["routine"] == "purgatory: purgatory_start")
+        #expect(
+            Dictionary(uniqueKeysWithValues: u.verdict.evidence)["on_hardware"]?.hasPrefix(
+                "machine_kexec loaded an empty IDT") == true)
         let j = try run("x86_64-runaway-start-address.yaml")
         #expect(j.verdict.kind == .pageFault)
         #expect(j.verdict.address == 0x7f00_0000_0000)

@@ -60,6 +60,15 @@ public enum FixtureDecoder {
 
 extension FixtureDecoder {
     static func readText(_ path: String) throws(InputError) -> String {
+        let data = try readData(path)
+        guard let text = String(bytes: data, encoding: .utf8) else {
+            throw InputError(file: path, line: nil, field: "file", message: "is not UTF-8 text")
+        }
+        return text
+    }
+
+    /// The bytes of a file of at most maxFileSize bytes (fixtures, logs, device tree blobs).
+    static func readData(_ path: String) throws(InputError) -> [UInt8] {
         func fail(_ m: String) -> InputError { InputError(file: path, line: nil, field: "file", message: m) }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw fail("no such file") }
@@ -83,8 +92,7 @@ extension FixtureDecoder {
             data.append(chunk)
         }
         guard data.count <= maxFileSize else { throw fail(tooBig(nil)) }
-        guard let text = String(data: data, encoding: .utf8) else { throw fail("is not UTF-8 text") }
-        return text
+        return [UInt8](data)
     }
 
     static func tooBig(_ size: UInt64?) -> String {
@@ -538,14 +546,14 @@ struct Walker {
             let fileNode = try required(g, "file")
             let given = try text(fileNode, g.field("file"), allowEmpty: false)
             let logPath = FixtureDecoder.resolve(given, against: base)
-            let logText: String
+            let logBytes: [UInt8]
             do throws(InputError) {
-                logText = try FixtureDecoder.readText(logPath)
+                logBytes = try FixtureDecoder.readData(logPath)
             } catch {
                 throw fail(fileNode, g.field("file"), "cannot read boot log \"\(logPath)\": \(error.message)")
             }
             do throws(ImportError) {
-                let imported = try BootLog.parse(logText, format: format, file: logPath)
+                let imported = try BootLog.parse(bytes: logBytes, format: format, file: logPath)
                 return (imported.memory, imported)
             } catch {
                 var e = BootLog.inputError(error, file: logPath, format: format)

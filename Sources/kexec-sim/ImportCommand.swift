@@ -8,8 +8,10 @@ struct ImportCommand: ParsableCommand {
         abstract:
             "Read a boot log (dmesg e820, /proc/iomem, EFI memory map, arm64 memblock) and print a machine fixture.")
     @Argument(help: "The boot log: dmesg / journalctl -k output, /proc/iomem, an efi=debug memory map.") var log: String
-    @Option(help: "auto, e820, iomem, efi or memblock (auto: the first recognisable line decides).") var format:
-        String = "auto"
+    @Option(
+        help:
+            "auto, e820, iomem, efi, memblock or dtb (auto: a device tree blob by its magic, else the first recognisable line decides)."
+    ) var format: String = "auto"
     @Option(help: "x86_64 or arm64 (default: what the log shows; x86_64 when it shows nothing).") var arch: String?
     @Option(help: "The fixture's name (default: the log's file name).") var name: String?
 

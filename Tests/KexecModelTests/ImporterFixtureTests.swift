@@ -122,7 +122,7 @@ struct ImporterFixtureTests {
 
         let unknown = try #require(decodeError("arch: x86_64\nmemory: { import: { format: acpi, file: x } }\n"))
         #expect(unknown.field == "memory.import.format")
-        #expect(unknown.message == "unknown value \"acpi\" (expected one of: auto, e820, iomem, efi, memblock)")
+        #expect(unknown.message == "unknown value \"acpi\" (expected one of: auto, e820, iomem, efi, memblock, dtb)")
     }
 
     // MARK: crashkernel: in fixtures

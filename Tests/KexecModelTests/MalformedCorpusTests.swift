@@ -59,7 +59,7 @@ let malformedCases: [MalformedCase] = [
     MalformedCase("hex-without-digits.yaml", line: 7, field: "machine.efi_system_table", message: "\"0x\" is not an address (e.g. 0x7fe00000)"),
     MalformedCase("import-log-missing.yaml", line: 4, field: "machine.memory.import.file", message: "cannot read boot log \"$DIR/no-such-log.txt\": no such file"),
     MalformedCase("import-log-without-map.yaml", errorFile: "not-a-boot-log.txt", line: nil, field: "boot log", message: "no memory map found (expected BIOS-e820 lines, /proc/iomem, an EFI memory map or arm64 memblock lines) (imported by $DIR/import-log-without-map.yaml line 4)"),
-    MalformedCase("import-unknown-format.yaml", line: 4, field: "machine.memory.import.format", message: "unknown value \"acpi\" (expected one of: auto, e820, iomem, efi, memblock)"),
+    MalformedCase("import-unknown-format.yaml", line: 4, field: "machine.memory.import.format", message: "unknown value \"acpi\" (expected one of: auto, e820, iomem, efi, memblock, dtb)"),
     MalformedCase("inverted-range.yaml", line: 6, field: "machine.memory[1].range", message: "inverted range: last 0x100000 is below first 0x7fffffff"),
     MalformedCase("kernel-file-is-directory.yaml", line: 8, field: "kexec.kernel.file", message: "is a directory, not a file: \"$DIR/.\""),
     MalformedCase("kernel-file-missing.yaml", line: 8, field: "kexec.kernel.file", message: "no such file \"$DIR/no-such-bzImage\""),

@@ -1,4 +1,6 @@
 import Foundation
+import KexecModel
+import Kimage
 import Testing
 
 /// The command line as a user runs it: exit codes 0 (matches expect), 1 (differs), 2 (bad input).
@@ -63,6 +65,40 @@ import Testing
         #expect(r.status == 0, "\(r.out)\(r.err)")
         let obj = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
         #expect(obj?["verdict"] as? String == "landed")
+    }
+
+    /// The DTB kexec-sim hands an arm64 kernel, read back by `import` (auto-detected by its magic)
+    /// and by a fixture's `import: { format: dtb }`, lands on the same memory.
+    @Test func deviceTreeBlobImportsAndRuns() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kexec-sim-dtb-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let map = try MemoryMap([
+            Region(range: AddressRange(first: PhysAddr(0x4000_0000), last: PhysAddr(0xbfff_ffff))!, type: .usable),
+            Region(range: AddressRange(first: PhysAddr(0x8_8000_0000), last: PhysAddr(0x8_bfff_ffff))!, type: .usable),
+        ])
+        let blob = Dtb.build(memory: map, chosen: Dtb.Chosen(bootargs: "console=ttyAMA0"))
+        let dtb = dir.appendingPathComponent("board.dtb")
+        try Data(blob).write(to: dtb)
+        let imported = try run(["import", dtb.path])
+        #expect(imported.status == 0, "\(imported.err)")
+        #expect(imported.out.contains("(format: dtb)"))
+        #expect(imported.out.contains("  # dtb: /memory@40000000 reg[0] [0x0000000040000000-0x00000000bfffffff]\n"))
+        #expect(imported.out.contains("  - { range: 0x0000000880000000-0x00000008bfffffff, type: usable }"))
+        let scenario = """
+            name: dtb machine
+            machine:
+              arch: arm64
+              memory: { import: { file: board.dtb, format: dtb } }
+            kexec:
+              kernel: { size: 4MiB }
+            expect: { verdict: landed }
+
+            """
+        let path = dir.appendingPathComponent("s.yaml").path
+        try scenario.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try run(["run", path])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
     }
 
     @Test func matchingVerdictExitsZeroWithJSONKeys() throws {

@@ -16,6 +16,8 @@ public enum ImportFormat: String, Sendable, CaseIterable {
     case efi
     /// arm64 `Early memory node ranges` / `Zone ranges:` lines.
     case memblock
+    /// A flattened device tree blob: its memory nodes and no-map reserved memory.
+    case dtb
 }
 
 /// One line of the log, as written (without the line break).
@@ -126,11 +128,26 @@ public enum BootLog {
             chosen = f
         }
         switch chosen {
+        case .dtb:
+            throw ImportError(line: nil, text: nil, message: "a device tree blob is binary: read it as bytes, not text")
         case .e820, .auto: return try E820Importer.parse(lines, file: file)
         case .iomem: return try IomemImporter.parse(lines, file: file)
         case .efi: return try EfiImporter.parse(lines, file: file)
         case .memblock: return try MemblockImporter.parse(lines, file: file)
         }
+    }
+
+    /// Reads a file's bytes: a device tree blob (by its magic, or `format: dtb`), else UTF-8 text.
+    public static func parse(bytes: [UInt8], format: ImportFormat = .auto, file: String = "<log>")
+        throws(ImportError) -> ImportedMachine
+    {
+        if format == .dtb || (format == .auto && DtbImporter.recognises(bytes)) {
+            return try DtbImporter.parse(bytes, file: file)
+        }
+        guard let text = String(bytes: bytes, encoding: .utf8) else {
+            throw ImportError(line: nil, text: nil, message: "not UTF-8 text (and not a device tree blob)")
+        }
+        return try parse(text, format: format, file: file)
     }
 
     /// The format of the first recognisable line; nil if none is.
@@ -148,9 +165,9 @@ public enum BootLog {
 
     /// Reads the log at `path` (at most 16 MiB of UTF-8) and imports it; errors name the log file and line.
     public static func load(path: String, format: ImportFormat = .auto) throws(InputError) -> ImportedMachine {
-        let text = try FixtureDecoder.readText(path)
+        let bytes = try FixtureDecoder.readData(path)
         do throws(ImportError) {
-            return try parse(text, format: format, file: path)
+            return try parse(bytes: bytes, format: format, file: path)
         } catch {
             throw inputError(error, file: path, format: format)
         }

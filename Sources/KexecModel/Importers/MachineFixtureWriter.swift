@@ -10,7 +10,11 @@ public enum MachineFixtureWriter {
         out.append("memory:")
         for (i, r) in m.memory.regions.enumerated() {
             let src = i < m.sources.count ? m.sources[i] : RegionSource(lines: [])
-            for l in src.lines { out.append("  # line \(l.number): \(comment(l.message))") }
+            for l in src.lines {
+                // A device tree has nodes, not lines: the comment names the node and reg entry.
+                let at = m.format == .dtb ? "dtb" : "line \(l.number)"
+                out.append("  # \(at): \(comment(l.message))")
+            }
             let note = src.note.map { "  # \(comment($0))" } ?? ""
             out.append(
                 "  - { range: \(hex16(r.range.first.raw))-\(hex16(r.range.last.raw)), type: \(r.type.rawValue) }\(note)"

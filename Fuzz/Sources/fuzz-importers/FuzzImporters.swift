@@ -1,5 +1,5 @@
 // libFuzzer target: every boot-log importer (BootLog.parse with each ImportFormat, auto included) on
-// arbitrary text.
+// arbitrary text, and the device tree importer (format dtb) on the raw bytes.
 //
 // Checked beyond "does not crash": an error's line is inside the log; an imported machine has one
 // source per region and one line per crashkernel range; and the fixture MachineFixtureWriter writes
@@ -8,12 +8,18 @@ import KexecModel
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzImporters(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    let text = String(decoding: bytes, as: UTF8.self)
     let lineCount = LogText.lines(text).count
     for format in ImportFormat.allCases {
         let m: ImportedMachine
+        // A device tree's sources are node/reg ordinals, not lines of the text.
+        let tree = format == .dtb
         do throws(ImportError) {
-            m = try BootLog.parse(text, format: format, file: "fuzz.log")
+            m =
+                tree
+                ? try BootLog.parse(bytes: bytes, format: .dtb, file: "fuzz.dtb")
+                : try BootLog.parse(text, format: format, file: "fuzz.log")
         } catch {
             precondition(!error.message.isEmpty, "empty import error")
             if let l = error.line { precondition(l >= 1 && l <= lineCount, "line \(l) of \(lineCount): \(error)") }
@@ -24,7 +30,9 @@ public func fuzzImporters(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         precondition(m.crashkernelLines.count == m.crashkernelRanges.count, "crashkernel lines not parallel")
         for s in m.sources {
             precondition(!s.lines.isEmpty, "a region without a line")
-            for l in s.lines { precondition(l.number >= 1 && l.number <= lineCount, "source line \(l.number)") }
+            for l in s.lines where !tree {
+                precondition(l.number >= 1 && l.number <= lineCount, "source line \(l.number)")
+            }
         }
         let yaml = MachineFixtureWriter.yaml(m, name: "fuzz", arch: m.suggestedArch ?? .x86_64, logFile: "fuzz.log")
         let back: Scenario

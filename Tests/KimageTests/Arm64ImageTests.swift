@@ -14,18 +14,12 @@ struct SyntheticArm64Image {
     var length = 0x1_0000
 
     var bytes: [UInt8] {
-        var b = [UInt8](repeating: 0, count: length)
-        func put(_ off: Int, _ v: UInt64, _ n: Int) {
-            for i in 0..<n where off + i < b.count { b[off + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
-        }
-        put(0, UInt64(code0), 4)
-        put(4, UInt64(code1), 4)
-        put(8, textOffset, 8)
-        put(16, imageSize, 8)
-        put(24, flags, 8)
-        put(56, UInt64(magic), 4)
-        put(60, UInt64(res5), 4)
-        return b
+        var b = Arm64Image.header(
+            textOffset: textOffset, imageSize: imageSize, flags: flags, code0: code0, code1: code1,
+            peHeaderOffset: res5)
+        for i in 0..<4 { b[56 + i] = UInt8(truncatingIfNeeded: magic >> (8 * UInt32(i))) }
+        b += [UInt8](repeating: 0, count: max(0, length - b.count))
+        return Array(b.prefix(length))
     }
 }
 

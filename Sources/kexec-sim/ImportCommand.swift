@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KexecModel
+import KexecSim
 
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,6 +15,10 @@ struct ImportCommand: ParsableCommand {
     ) var format: String = "auto"
     @Option(help: "x86_64 or arm64 (default: what the log shows; x86_64 when it shows nothing).") var arch: String?
     @Option(help: "The fixture's name (default: the log's file name).") var name: String?
+    @Option(
+        name: [.short, .long],
+        help: "Write the fixture to this file (through a temporary file and a rename) instead of standard output.")
+    var output: String?
 
     func run() throws {
         guard let fmt = ImportFormat(rawValue: format) else {
@@ -40,6 +45,14 @@ struct ImportCommand: ParsableCommand {
         if let dot = stem.lastIndex(of: "."), dot > stem.startIndex { stem = String(stem[..<dot]) }
         let yaml = MachineFixtureWriter.yaml(
             imported, name: name ?? stem, arch: chosenArch ?? imported.suggestedArch ?? .x86_64, logFile: log)
-        print(yaml, terminator: "")
+        if let output {
+            do {
+                try AtomicWrite.write(yaml, to: output)
+            } catch {
+                fail(error.description)
+            }
+        } else {
+            print(yaml, terminator: "")
+        }
     }
 }

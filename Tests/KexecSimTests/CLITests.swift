@@ -67,6 +67,23 @@ import Testing
         #expect(obj?["verdict"] as? String == "landed")
     }
 
+    /// `import -o FILE` writes what stdout would get, through a temporary file that does not stay.
+    @Test func importWritesItsOutputFileWhole() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kexec-sim-o-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = repoRoot + "/Fixtures/logs/hpe-uv-4tib-dmesg.txt"
+        let out = dir.appendingPathComponent("uv.yaml").path
+        let written = try run(["import", log, "-o", out])
+        #expect(written.status == 0 && written.out.isEmpty, "\(written.err)")
+        let printed = try run(["import", log])
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == printed.out)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["uv.yaml"])
+        let nowhere = try run(["import", log, "-o", dir.path + "/missing/uv.yaml"])
+        #expect(nowhere.status == 2)
+        #expect(nowhere.err.contains("cannot write \(dir.path)/missing/uv.yaml"))
+    }
+
     /// The DTB kexec-sim hands an arm64 kernel, read back by `import` (auto-detected by its magic)
     /// and by a fixture's `import: { format: dtb }`, lands on the same memory.
     @Test func deviceTreeBlobImportsAndRuns() throws {

@@ -384,10 +384,11 @@ public final class Arm64Engine {
         if let (pa, a) = unbacked { return .unbackedAccess(pa: pa, access: a, pc: pc) }
         if let name = stopName { return .stoppedAt(pc: pc, name: name) }
         if let intno = lastException {
-            return .cpuException(
-                pc: pc,
-                detail: "exception \(intno) (\(Self.exceptionName(intno))), ESR_EL1 \(hex(read(.esrEL1))), "
-                    + "FAR_EL1 \(hex(read(.farEL1)))")
+            // The hook runs before the CPU writes the syndrome: zeros there mean "not written yet".
+            let esr = read(.esrEL1)
+            let far = read(.farEL1)
+            let regs = esr == 0 && far == 0 ? "" : ", ESR_EL1 \(hex(esr)), FAR_EL1 \(hex(far))"
+            return .cpuException(pc: pc, detail: "exception \(intno) (\(Self.exceptionName(intno)))" + regs)
         }
         if err != UC_ERR_OK && !(bookkeepingMiss && err == UC_ERR_EXCEPTION) {
             return .cpuException(pc: pc, detail: String(cString: uc_strerror(err)) + " (\(err.rawValue))")

@@ -12,11 +12,14 @@ import Kimage
 /// - when the initrd or the DTB finds no hole, the kernel is taken back and placed again past its
 ///   first spot, until the kernel itself finds no hole (then the load fails with that error).
 ///
-/// Not modelled: the crash kernel's ELF core header segment (our arm64 crash loads carry the
-/// crashkernel ranges in linux,usable-memory-range but no linux,elfcorehdr).
+/// - a crash load first adds the ELF core header (prepare_elf_headers: one PT_LOAD per memblock range
+///   outside the crashkernel region, plus the kernel text map and a PT_NOTE; its contents are
+///   synthetic here, its size and placement are the kernel's): 64 KiB aligned, top-down, above the
+///   kernel; the DTB's /chosen gets linux,elfcorehdr.
 extension Arm64Runner {
     struct ImageLoad {
         var kernel: Segment
+        var elfcorehdr: Segment?
         var initrd: Segment?
         var dtb: Segment
         var entry: PhysAddr
@@ -42,7 +45,7 @@ extension Arm64Runner {
     /// DTB. Header problems and missing holes are `Rejection`s, as the syscall would fail.
     static func loadImage(
         path: String, file: [UInt8], initrd: InitrdSource?, chosen: Dtb.Chosen, memory: MemoryMap,
-        placer: inout Placer
+        crashRegions: [AddressRange]? = nil, placer: inout Placer
     ) throws(Rejection) -> ImageLoad {
         let image: Arm64Image
         do {
@@ -66,7 +69,19 @@ extension Arm64Runner {
             let above = PhysAddr(aboveRaw)
             do {
                 var initrdSeg: Segment?
+                var elfSeg: Segment?
                 var chosenHere = chosen
+                if let crash = crashRegions {
+                    var outside = RangeSet(memory.usable.ranges)
+                    for r in crash { outside.remove(r) }
+                    // Elf64_Ehdr + Elf64_Phdr × (PT_NOTE, kernel text, one PT_LOAD per range).
+                    let len = ByteCount(64 + 56 * UInt64(outside.ranges.count + 2))
+                    let at = try p.place(
+                        BufferRequest(name: "elfcorehdr", memsz: len, align: .kib(64), bufMin: above, topDown: true))
+                    elfSeg = Segment(
+                        name: "elfcorehdr", mem: at, memsz: len.alignedUp(kexecPageSize) ?? len, bytes: [], bufsz: len)
+                    chosenHere.elfcorehdr = AddressRange(start: at, size: len)
+                }
                 if let initrd {
                     let len = initrd.length
                     let windowEnd = (base.raw & ~(gib - 1)).addingReportingOverflow(initrdWindow)
@@ -103,7 +118,8 @@ extension Arm64Runner {
                 if case .file(let ipath, let bytes) = initrd {
                     ev.append(("initrd_file", "\(ipath) (\(bytes.count) bytes)"))
                 }
-                return ImageLoad(kernel: kernel, initrd: initrdSeg, dtb: dtbSeg, entry: entry, evidence: ev)
+                return ImageLoad(
+                    kernel: kernel, elfcorehdr: elfSeg, initrd: initrdSeg, dtb: dtbSeg, entry: entry, evidence: ev)
             } catch {
                 // image_load: drop the kernel segment and look for the next hole above it.
                 bufMin = above

@@ -315,8 +315,9 @@ extension Arm64Runner {
                 }
                 let load = try loadImage(
                     path: path, file: file, initrd: initrd, chosen: chosenBase, memory: machine.memory,
-                    placer: &placer)
+                    crashRegions: req.type == .crash ? crash : nil, placer: &placer)
                 segments.append(load.kernel)
+                if let h = load.elfcorehdr { segments.append(h) }
                 if let i = load.initrd {
                     segments.append(i)
                     initrdRange = AddressRange(start: i.mem, size: i.bufsz)

@@ -90,6 +90,33 @@ import Testing
         #expect(k.bytes.count == 65664 && k.bytes[0x80] == 11 && k.bytes[0x81] == 48)
     }
 
+    /// A crash load of an Image: everything inside the crashkernel region, the ELF core header 64 KiB
+    /// aligned and top-down above the kernel, named in the DTB's /chosen linux,elfcorehdr.
+    @Test func crashImageLoadCarriesTheElfCoreHeader() throws {
+        let kernel = try TempFile(Self.image(), name: "Image")
+        defer { kernel.remove() }
+        var m = Self.machine([(0x4000_0000, 0x1_3fff_ffff)])
+        m.crashkernelRanges = [AddressRange(first: PhysAddr(0xe000_0000), last: PhysAddr(0xefff_ffff))!]
+        var sc = Self.scenario(kernel: kernel.path, initrd: PayloadSpec(size: .mib(4)), machine: m)
+        sc.kexec?.type = .crash
+        let r = try Runner.run(sc)
+        #expect(r.verdict.kind == .landed)
+        let segs = try Arm64Runner.plannedSegments(sc)
+        let k = try #require(segs.first { $0.name == "kernel" })
+        let h = try #require(segs.first { $0.name == "elfcorehdr" })
+        let dtb = try #require(segs.first { $0.name == "dtb" })
+        // Kernel at the region's start + text_offset; the header in the region's last 64 KiB block,
+        // 64 + 56 × (2 RAM ranges outside the region, below and above it, + 2) = 288 bytes.
+        #expect(k.mem == PhysAddr(0xe008_0000))
+        #expect(h.mem == PhysAddr(0xefff_0000) && h.bufsz == ByteCount(64 + 56 * 4))
+        let chosen = try #require(try Fdt.decode(dtb.bytes).root.child("chosen"))
+        // Two 64-bit cells each: address, size.
+        #expect(chosen.property("linux,elfcorehdr")?.value == FdtProperty.ranges("", [(0xefff_0000, 288)]).value)
+        #expect(
+            chosen.property("linux,usable-memory-range")?.value
+                == FdtProperty.ranges("", [(0xe000_0000, 0x1000_0000)]).value)
+    }
+
     @Test func kernelMovesWhenTheInitrdWindowHasNoRoom() throws {
         // 40 MiB at 1 GiB, then 1 GiB at 64 GiB: the kernel fits the first range but the 16 MiB
         // initrd does not fit above it there, and 64 GiB is past the 32 GiB window from the

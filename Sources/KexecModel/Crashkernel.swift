@@ -378,7 +378,7 @@ extension Crashkernel {
             tokenStart = i
             var radix: UInt64 = 10
             if peek == UInt8(ascii: "0") {
-                if i + 2 < bytes.count, bytes[i + 1] | 0x20 == UInt8(ascii: "x"), digit(bytes[i + 2], 16) != nil {
+                if i + 2 < bytes.count, bytes[i + 1] | 0x20 == UInt8(ascii: "x"), Parse.digit(bytes[i + 2], radix: 16) != nil {
                     radix = 16
                     i += 2
                 } else {
@@ -388,7 +388,7 @@ extension Crashkernel {
             var value: UInt64 = 0
             var digits = 0
             var overflow = false
-            while let c = peek, let d = digit(c, radix) {
+            while let c = peek, let d = Parse.digit(c, radix: radix) {
                 let (m, o1) = value.multipliedReportingOverflow(by: radix)
                 let (a, o2) = m.addingReportingOverflow(d)
                 if o1 || o2 { overflow = true }
@@ -417,17 +417,6 @@ extension Crashkernel {
                 throw .syntax("crashkernel=\(text): \(lastToken) does not fit in 64 bits")
             }
             return value << shift
-        }
-
-        private func digit(_ c: UInt8, _ radix: UInt64) -> UInt64? {
-            let v: UInt64
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt64(c - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): v = UInt64(c - UInt8(ascii: "a")) + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): v = UInt64(c - UInt8(ascii: "A")) + 10
-            default: return nil
-            }
-            return v < radix ? v : nil
         }
     }
 }

@@ -131,7 +131,9 @@ extension Parse {
         return out
     }()
 
-    private static func digit(_ c: UInt8, radix: UInt64) -> UInt64? {
+    /// The value of an ASCII digit in `radix` (up to 16); nil for anything else. Shared with the
+    /// crashkernel= parser.
+    static func digit(_ c: UInt8, radix: UInt64) -> UInt64? {
         let v: UInt64
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt64(c - UInt8(ascii: "0"))

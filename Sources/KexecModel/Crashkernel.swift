@@ -378,7 +378,9 @@ extension Crashkernel {
             tokenStart = i
             var radix: UInt64 = 10
             if peek == UInt8(ascii: "0") {
-                if i + 2 < bytes.count, bytes[i + 1] | 0x20 == UInt8(ascii: "x"), Parse.digit(bytes[i + 2], radix: 16) != nil {
+                if i + 2 < bytes.count, bytes[i + 1] | 0x20 == UInt8(ascii: "x"),
+                    Parse.digit(bytes[i + 2], radix: 16) != nil
+                {
                     radix = 16
                     i += 2
                 } else {

@@ -30,6 +30,8 @@ public enum X86Walker {
         public var leafLevel: String
         public var writable: Bool
         public var executable: Bool
+        /// Where the leaf entry sits (nil with paging off).
+        public var leafEntryAddress: PhysAddr? = nil
     }
 
     public enum Reason: String, Sendable {
@@ -110,7 +112,7 @@ public enum X86Walker {
                 return .success(
                     Translation(
                         pa: PhysAddr(pa), leafSize: ByteCount(size), leafLevel: name, writable: w,
-                        executable: executable))
+                        executable: executable, leafEntryAddress: ea))
             }
             table = e & addrMask
         }

@@ -271,21 +271,20 @@ final class GuestLayout {
         }
     }
 
-    /// Sets NX (bit 63) on the leaf that maps `va` (identity: VA = PA) in the tables at `root`.
+    /// Sets NX (bit 63) on the leaf that maps `va` (identity: VA = PA) in the tables at `root`,
+    /// found by the walker the engine uses.
     private func setNX(over va: PhysAddr, root: PhysAddr, levels: Int) throws {
-        var table = root.raw
-        for level in stride(from: levels, through: 1, by: -1) {
-            let slot = (va.raw >> UInt64(12 + 9 * (level - 1))) & 511
-            let at = PhysAddr(table + slot * 8)
-            guard let e = memory.read64(at), e & 1 != 0 else {
-                throw Failure.memory("inject nx-start: \(va) is not mapped by the identity map")
-            }
-            if level == 1 || (level <= 3 && e & 0x80 != 0) {
-                guard memory.write64(at, e | 1 << 63) else { throw Failure.memory("inject nx-start") }
-                return
-            }
-            table = e & 0x000f_ffff_ffff_f000
+        // CR0.PG|PE, CR4.PAE (+LA57), EFER.LME|LMA|NXE: long mode as relocate_kernel runs it.
+        let control = X86Walker.Control(
+            cr0: 0x8000_0001, cr3: root.raw, cr4: levels == 5 ? 0x1020 : 0x20, efer: 0xd00)
+        guard
+            case .success(let t) = X86Walker.translate(
+                VirtAddr(va.raw), access: .read, control: control, read64: memory.read64),
+            let at = t.leafEntryAddress, let e = memory.read64(at)
+        else {
+            throw Failure.memory("inject nx-start: \(va) is not mapped by the identity map")
         }
+        guard memory.write64(at, e | 1 << 63) else { throw Failure.memory("inject nx-start") }
     }
 
     func firstDifference(page: PhysAddr) -> UInt64? {

@@ -304,12 +304,7 @@ extension Arm64Runner {
                 let file = try RealImages.readFile(path, field: "kexec.kernel.file", scenario: sc)
                 var initrd: InitrdSource?
                 if let ipath = req.initrd?.file {
-                    let bytes = try RealImages.readFile(ipath, field: "kexec.initrd.file", scenario: sc)
-                    guard !bytes.isEmpty else {
-                        throw PlanError.input(
-                            InputError(file: sc.file, line: nil, field: "kexec.initrd.file", message: "file is empty"))
-                    }
-                    initrd = .file(path: ipath, bytes: bytes)
+                    initrd = .file(path: ipath, bytes: try RealImages.readInitrd(ipath, scenario: sc))
                 } else if let i = try size(req.initrd, "kexec.initrd") {
                     initrd = .size(i)
                 }
@@ -353,14 +348,8 @@ extension Arm64Runner {
                 dtb = try placer.place(BufferRequest(name: "dtb", memsz: dMemsz, align: kexecPageSize, bufMin: bufMin))
                 segments.append(Segment(name: "dtb", mem: dtb, memsz: dMemsz, bytes: [], bufsz: dtbSize))
             case .kexecLoad:
-                for s in req.segments {
-                    segments.append(
-                        Segment(name: s.name, mem: s.mem, memsz: s.memsz, bytes: [], bufsz: s.bufsz, source: s.source))
-                }
-                try SanityCheck.check(
-                    segments: segments, syscall: .kexecLoad, type: req.type, totalRAM: machine.memory.totalRAM,
-                    crashRegions: crash, limits: limits)
-                for s in segments { if let r = s.range { placer.reserve(name: s.name, r) } }
+                segments = try RealImages.userSegments(
+                    req, machine: machine, crash: crash, limits: limits, placer: &placer)
                 kernelEntry = req.entry ?? (req.segments.first?.mem ?? PhysAddr(0))
                 dtb = req.segments.first { $0.name == "dtb" }?.mem ?? PhysAddr(0)
             }

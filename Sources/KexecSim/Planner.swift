@@ -98,14 +98,7 @@ public enum Planner {
             case .kexecFileLoad:
                 // bzImage64_probe and the loader's first checks come before anything is placed.
                 bzImage = try req.kernel?.file.map { try RealImages.x86BzImage(path: $0, scenario: scenario) }
-                let initrdFile = try req.initrd?.file.map {
-                    try RealImages.readFile($0, field: "kexec.initrd.file", scenario: scenario)
-                }
-                if let f = initrdFile, f.isEmpty {
-                    throw PlanError.input(
-                        InputError(file: scenario.file, line: nil, field: "kexec.initrd.file", message: "file is empty")
-                    )
-                }
+                let initrdFile = try req.initrd?.file.map { try RealImages.readInitrd($0, scenario: scenario) }
                 let fileSize = bzImage.map { ByteCount(UInt64($0.header.protectedModeLength)) }
                 guard let ksize = try fileSize ?? synthSize(req.kernel, "kexec.kernel") else {
                     throw PlanError.input(
@@ -167,16 +160,10 @@ public enum Planner {
                     }
                 }
             case .kexecLoad:
-                for s in req.segments {
-                    segments.append(
-                        Segment(name: s.name, mem: s.mem, memsz: s.memsz, bytes: [], bufsz: s.bufsz, source: s.source))
-                }
-                // The user's list is checked as the kernel sees it first.
-                try SanityCheck.check(
-                    segments: segments, syscall: .kexecLoad, type: req.type, totalRAM: machine.memory.totalRAM,
-                    crashRegions: crash, limits: limits)
-                // kexec-tools adds its purgatory as one more segment, in a hole of its own.
-                for s in segments { if let r = s.range { placer.reserve(name: s.name, r) } }
+                // The user's list is checked as the kernel sees it first; kexec-tools adds its
+                // purgatory as one more segment, in a hole of its own.
+                segments = try RealImages.userSegments(
+                    req, machine: machine, crash: crash, limits: limits, placer: &placer)
                 let pAt = try placer.place(
                     BufferRequest(name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
                 segments.append(

@@ -45,6 +45,31 @@ public enum RealImages {
         return [UInt8](data)
     }
 
+    /// Reads an initrd file, loaded as it is; an empty one is an input error.
+    public static func readInitrd(_ path: String, scenario: Scenario) throws(PlanError) -> [UInt8] {
+        let bytes = try readFile(path, field: "kexec.initrd.file", scenario: scenario)
+        guard !bytes.isEmpty else {
+            throw .input(
+                InputError(file: scenario.file, line: nil, field: "kexec.initrd.file", message: "file is empty"))
+        }
+        return bytes
+    }
+
+    /// kexec_load's segments as userspace passes them, checked as the kernel checks them first, and
+    /// reserved in the placer so that what is added later (purgatory) goes around them.
+    public static func userSegments(
+        _ req: KexecRequest, machine: Machine, crash: [AddressRange], limits: ArchLimits, placer: inout Placer
+    ) throws(Rejection) -> [Segment] {
+        let segments = req.segments.map {
+            Segment(name: $0.name, mem: $0.mem, memsz: $0.memsz, bytes: [], bufsz: $0.bufsz, source: $0.source)
+        }
+        try SanityCheck.check(
+            segments: segments, syscall: .kexecLoad, type: req.type, totalRAM: machine.memory.totalRAM,
+            crashRegions: crash, limits: limits)
+        for s in segments { if let r = s.range { placer.reserve(name: s.name, r) } }
+        return segments
+    }
+
     /// Reads and probes a bzImage as bzImage64_probe and the first checks of bzImage64_load do,
     /// before anything is placed. A format problem is a `Rejection` (ENOEXEC, EINVAL, …).
     public static func x86BzImage(path: String, scenario: Scenario) throws -> X86Kernel {

@@ -1,4 +1,4 @@
-/// The arm64 relocation routine, purgatory and probes (see `asm/arm64`, `c/arm64`, `link/arm64`).
+/// The arm64 relocation routine, purgatory and probes (see `asm/arm64`, `c/common`, `link/arm64`).
 ///
 /// `relocateKernel` is loaded at offset 0 of the control code page and has two entry points:
 /// `arm64_relocate_new_kernel` (offset 0; MMU off, pre-v5.15) and

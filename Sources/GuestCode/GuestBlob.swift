@@ -29,13 +29,13 @@ public struct GuestBlob: Sendable {
     public var memorySize: UInt64 { UInt64(bytes.count) + bssSize }
 }
 
-/// The x86_64 relocation routine and purgatory (see `asm/x86_64`, `c/x86_64`).
+/// The x86_64 relocation routine and purgatory (see `asm/x86_64`, `c/common`).
 ///
 /// relocate_kernel is loaded at offset 0 of the control page and entered at its high
 /// kernel-virtual alias with rdi = head, rsi = alias of the page list at `pageListOffset`
 /// ({ PA control page, VA control page, PA table page, PA swap page }), rdx = purgatory entry,
 /// rcx = preserve_context. The purgatory's `purgatory_data` (`purgatoryDataSize` bytes) holds
-/// entry_rip, entry_rsi, nr_regions, 16 × (start, len) and the 32-byte digest.
+/// entry, entry_arg, nr_regions, 16 × (start, len) and the 32-byte digest.
 public enum X86_64GuestCode {
     public static let relocateKernel = GuestBlob(
         name: "relocate_kernel",

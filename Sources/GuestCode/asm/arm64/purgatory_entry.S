@@ -4,7 +4,7 @@
  *
  * Reached by `br` from the relocation routine with the MMU off, x0 = DTB. Sets up its own stack
  * (in .bss), verifies the segments (purgatory_main: a digest mismatch spins there forever), then
- * branches to purgatory_data.entry with x0 = purgatory_data.dtb and x1 = x2 = x3 = 0, as the
+ * branches to purgatory_data.entry with x0 = purgatory_data.entry_arg (the DTB) and x1 = x2 = x3 = 0, as the
  * arm64 boot protocol asks. Position independent: PC-relative references only.
  */
 

@@ -4,7 +4,7 @@
  *
  * Reached by `ret` from relocate_kernel with every general register zero. Sets up its own
  * stack (in .bss), verifies the segments (purgatory_main), then jumps to the next kernel with
- * rsi = purgatory_data.entry_rsi and every other general register except rsp zero.
+ * rsi = purgatory_data.entry_arg and every other general register except rsp zero.
  * Position independent: RIP-relative references only.
  */
 

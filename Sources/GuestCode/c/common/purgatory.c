@@ -1,7 +1,10 @@
 /*
- * kexec-sim: x86_64 purgatory, in the spirit of arch/x86/purgatory/purgatory.c (written from
- * scratch). Runs on the identity map after relocate_kernel: hashes the listed physical regions
- * and compares the result with the digest the loader stored. A mismatch spins forever.
+ * kexec-sim: the purgatory of both architectures, in the spirit of arch/x86/purgatory/purgatory.c
+ * and kexec-tools' purgatory (written from scratch). Runs after the relocation routine (x86_64 on
+ * the identity map, arm64 with the MMU off): hashes the listed physical regions and compares the
+ * result with the digest the loader stored. A mismatch spins forever at sha256_mismatch_spin.
+ * The entry stubs (asm/<arch>/purgatory_entry.S) call purgatory_main and then jump to
+ * purgatory_data.entry with the architecture's hand-off register set from entry_arg.
  *
  * The host patches purgatory_data in its copy of the blob before loading it.
  */
@@ -18,15 +21,15 @@ struct purgatory_region {
 };
 
 struct purgatory_data {
-	uint64_t entry_rip;	/* next kernel's entry (physical) */
-	uint64_t entry_rsi;	/* rsi at that entry: boot_params */
+	uint64_t entry;		/* next kernel's entry (physical) */
+	uint64_t entry_arg;	/* x86_64: rsi = boot_params; arm64: x0 = the DTB */
 	uint64_t nr_regions;	/* used entries of regions[], at most 16 */
 	struct purgatory_region regions[PURGATORY_MAX_REGIONS];
 	uint8_t digest[SHA256_DIGEST_SIZE];
 };
 
-_Static_assert(offsetof(struct purgatory_data, entry_rip) == 0, "entry_rip offset");
-_Static_assert(offsetof(struct purgatory_data, entry_rsi) == 8, "entry_rsi offset");
+_Static_assert(offsetof(struct purgatory_data, entry) == 0, "entry offset");
+_Static_assert(offsetof(struct purgatory_data, entry_arg) == 8, "entry_arg offset");
 _Static_assert(offsetof(struct purgatory_data, nr_regions) == 16, "nr_regions offset");
 _Static_assert(offsetof(struct purgatory_data, regions) == 24, "regions offset");
 _Static_assert(sizeof(struct purgatory_region) == 16, "region size");

@@ -196,10 +196,7 @@ extension FixtureDecoder {
         case .failure(var e):
             // libyaml marks an empty document at the end of a file without a final line break (`---`
             // as the last line) on the line after it: errors about this file stay inside it.
-            if e.file == file, let l = e.line {
-                let breaks = text.reduce(0) { $1.isNewline ? $0 + 1 : $0 }
-                e.line = min(l, max(1, breaks + (text.last?.isNewline == true ? 0 : 1)))
-            }
+            if e.file == file, let l = e.line { e.line = min(l, lastLine(of: text)) }
             throw e
         }
     }
@@ -273,13 +270,18 @@ extension FixtureDecoder {
         return nil
     }
 
+    /// The number of the last line of `text` as libyaml counts lines: its line breaks are LF, CR,
+    /// CRLF, NEL, LS and PS, as Character.isNewline (minus VT and FF, which its reader refuses), and a
+    /// final line break starts no other line.
+    static func lastLine(of text: String) -> Int {
+        let breaks = text.reduce(0) { $1.isNewline ? $0 + 1 : $0 }
+        return max(1, breaks + (text.last?.isNewline == true ? 0 : 1))
+    }
+
     static func yamlError(_ error: any Error, text: String, file: String) -> InputError {
         func make(_ mark: Mark?, _ problem: String, _ context: YamlError.Context?) -> InputError {
-            // libyaml puts the end of a file without a final line break on a line past it: clamp. Its
-            // line breaks are LF, CR, CRLF, NEL, LS and PS, as Character.isNewline (minus VT and FF, which
-            // its reader refuses).
-            let breaks = text.reduce(0) { $1.isNewline ? $0 + 1 : $0 }
-            let lastLine = max(1, breaks + (text.last?.isNewline == true ? 0 : 1))
+            // libyaml puts the end of a file without a final line break on a line past it: clamp.
+            let lastLine = lastLine(of: text)
             var m = problem
             if let c = context { m += " (\(c.text) at line \(min(c.mark.line, lastLine)))" }
             return InputError(

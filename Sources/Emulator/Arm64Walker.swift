@@ -21,7 +21,7 @@ import KexecModel
 /// Out-of-range TxSZ values (CONSTRAINED UNPREDICTABLE) are clamped to the nearest legal value, and
 /// reserved TGn encodings select the 4 KiB granule, as QEMU does.
 public enum Arm64Walker {
-    public typealias Access = X86Walker.Access
+    public typealias Access = MemoryAccess
 
     /// Translation granule: log2 of its size.
     public enum Granule: Int, Sendable, CaseIterable, CustomStringConvertible {
@@ -141,8 +141,8 @@ public enum Arm64Walker {
         public var pa: PhysAddr
         /// Size of the block or page that maps it (the granule when the MMU is off).
         public var leafSize: ByteCount
-        /// Level of the leaf descriptor (1..3); nil when the MMU is off (flat).
-        public var level: Int?
+        /// Level of the leaf descriptor (L1..L3); nil when the MMU is off (flat).
+        public var level: Arm64TableLevel?
         /// Which TTBR the walk used; nil when the MMU is off.
         public var ttbr: Int?
         public var granule: Granule?
@@ -179,8 +179,8 @@ public enum Arm64Walker {
 
     public struct Fault: Sendable, Equatable, Error, CustomStringConvertible {
         public var va: VirtAddr
-        /// Level (0..3) the fault is reported at.
-        public var level: Int
+        /// Level the fault is reported at.
+        public var level: Arm64TableLevel
         public var reason: Reason
         /// TTBR the walk used (nil: the MMU is off).
         public var ttbr: Int?
@@ -190,7 +190,8 @@ public enum Arm64Walker {
         public var entry: UInt64
 
         public init(
-            va: VirtAddr, level: Int, reason: Reason, ttbr: Int?, index: Int = -1, entryAddress: PhysAddr? = nil,
+            va: VirtAddr, level: Arm64TableLevel, reason: Reason, ttbr: Int?, index: Int = -1,
+            entryAddress: PhysAddr? = nil,
             entry: UInt64 = 0
         ) {
             self.va = va
@@ -204,7 +205,7 @@ public enum Arm64Walker {
 
         /// The ESR_ELx DFSC / IFSC code the CPU would report.
         public var statusCode: UInt8 {
-            let l = UInt8(level & 3)
+            let l = UInt8(level.rawValue)
             switch reason {
             case .addressSize: return l
             case .invalid, .reservedDescriptor, .outOfRange, .walkDisabled: return 0x04 | l
@@ -216,7 +217,7 @@ public enum Arm64Walker {
 
         public var description: String {
             let at = entryAddress.map { " (entry \(hex(entry)) at \($0), index \(index))" } ?? ""
-            return "level \(level) fault at \(va): \(reason.rawValue)\(at)"
+            return "level \(level.rawValue) fault at \(va): \(reason.rawValue)\(at)"
         }
     }
 
@@ -228,7 +229,7 @@ public enum Arm64Walker {
         guard c.mmuEnabled else {
             // Flat: PA = VA, within the physical address size.
             if c.physicalAddressBits < 64 && va.raw >> UInt64(c.physicalAddressBits) != 0 {
-                return .failure(Fault(va: va, level: 0, reason: .addressSize, ttbr: nil))
+                return .failure(Fault(va: va, level: .l0, reason: .addressSize, ttbr: nil))
             }
             return .success(
                 Translation(
@@ -243,9 +244,9 @@ public enum Arm64Walker {
         let width = UInt64(topBit + 1 - inputBits)
         let field = (va.raw >> UInt64(inputBits)) & ((1 << width) - 1)
         guard field == (select == 1 ? (1 << width) - 1 : 0) else {
-            return .failure(Fault(va: va, level: 0, reason: .outOfRange, ttbr: select))
+            return .failure(Fault(va: va, level: .l0, reason: .outOfRange, ttbr: select))
         }
-        if r.disabled { return .failure(Fault(va: va, level: 0, reason: .walkDisabled, ttbr: select)) }
+        if r.disabled { return .failure(Fault(va: va, level: .l0, reason: .walkDisabled, ttbr: select)) }
 
         let g = r.granule
         let lpa = g == .size64K && oaBits == 52
@@ -257,7 +258,7 @@ public enum Arm64Walker {
         let startEntries = UInt64(1) << UInt64(inputBits - g.levelShift(start))
         table &= ~(max(startEntries * 8, 64) - 1)
         if table >> UInt64(oaBits) != 0 {
-            return .failure(Fault(va: va, level: 0, reason: .addressSize, ttbr: select))
+            return .failure(Fault(va: va, level: .l0, reason: .addressSize, ttbr: select))
         }
 
         // Address bits [47:shift] of a descriptor, plus [51:48] from bits [15:12] under FEAT_LPA.
@@ -271,17 +272,18 @@ public enum Arm64Walker {
         var el0NoAccessTable = false
         var pxnTable = false
         for level in start...3 {
+            let lvl = Arm64TableLevel(rawValue: level) ?? .l3
             let shift = g.levelShift(level)
             let bits = level == start ? inputBits - shift : g.stride
             let index = Int((va.raw >> UInt64(shift)) & ((1 << UInt64(bits)) - 1))
             let ea = PhysAddr(table + UInt64(index) * 8)
             guard let e = read64(ea) else {
                 return .failure(
-                    Fault(va: va, level: level, reason: .tableNotBacked, ttbr: select, index: index, entryAddress: ea))
+                    Fault(va: va, level: lvl, reason: .tableNotBacked, ttbr: select, index: index, entryAddress: ea))
             }
             func fault(_ reason: Reason) -> Result<Translation, Fault> {
                 .failure(
-                    Fault(va: va, level: level, reason: reason, ttbr: select, index: index, entryAddress: ea, entry: e))
+                    Fault(va: va, level: lvl, reason: reason, ttbr: select, index: index, entryAddress: ea, entry: e))
             }
             if e & 1 == 0 { return fault(.invalid) }
             let typeBit = e & 2 != 0
@@ -310,7 +312,7 @@ public enum Arm64Walker {
             if access == .fetch && pxn { return fault(.executeNever) }
             return .success(
                 Translation(
-                    pa: PhysAddr(oa | (va.raw & (size - 1))), leafSize: ByteCount(size), level: level, ttbr: select,
+                    pa: PhysAddr(oa | (va.raw & (size - 1))), leafSize: ByteCount(size), level: lvl, ttbr: select,
                     granule: g, writable: !readOnly, executable: !pxn, attrIndx: Int((e >> 2) & 7), descriptor: e))
         }
         fatalError("unreachable: level 3 always ends the walk")

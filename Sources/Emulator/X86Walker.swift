@@ -20,14 +20,14 @@ public enum X86Walker {
         public var nxe: Bool { efer & (1 << 11) != 0 }
     }
 
-    public enum Access: String, Sendable { case read, write, fetch }
+    public typealias Access = MemoryAccess
 
     public struct Translation: Sendable, Equatable {
         /// Physical address of the byte at the VA.
         public var pa: PhysAddr
-        /// Size of the leaf that maps it (4 KiB, 2 MiB, 1 GiB), and its level name.
+        /// Size of the leaf that maps it (4 KiB, 2 MiB, 1 GiB), and its level (nil with paging off).
         public var leafSize: ByteCount
-        public var leafLevel: String
+        public var leafLevel: X86TableLevel?
         public var writable: Bool
         public var executable: Bool
         /// Where the leaf entry sits (nil with paging off).
@@ -45,8 +45,8 @@ public enum X86Walker {
 
     public struct Fault: Sendable, Equatable, Error {
         public var va: VirtAddr
-        /// Level whose entry stopped the walk: "pgd", "p4d", "pud", "pmd", "pte" (or "" for non-canonical).
-        public var level: String
+        /// Level whose entry stopped the walk (nil for a non-canonical address: no entry was read).
+        public var level: X86TableLevel?
         public var index: Int
         public var entryAddress: PhysAddr?
         public var entry: UInt64
@@ -54,8 +54,6 @@ public enum X86Walker {
     }
 
     static let addrMask: UInt64 = 0x000f_ffff_ffff_f000
-    static let levelNames5 = ["pgd", "p4d", "pud", "pmd", "pte"]
-    static let levelNames4 = ["pgd", "pud", "pmd", "pte"]
 
     /// Walks for `va`; `read64` reads guest physical memory (nil: not backed).
     public static func translate(
@@ -64,17 +62,17 @@ public enum X86Walker {
         guard c.paging else {
             return .success(
                 Translation(
-                    pa: PhysAddr(va.raw), leafSize: ByteCount(1 << 12), leafLevel: "none", writable: true,
+                    pa: PhysAddr(va.raw), leafSize: ByteCount(1 << 12), leafLevel: nil, writable: true,
                     executable: true))
         }
         let levels = c.la57 ? 5 : 4
-        let names = levels == 5 ? levelNames5 : levelNames4
+        let names = X86TableLevel.walk(levels: levels)
         let vaBits = levels == 5 ? 57 : 48
         // Canonical: bits 63..vaBits-1 all equal.
         let top = va.raw >> UInt64(vaBits - 1)
         let allOnes = UInt64.max >> UInt64(vaBits - 1)
         guard top == 0 || top == allOnes else {
-            return .failure(Fault(va: va, level: "", index: 0, entryAddress: nil, entry: 0, reason: .nonCanonical))
+            return .failure(Fault(va: va, level: nil, index: 0, entryAddress: nil, entry: 0, reason: .nonCanonical))
         }
         var table = c.cr3 & addrMask
         var writable = true
@@ -94,9 +92,9 @@ public enum X86Walker {
             if !c.nxe && e & (1 << 63) != 0 { return fault(.reservedBit) }
             writable = writable && e & 2 != 0
             executable = executable && (!c.nxe || e & (1 << 63) == 0)
-            let isLeafLevel = name == "pte"
+            let isLeafLevel = name == .pte
             let ps = e & (1 << 7) != 0
-            if (name == "pgd" || name == "p4d") && ps { return fault(.reservedBit) }
+            if (name == .pgd || name == .p4d) && ps { return fault(.reservedBit) }
             if isLeafLevel || ps {
                 let size = UInt64(1) << shift
                 if !isLeafLevel {

@@ -16,7 +16,7 @@ import Kimage
 ///   outside the crashkernel region, plus the kernel text map and a PT_NOTE; its contents are
 ///   synthetic here, its size and placement are the kernel's): 64 KiB aligned, top-down, above the
 ///   kernel; the DTB's /chosen gets linux,elfcorehdr.
-extension Arm64Runner {
+extension Arm64Planner {
     struct ImageLoad {
         var kernel: Segment
         var elfcorehdr: Segment?

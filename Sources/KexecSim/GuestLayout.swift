@@ -65,6 +65,11 @@ final class GuestLayout {
 
     func label(_ page: PhysAddr) -> String { labels[page.raw & ~0xfff] ?? "memory" }
 
+    /// Lays `plan` out. Both architectures: destinations, source and indirection pages, the
+    /// control page with the relocation routine, and the table pages of the architecture (x86_64
+    /// identity map and the first kernel's alias tables; arm64 linear map, its copy and the idmap,
+    /// in granule-sized pages, and the zero page). Then the injections, then the snapshot of the
+    /// pages that must not change.
     static func build(_ plan: Plan) throws -> GuestLayout {
         let l = GuestLayout()
         let k = plan.kimage
@@ -81,8 +86,7 @@ final class GuestLayout {
         if let s = k.swapPage { other[s.raw] = "swap page" }
         for p in k.indirectionPages { other[p.pa.raw] = "indirection page" }
         for s in k.sourcePages where s.source != s.destination { other[s.source.raw] = "source page" }
-        for (pa, lvl) in plan.tables.levelOf { other[pa.raw] = "identity-map \(lvl) page" }
-        for (pa, lvl) in plan.firstKernelTables.levelOf { other[pa.raw] = "first-kernel \(lvl) page" }
+        for (pa, name) in tablePages(plan) { other[pa.raw] = name }
         for (p, name) in other { l.labels[p] = name }
         let sorted = other.keys.filter { !dest.contains(PhysAddr($0)) }.sorted()
         var i = 0
@@ -134,68 +138,54 @@ final class GuestLayout {
                 }
             }
         }
-        // Injected damage: one flipped byte in a segment's source data, after the digest was taken.
-        for inj in plan.scenario.kexec?.inject ?? [] {
-            guard case .flipSourceByte(let name, let offset) = inj else { continue }
-            guard let si = plan.segments.firstIndex(where: { $0.name == name }),
-                offset.raw < plan.segments[si].memsz.raw
-            else {
-                throw Failure.memory("inject flip-source-byte: no segment \(name) with offset \(offset)")
+        try l.applyInjections(plan)
+        // The control page's code (and x86's page list after it); the tables.
+        let protectedControl: Int
+        switch plan.arch {
+        case .x86(let x):
+            let code = X86_64GuestCode.relocateKernel.bytes
+            guard mem.write(k.controlPage, code) else { throw fail("relocate_kernel") }
+            let list = [k.controlPage.raw, x.controlVA.raw, x.tables.root.raw, k.swapPage?.raw ?? 0]
+            for (i, v) in list.enumerated() {
+                guard mem.write64(PhysAddr(k.controlPage.raw + X86_64GuestCode.pageListOffset + UInt64(i) * 8), v)
+                else { throw fail("page list") }
             }
-            let target: PhysAddr
-            if k.type == .crash {
-                target = PhysAddr(plan.segments[si].mem.raw + offset.raw)
-            } else {
-                let pi = Int(offset.raw / page)
-                guard let sp = k.sourcePages.first(where: { $0.segment == si && $0.pageIndex == pi }) else {
-                    throw Failure.memory("inject: no source page for \(name)+\(offset)")
-                }
-                target = PhysAddr(sp.source.raw + offset.raw % page)
-            }
-            guard let p = mem.pointer(target, length: 1) else { throw fail("injection") }
-            p.storeBytes(of: p.load(as: UInt8.self) ^ 0xff, as: UInt8.self)
-        }
-        // Injected list corruption and broken guest code (runaway guests, on purpose).
-        for inj in plan.scenario.kexec?.inject ?? [] {
-            try l.applyRunaway(inj, plan: plan)
-        }
-        // Control page: relocate_kernel at 0, page list at 0x800.
-        let code = X86_64GuestCode.relocateKernel.bytes
-        guard mem.write(k.controlPage, code) else { throw fail("relocate_kernel") }
-        let list = [k.controlPage.raw, plan.controlVA.raw, plan.tables.root.raw, k.swapPage?.raw ?? 0]
-        for (i, v) in list.enumerated() {
-            guard mem.write64(PhysAddr(k.controlPage.raw + X86_64GuestCode.pageListOffset + UInt64(i) * 8), v) else {
-                throw fail("page list")
-            }
-        }
-        // Tables are encoded straight into guest memory (entries are little endian, as on the host).
-        for t in [plan.tables, plan.firstKernelTables] {
-            for (pa, entries) in t.pages {
-                guard entries.count == 512, let dst = mem.pointer(pa, length: 4096) else {
-                    throw fail("table page \(pa)")
-                }
-                entries.withUnsafeBytes { src in
-                    for i in 0..<512 {
-                        dst.storeBytes(
-                            of: src.load(fromByteOffset: i * 8, as: UInt64.self).littleEndian, toByteOffset: i * 8,
-                            as: UInt64.self)
+            // Tables are encoded straight into guest memory (entries are little endian, as on the host).
+            for t in [x.tables, x.firstKernelTables] {
+                for (pa, entries) in t.pages {
+                    guard entries.count == 512, let dst = mem.pointer(pa, length: 4096) else {
+                        throw fail("table page \(pa)")
+                    }
+                    entries.withUnsafeBytes { src in
+                        for i in 0..<512 {
+                            dst.storeBytes(
+                                of: src.load(fromByteOffset: i * 8, as: UInt64.self).littleEndian, toByteOffset: i * 8,
+                                as: UInt64.self)
+                        }
                     }
                 }
             }
+            // nx-start: the identity map's leaf over the start address gets the NX bit (after the
+            // tables are in memory, before they are snapshotted as pages that must not change).
+            if plan.scenario.kexec?.inject.contains(.nxStart) == true {
+                try l.setNX(over: plan.purgatoryEntry, root: x.tables.root, levels: plan.scenario.machine.paging.levels)
+            }
+            // The control page's stack (top of the page) is scratch: keep code + page list only.
+            protectedControl = Int(X86_64GuestCode.pageListOffset) + 32
+        case .arm64(let a):
+            guard mem.write(k.controlPage, Arm64GuestCode.relocateKernel.bytes) else { throw fail("relocate_kernel") }
+            for t in a.tables {
+                for pa in t.tables.pages.keys {
+                    guard mem.write(pa, t.tables.encodedPage(pa)) else { throw fail("table page \(pa)") }
+                }
+            }
+            protectedControl = Arm64GuestCode.relocateKernel.bytes.count
         }
-        // nx-start: the identity map's leaf over the start address gets the NX bit (after the tables
-        // are in memory, before they are snapshotted as pages that must not change).
-        if plan.scenario.kexec?.inject.contains(.nxStart) == true {
-            try l.setNX(over: plan.purgatoryEntry, root: plan.tables.root, levels: plan.scenario.machine.paging.levels)
-        }
-        // Pages that must come out unchanged: tables, indirection pages, relocate_kernel's code
-        // and page list; for a crash image also every mapped page outside the crashkernel region.
-        var protected: [PhysAddr] = []
-        for t in [plan.tables, plan.firstKernelTables] { protected += t.pages.keys }
-        protected += k.indirectionPages.map(\.pa)
-        // The control page's stack (top of the page) is scratch: keep code + page list only.
-        l.protect(k.controlPage, length: Int(X86_64GuestCode.pageListOffset) + 32)
-        for pa in protected { l.protect(pa) }
+        // Pages that must come out unchanged: tables, indirection pages, the relocation code; for a
+        // crash image also every mapped page outside the crashkernel region (the first kernel's).
+        l.protect(k.controlPage, length: protectedControl)
+        for (pa, _) in tablePages(plan) { l.protect(pa) }
+        for p in k.indirectionPages { l.protect(p.pa) }
         if k.type == .crash {
             for b in mem.blocks {
                 var p = b.range.first.raw
@@ -211,80 +201,24 @@ final class GuestLayout {
         return l
     }
 
-    /// Damage that turns the guest into a runaway: a list that never ends, one that overwrites the
-    /// relocation code or every page it can reach, and purgatory code that cannot execute.
-    private func applyRunaway(_ inj: Injection, plan: Plan) throws {
-        let k = plan.kimage
-        let mem = memory
-        func set(_ page: PhysAddr, _ slot: Int, _ v: UInt64) throws {
-            guard mem.write64(PhysAddr(page.raw + UInt64(slot) * 8), v) else {
-                throw Failure.memory("inject: cannot write the list at \(page)")
-            }
-        }
-        func doneSlot() -> (PhysAddr, Int)? {
-            guard let last = k.indirectionPages.last, let i = last.entries.firstIndex(of: Ind.done) else { return nil }
-            return (last.pa, i)
-        }
-        switch inj {
-        case .listCycle:
-            guard let (page, slot) = doneSlot(), let first = k.indirectionPages.first else {
-                throw Failure.memory("inject list-cycle: the image has no indirection list (crash image?)")
-            }
-            try set(page, slot, first.pa.raw | Ind.indirection)
-        case .overwriteControlPage:
-            guard let (page, slot) = doneSlot(), slot + 2 < 512, let src = k.sourcePages.first else {
-                throw Failure.memory("inject overwrite-control-page: no room in the list")
-            }
-            try set(page, slot, k.controlPage.raw | Ind.destination)
-            try set(page, slot + 1, src.source.raw | Ind.source)
-            try set(page, slot + 2, Ind.done)
-        case .scribble:
-            // First page: destination 1 MiB, then a link to a second list page (a spare source
-            // page) whose every slot sends the same source on, and whose last slot links to
-            // itself: the destination climbs over every page above 1 MiB until something breaks.
-            guard let first = k.indirectionPages.first, k.sourcePages.count > 2 else {
-                throw Failure.memory("inject scribble: the image has no indirection list (crash image?)")
-            }
-            let src = k.sourcePages[0].source.raw
-            let loop = k.sourcePages[2].source
-            try set(first.pa, 0, 0x10_0000 | Ind.destination)
-            try set(first.pa, 1, loop.raw | Ind.indirection)
-            for i in 0..<511 { try set(loop, i, src | Ind.source) }
-            try set(loop, 511, loop.raw | Ind.indirection)
-        case .invalidOpcode:
-            // ud2 at purgatory's entry, in the page that will land there.
-            guard let pi = plan.segments.firstIndex(where: \.isPurgatory) else { return }
-            let off = plan.purgatoryEntry.raw - plan.segments[pi].mem.raw
-            let target: PhysAddr
-            if k.type == .crash {
-                target = plan.purgatoryEntry
-            } else {
-                guard let sp = k.sourcePages.first(where: { $0.segment == pi && $0.pageIndex == Int(off / 0x1000) })
-                else {
-                    throw Failure.memory("inject invalid-opcode: no source page for purgatory")
+    /// Every 4 KiB page of the architecture's tables, with its label (arm64 16K/64K table pages
+    /// span several), and arm64's zero page.
+    static func tablePages(_ plan: Plan) -> [(PhysAddr, String)] {
+        switch plan.arch {
+        case .x86(let x):
+            return x.tables.levelOf.map { ($0.key, "identity-map \($0.value) page") }
+                + x.firstKernelTables.levelOf.map { ($0.key, "first-kernel \($0.value) page") }
+        case .arm64(let a):
+            var out: [(PhysAddr, String)] = [(a.zeroPage, "zero page")]
+            for t in a.tables {
+                for (pa, level) in t.tables.levelOf {
+                    for sub in stride(from: pa.raw, to: pa.raw + t.tables.granule.size, by: 0x1000) {
+                        out.append((PhysAddr(sub), "\(t.name) L\(level) page"))
+                    }
                 }
-                target = PhysAddr(sp.source.raw + off % 0x1000)
             }
-            guard mem.write(target, [0x0f, 0x0b]) else { throw Failure.memory("inject invalid-opcode") }
-        default:
-            break
+            return out
         }
-    }
-
-    /// Sets NX (bit 63) on the leaf that maps `va` (identity: VA = PA) in the tables at `root`,
-    /// found by the walker the engine uses.
-    private func setNX(over va: PhysAddr, root: PhysAddr, levels: Int) throws {
-        // CR0.PG|PE, CR4.PAE (+LA57), EFER.LME|LMA|NXE: long mode as relocate_kernel runs it.
-        let control = X86Walker.Control(
-            cr0: 0x8000_0001, cr3: root.raw, cr4: levels == 5 ? 0x1020 : 0x20, efer: 0xd00)
-        guard
-            case .success(let t) = X86Walker.translate(
-                VirtAddr(va.raw), access: .read, control: control, read64: memory.read64),
-            let at = t.leafEntryAddress, let e = memory.read64(at)
-        else {
-            throw Failure.memory("inject nx-start: \(va) is not mapped by the identity map")
-        }
-        guard memory.write64(at, e | 1 << 63) else { throw Failure.memory("inject nx-start") }
     }
 
     func firstDifference(page: PhysAddr) -> UInt64? {

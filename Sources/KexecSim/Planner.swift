@@ -5,47 +5,6 @@ import KexecModel
 import Kimage
 import PageTables
 
-/// Everything a run needs, decided on the host before any guest instruction runs.
-public struct Plan: Sendable {
-    public var scenario: Scenario
-    public var segments: [Segment]
-    public var kimage: Kimage
-    public var tables: X86PageTables
-    /// The first kernel's own tables at the moment of the jump: only the control page's alias.
-    public var firstKernelTables: X86PageTables
-    public var kernelEntry: PhysAddr
-    /// rsi at the kernel entry (boot_params), 0 when there is none.
-    public var bootParams: PhysAddr
-    public var purgatoryBase: PhysAddr
-    public var purgatoryEntry: PhysAddr
-    public var controlVA: VirtAddr
-    public var digest: [UInt8]
-    public var storedDigest: [UInt8]
-    public var crashRegions: [AddressRange]
-    public var planSeconds: Double
-    public var tablesSeconds: Double = 0
-    /// Fields parsed from real image files (bzImage setup header …), for the landed evidence.
-    public var imageInfo: [(String, String)] = []
-
-    public var purgatorySegment: Segment? { segments.first { $0.isPurgatory } }
-}
-
-public enum PlanOutcome: Sendable {
-    case planned(Plan)
-    case rejected(Rejection, Scenario)
-}
-
-public enum PlanError: Error, CustomStringConvertible {
-    case input(InputError)
-    case unsupported(String)
-    public var description: String {
-        switch self {
-        case .input(let e): return e.description
-        case .unsupported(let s): return s
-        }
-    }
-}
-
 public enum Planner {
     /// The control page's kernel-virtual alias the relocation routine is entered at.
     public static let controlVA = VirtAddr(0xffff_ffff_a000_0000)
@@ -59,12 +18,19 @@ public enum Planner {
     static let minInitrd = PhysAddr(0x100_0000)
     static let kernelAlign = ByteCount.mib(2)
 
+    /// Plans a scenario of either architecture: the segments, the kimage and the tables.
     public static func plan(_ scenario: Scenario) throws(PlanError) -> PlanOutcome {
+        switch scenario.machine.arch {
+        case .x86_64: return try planX86(scenario)
+        case .arm64: return try Arm64Planner.plan(scenario)
+        }
+    }
+
+    /// x86_64: kexec_file_load's bzImage64 loader (arch/x86/kernel/kexec-bzimage64.c) or the
+    /// user's kexec_load list plus kexec-tools' purgatory; the identity map of init_pgtable.
+    static func planX86(_ scenario: Scenario) throws(PlanError) -> PlanOutcome {
         let t0 = Date()
         let machine = scenario.machine
-        guard machine.arch == .x86_64 else {
-            throw .unsupported("\(scenario.file): machine.arch: arm64 runs are not built yet (x86_64 only)")
-        }
         guard let req = scenario.kexec else {
             throw .input(
                 InputError(file: scenario.file, line: nil, field: "kexec", message: "a run needs a kexec section"))
@@ -245,11 +211,11 @@ public enum Planner {
         let tablesSeconds = Date().timeIntervalSince(tTables)
         return .planned(
             Plan(
-                scenario: scenario, segments: segments, kimage: kimage, tables: tables, firstKernelTables: first,
-                kernelEntry: kernelEntry, bootParams: bootParams, purgatoryBase: segments[pIndex].mem,
-                purgatoryEntry: start,
-                controlVA: controlVA, digest: digest, storedDigest: stored, crashRegions: crash,
-                planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds, imageInfo: imageInfo))
+                scenario: scenario, segments: segments, kimage: kimage, kernelEntry: kernelEntry,
+                entryArgument: bootParams, purgatoryBase: segments[pIndex].mem, purgatoryEntry: start,
+                digest: digest, storedDigest: stored, crashRegions: crash,
+                planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds, imageInfo: imageInfo,
+                arch: .x86(X86Plan(tables: tables, firstKernelTables: first, controlVA: controlVA))))
     }
 
     /// The digest purgatory checks (kexec_calculate_store_digests): every segment but purgatory,
@@ -291,32 +257,5 @@ public enum Planner {
         }
         for i in 0..<32 { b[base + 280 + i] = digest[i] }
         return b
-    }
-}
-
-/// Lets the table builder's allocate closure draw from the kimage's allocator.
-final class AllocatorBox: @unchecked Sendable {
-    var allocator: PageAllocator
-    var handed: [PhysAddr] = []
-    init(_ a: PageAllocator) { allocator = a }
-    func next() throws -> PhysAddr {
-        let p = try allocator.allocateNonDestination()
-        handed.append(p)
-        return p
-    }
-    /// `size` bytes of consecutive, `size`-aligned non-destination pages (arm64 16K/64K granule
-    /// tables); pages skipped on the way stay handed out (wasted, as a real allocator might).
-    func aligned(_ size: UInt64) throws -> PhysAddr {
-        if size <= 0x1000 { return try next() }
-        var run: [PhysAddr] = []
-        while true {
-            let p = try next()
-            if let last = run.last, p.raw == last.raw + 0x1000 {
-                run.append(p)
-            } else {
-                run = p.raw % size == 0 ? [p] : []
-            }
-            if UInt64(run.count) * 0x1000 == size { return run[0] }
-        }
     }
 }

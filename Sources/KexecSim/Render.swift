@@ -255,11 +255,11 @@ struct LayoutDrawing {
         if let s = k.swapPage { controlPages.append((s.raw, "swap page", Self.swapColor)) }
         for ip in k.indirectionPages { controlPages.append((ip.pa.raw, "indirection page", Self.indirectionColor)) }
         let controlClusters = clusters(pageRuns(controlPages.map(\.0)), max: 8)
-        var tablePageSet = Set(plan.tables.pages.keys.map(\.raw))
+        var tablePageSet = Set(plan.tablePageAddresses.map(\.raw))
         for p in k.extraControlPages { tablePageSet.insert(p.raw) }
         let tableRuns = pageRuns(Array(tablePageSet))
         let tableClusters = clusters(tableRuns, max: 8)
-        let coverage = plan.tables.identityCoverage.ranges.map(span)
+        let coverage = plan.mappedCoverage.map(span)
         let crash = plan.crashRegions.map(span)
         let hazards = machine.hazards.map(span)
         let hotplug = machine.hotpluggable.map(span)
@@ -291,7 +291,7 @@ struct LayoutDrawing {
         let machineLine =
             "machine: \(machine.name ?? "unnamed") (\(machine.arch.rawValue), \(machine.platform.rawValue)), "
             + "\(ramText) usable RAM, regions up to \(hex(machine.memory.top)); \(typeText) image; "
-            + "policy \(plan.tables.policy.rawValue); \(plan.segments.count) segments; file \(sc.file)"
+            + "policy \(plan.policyLabel); \(plan.segments.count) segments; file \(sc.file)"
         var verdictLine = "plan only (not run)"
         if let r = result {
             verdictLine = "verdict: \(r.verdict.kind.rawValue): \(r.verdict.summary)"

@@ -43,7 +43,7 @@ import Testing
             // Skip slots whose upper levels already hold a block (a real builder never mixes them).
             switch Arm64Walker.translate(VirtAddr(va), access: .read, control: c, read64: { mem.read64($0) }) {
             case .success: continue
-            case .failure(let f) where f.reason != .invalid || f.level > level: continue
+            case .failure(let f) where f.reason != .invalid || f.level.rawValue > level: continue
             default: break
             }
             let type: UInt64 = level == 3 ? 3 : 1
@@ -90,7 +90,7 @@ import Testing
                 case .success(let tr):
                     #expect(
                         theirs == tr.pa,
-                        "VA \(hex(va)) \(access): ours \(tr.pa) L\(tr.level ?? -1) \(hex(tr.descriptor)), engine \(theirs.map { "\($0)" } ?? "fault")"
+                        "VA \(hex(va)) \(access): ours \(tr.pa) \(tr.level.map { "\($0)" } ?? "flat") \(hex(tr.descriptor)), engine \(theirs.map { "\($0)" } ?? "fault")"
                     )
                     if tr.pa.raw >= 1 << 32 { above4G += 1 }
                 case .failure(let f):

@@ -226,7 +226,7 @@ struct Arm64KexecScene {
 @Suite struct Arm64RelocationTests {
     let segments: [(dest: UInt64, pages: Int)] = [(0x8000_0000, 5), (0x1_2000_0000, 3)]
 
-    func expectHandOff(_ e: Arm64Engine, _ stop: StopReason, entry: UInt64) {
+    func expectHandOff(_ e: Arm64Engine, _ stop: StopReason<Arm64Walker.Fault>, entry: UInt64) {
         #expect(stop == .reached(pc: VirtAddr(entry)), "\(stop)")
         #expect(e.read(.x0) == Arm64KexecScene.dtb)
         #expect(e.read(.x1) == 0 && e.read(.x2) == 0 && e.read(.x3) == 0)

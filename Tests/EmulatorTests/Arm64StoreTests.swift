@@ -29,7 +29,7 @@ import Testing
         return e
     }
 
-    func store(_ e: Arm64Engine, va: UInt64, value: UInt64) -> StopReason {
+    func store(_ e: Arm64Engine, va: UInt64, value: UInt64) -> StopReason<Arm64Walker.Fault> {
         e.write(.x0, va)
         e.write(.x1, value)
         return e.run(
@@ -37,7 +37,7 @@ import Testing
             until: VirtAddr(codeVA + probe.offset(of: "store_probe_done")), budget: 0, timeoutMicros: 5_000_000)
     }
 
-    var done: StopReason { .reached(pc: VirtAddr(codeVA + probe.offset(of: "store_probe_done"))) }
+    var done: StopReason<Arm64Walker.Fault> { .reached(pc: VirtAddr(codeVA + probe.offset(of: "store_probe_done"))) }
 
     @Test func storesLandAtTheTranslatedPA() throws {
         var (mem, low, high) = try machine()
@@ -91,13 +91,13 @@ import Testing
             return
         }
         #expect(f.va == VirtAddr(0x7_0000_1000))  // the MMU sees the page
-        #expect(f.level == "L1" && f.reason == .notPresent && f.index == 28)
+        #expect(f.level == .l1 && f.reason == .invalid && f.index == 28)
         #expect(access == .write)
         #expect(pc == VirtAddr(codeVA + probe.offset(of: "store_probe")))
         #expect(
             e.lastFault
                 == Arm64Walker.Fault(
-                    va: VirtAddr(0x7_0000_1000), level: 1, reason: .invalid, ttbr: 0, index: 28,
+                    va: VirtAddr(0x7_0000_1000), level: .l1, reason: .invalid, ttbr: 0, index: 28,
                     entryAddress: PhysAddr(0x4000_1000 + 28 * 8), entry: 0))
         // A write to the read-only code page is a permission fault at level 3.
         let ro = try engine(mem, low, high)
@@ -105,7 +105,7 @@ import Testing
             Issue.record("expected a permission fault")
             return
         }
-        #expect(f2.reason == .writeProtected && f2.level == "L3")
+        #expect(f2.reason == .readOnly && f2.level == .l3)
         #expect(ro.lastFault?.reason == .readOnly && ro.lastFault?.statusCode == 0x0f)
     }
 
@@ -138,7 +138,7 @@ import Testing
         _ = mem.write64(PhysAddr(0x2_0000_0010), 0x55)
         _ = mem.write64(PhysAddr(0x2_0000_1ff0), 0x66)
         let e = try engine(mem, low, high)
-        func touch(_ n: UInt64) -> StopReason {
+        func touch(_ n: UInt64) -> StopReason<Arm64Walker.Fault> {
             e.write(.x0, 0x1000_0000)
             e.write(.x1, n)
             return e.run(
@@ -151,7 +151,7 @@ import Testing
             Issue.record("expected a fault on the third address")
             return
         }
-        #expect(f.va == VirtAddr(0x3000_0000) && f.level == "L2" && access == .read)
+        #expect(f.va == VirtAddr(0x3000_0000) && f.level == .l2 && access == .read)
         #expect(e.read(.x1) == 1)  // one address left when it faulted
     }
 

@@ -117,26 +117,26 @@ func arm64TCR(
         let c = Arm64Walker.Control(sctlr: mmuOn, tcr: arm64TCR(), ttbr0: t.root.raw, ttbr1: 0)
         let p = try walk(0x0000_7fff_ffff_fff8, .write, c, mem).get()
         #expect(p.pa == PhysAddr(0x8_7654_3ff8))
-        #expect(p.level == 3 && p.leafSize == .kib(4) && p.ttbr == 0 && p.granule == .size4K)
+        #expect(p.level == .l3 && p.leafSize == .kib(4) && p.ttbr == 0 && p.granule == .size4K)
         #expect(p.writable && p.executable && p.attrIndx == 0)
         let b1 = try walk(0x0000_0080_7fff_fff0, .read, c, mem).get()
         #expect(b1.pa == PhysAddr(0x140_3fff_fff0))
-        #expect(b1.level == 1 && b1.leafSize == .gib(1))
+        #expect(b1.level == .l1 && b1.leafSize == .gib(1))
         let b2 = try walk(0x0000_0000_403f_f008, .fetch, c, mem).get()
         #expect(b2.pa == PhysAddr(0x1_007f_f008))
-        #expect(b2.level == 2 && b2.leafSize == .mib(2))
+        #expect(b2.level == .l2 && b2.leafSize == .mib(2))
         // Invalid entries: the level whose descriptor has bit 0 clear.
         #expect(
             fault(walk(0x0000_0100_0000_0000, .read, c, mem))
                 == Arm64Walker.Fault(
-                    va: VirtAddr(0x0000_0100_0000_0000), level: 0, reason: .invalid, ttbr: 0, index: 2,
+                    va: VirtAddr(0x0000_0100_0000_0000), level: .l0, reason: .invalid, ttbr: 0, index: 2,
                     entryAddress: PhysAddr(0x10_0000 + 16), entry: 0))
         let f1 = try #require(fault(walk(0x0000_0080_0000_0000, .read, c, mem)))
-        #expect(f1.level == 1 && f1.reason == .invalid && f1.index == 0)
+        #expect(f1.level == .l1 && f1.reason == .invalid && f1.index == 0)
         let f2 = try #require(fault(walk(0x0000_0000_4040_0000, .read, c, mem)))
-        #expect(f2.level == 2 && f2.reason == .invalid && f2.index == 2 && f2.statusCode == 0x06)
+        #expect(f2.level == .l2 && f2.reason == .invalid && f2.index == 2 && f2.statusCode == 0x06)
         let f3 = try #require(fault(walk(0x0000_7fff_ffff_e000, .read, c, mem)))
-        #expect(f3.level == 3 && f3.reason == .invalid && f3.index == 510 && f3.statusCode == 0x07)
+        #expect(f3.level == .l3 && f3.reason == .invalid && f3.index == 510 && f3.statusCode == 0x07)
     }
 
     @Test func ttbr1AndTheRangeCheck() throws {
@@ -152,7 +152,7 @@ func arm64TCR(
         // Bits [63:48] must all equal VA[55]: neither half.
         for va: UInt64 in [0x0001_0000_0000_0000, 0x8000_0000_1234_5000, 0xfffe_0000_1234_5000] {
             let f = try #require(fault(walk(va, .read, c, mem)))
-            #expect(f.reason == .outOfRange && f.level == 0 && f.statusCode == 0x04, "\(hex(va))")
+            #expect(f.reason == .outOfRange && f.level == .l0 && f.statusCode == 0x04, "\(hex(va))")
         }
         // TBI0: the top byte is ignored for data, not for fetches.
         let tbi = Arm64Walker.Control(
@@ -169,7 +169,7 @@ func arm64TCR(
         t2.map(va: 0x3fe0_0000, pa: 0x4_0000_0000, level: 2)
         let short = Arm64Walker.Control(sctlr: mmuOn, tcr: arm64TCR(t0sz: 34), ttbr0: t2.root.raw, ttbr1: 0)
         let s = try walk(0x3fff_fff8, .read, short, mem).get()
-        #expect(s.pa == PhysAddr(0x4_001f_fff8) && s.level == 2)
+        #expect(s.pa == PhysAddr(0x4_001f_fff8) && s.level == .l2)
         #expect(fault(walk(0x4000_0000, .read, short, mem))?.reason == .outOfRange)
     }
 
@@ -182,19 +182,19 @@ func arm64TCR(
         let c = Arm64Walker.Control(
             sctlr: mmuOn, tcr: arm64TCR(tg0: .size16K, tg1: .size16K), ttbr0: 0, ttbr1: t.root.raw)
         let b = try walk(0xffff_8000_03ff_fff8, .read, c, mem).get()
-        #expect(b.pa == PhysAddr(0x1_05ff_fff8) && b.level == 2 && b.leafSize == .mib(32))
+        #expect(b.pa == PhysAddr(0x1_05ff_fff8) && b.level == .l2 && b.leafSize == .mib(32))
         let p = try walk(0xffff_8000_0000_7ffc, .read, c, mem).get()
-        #expect(p.pa == PhysAddr(0x9_8765_fffc) && p.level == 3 && p.leafSize == .kib(16))
+        #expect(p.pa == PhysAddr(0x9_8765_fffc) && p.level == .l3 && p.leafSize == .kib(16))
         // The root index is VA bit 47 only.
         #expect(
             fault(walk(0xffff_0000_0000_0000, .read, c, mem))
                 == Arm64Walker.Fault(
-                    va: VirtAddr(0xffff_0000_0000_0000), level: 0, reason: .invalid, ttbr: 1, index: 0,
+                    va: VirtAddr(0xffff_0000_0000_0000), level: .l0, reason: .invalid, ttbr: 1, index: 0,
                     entryAddress: t.root, entry: 0))
         // No 64 GiB blocks with 16K (without FEAT_LPA2): a block descriptor at L1 is a translation fault.
         t.map(va: 0xffff_8010_0000_0000, pa: 0x10_0000_0000, level: 1)
         let f = try #require(fault(walk(0xffff_8010_0000_0000, .read, c, mem)))
-        #expect(f.reason == .reservedDescriptor && f.level == 1 && f.statusCode == 0x05)
+        #expect(f.reason == .reservedDescriptor && f.level == .l1 && f.statusCode == 0x05)
     }
 
     @Test func sixtyFourK() throws {
@@ -205,11 +205,11 @@ func arm64TCR(
         t.map(va: 0x0000_0000_0001_0000, pa: 0x5_0003_0000, level: 3)
         let c = Arm64Walker.Control(sctlr: mmuOn, tcr: arm64TCR(tg0: .size64K), ttbr0: t.root.raw, ttbr1: 0)
         let b = try walk(0x0000_0400_3fff_fff0, .read, c, mem).get()
-        #expect(b.pa == PhysAddr(0x20_1fff_fff0) && b.level == 2 && b.leafSize == .mib(512))
+        #expect(b.pa == PhysAddr(0x20_1fff_fff0) && b.level == .l2 && b.leafSize == .mib(512))
         let p = try walk(0x0000_0000_0001_fff8, .write, c, mem).get()
-        #expect(p.pa == PhysAddr(0x5_0003_fff8) && p.level == 3 && p.leafSize == .kib(64))
+        #expect(p.pa == PhysAddr(0x5_0003_fff8) && p.level == .l3 && p.leafSize == .kib(64))
         let f = try #require(fault(walk(0x0000_0000_0002_0000, .read, c, mem)))
-        #expect(f.level == 3 && f.index == 2 && f.reason == .invalid)
+        #expect(f.level == .l3 && f.index == 2 && f.reason == .invalid)
         // A 4 TiB block at L1 needs 52-bit output addresses.
         t.map(va: 0x0000_0800_0000_0000, pa: 0x800_0000_0000, level: 1)
         #expect(fault(walk(0x0000_0800_0000_0000, .read, c, mem))?.reason == .reservedDescriptor)
@@ -230,7 +230,7 @@ func arm64TCR(
         let p = try walk(0x000f_ffff_ffff_fff8, .read, c, mem).get()
         #expect(p.pa == PhysAddr(pa52 | 0xfff8))
         let b = try walk(0x0004_0123_4567_8000, .read, c, mem).get()
-        #expect(b.pa == PhysAddr(0x0003_0123_4567_8000) && b.level == 1 && b.leafSize == .tib(4))
+        #expect(b.pa == PhysAddr(0x0003_0123_4567_8000) && b.level == .l1 && b.leafSize == .tib(4))
         // The same tables under a 48-bit CPU: T0SZ is clamped to 16 and the VA is out of range.
         var c48 = c
         c48.physicalAddressBits = 48
@@ -245,19 +245,19 @@ func arm64TCR(
         t.map(va: 0x80_4000_0000, pa: 0x8000_0000_0000, level: 1)  // 1 GiB block at 128 TiB
         let c = Arm64Walker.Control(sctlr: mmuOn, tcr: arm64TCR(ipsBits: 40), ttbr0: t.root.raw, ttbr1: 0)
         let f0 = try #require(fault(walk(0x1000, .read, c, mem)))
-        #expect(f0.reason == .reservedDescriptor && f0.level == 0)
+        #expect(f0.reason == .reservedDescriptor && f0.level == .l0)
         let f3 = try #require(fault(walk(0x80_0000_1000, .read, c, mem)))
-        #expect(f3.reason == .reservedDescriptor && f3.level == 3)
+        #expect(f3.reason == .reservedDescriptor && f3.level == .l3)
         // IPS = 40 bits: an output address at 128 TiB is an address size fault at its level.
         let fa = try #require(fault(walk(0x80_4000_0000, .read, c, mem)))
-        #expect(fa.reason == .addressSize && fa.level == 1 && fa.statusCode == 0x01)
+        #expect(fa.reason == .addressSize && fa.level == .l1 && fa.statusCode == 0x01)
         var c48 = c
         c48.tcr = arm64TCR(ipsBits: 48)
         #expect(try walk(0x80_4000_0010, .read, c48, mem).get().pa == PhysAddr(0x8000_0000_0010))
         // A table page outside guest memory: an external abort on the walk.
         t.map(va: 0x100_0000_0000, pa: 0, level: 0, raw: 0x7000_0000 | 3)
         let fx = try #require(fault(walk(0x100_0000_0000, .read, c, mem)))
-        #expect(fx.reason == .tableNotBacked && fx.level == 1 && fx.entryAddress == PhysAddr(0x7000_0000))
+        #expect(fx.reason == .tableNotBacked && fx.level == .l1 && fx.entryAddress == PhysAddr(0x7000_0000))
     }
 
     @Test func permissionsAndAccessFlag() throws {
@@ -276,10 +276,10 @@ func arm64TCR(
         t.map(va: 0x80_0000_0000, pa: 0x8000_0000, level: 2, tableBits: 1 << 59)  // PXNTable
         let c = Arm64Walker.Control(sctlr: mmuOn, tcr: arm64TCR(), ttbr0: t.root.raw, ttbr1: 0)
         let ro = try #require(fault(walk(0x1008, .write, c, mem)))
-        #expect(ro.reason == .readOnly && ro.level == 3 && ro.statusCode == 0x0f)
+        #expect(ro.reason == .readOnly && ro.level == .l3 && ro.statusCode == 0x0f)
         #expect(try !walk(0x1008, .read, c, mem).get().writable)
         let xn = try #require(fault(walk(0x2000, .fetch, c, mem)))
-        #expect(xn.reason == .executeNever && xn.level == 3)
+        #expect(xn.reason == .executeNever && xn.level == .l3)
         #expect(try walk(0x2000, .write, c, mem).get().writable)
         #expect(try walk(0x3000, .fetch, c, mem).get().executable)
         #expect(fault(walk(0x4000, .fetch, c, mem))?.reason == .executeNever)

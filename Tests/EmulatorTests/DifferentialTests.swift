@@ -24,14 +24,12 @@ import Testing
             let probe = X86Walker.translate(VirtAddr(va), access: .read, control: control(t)) { mem.read64($0) }
             if case .success = probe { continue }
             if case .failure(let f) = probe, f.reason != .notPresent { continue }
-            if case .failure(let f) = probe, levelDepth(f.level) < level { continue }
+            if case .failure(let f) = probe, (f.level?.number(levels: 4) ?? 0) < level { continue }
             t.map(va: va, pa: pa, level: level, flags: (next() % 5 == 0) ? 0x1e1 : 0x1e3)
             vas.append(va + (next() % size & ~7))
         }
         return (t, vas)
     }
-
-    func levelDepth(_ name: String) -> Int { ["pte": 1, "pmd": 2, "pud": 3, "pgd": 4][name] ?? 0 }
 
     func control(_ t: TinyTables) -> X86Walker.Control {
         X86Walker.Control(cr0: 0x8005_0033, cr3: t.root.raw, cr4: 0x20, efer: 0x500)

@@ -19,7 +19,7 @@ import Testing
         return (mem, t)
     }
 
-    func store(_ engine: X86Engine, va: UInt64, value: UInt64) -> StopReason {
+    func store(_ engine: X86Engine, va: UInt64, value: UInt64) -> StopReason<X86Walker.Fault> {
         engine.write(.rax, value)
         engine.write(.rbx, va)
         return engine.run(
@@ -68,7 +68,7 @@ import Testing
             return
         }
         #expect(f.va == VirtAddr(0x7_0000_1000))  // the MMU sees the page
-        #expect(f.level == "pud" && f.reason == .notPresent)
+        #expect(f.level == .pud && f.reason == .notPresent)
         #expect(access == .write)
         #expect(pc == VirtAddr(codeVA + probe.offset(of: "store_probe")))
     }

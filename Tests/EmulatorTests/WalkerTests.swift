@@ -60,7 +60,7 @@ struct TinyTables {
             X86Walker.translate(VirtAddr(va), access: a, control: c) { mem.read64($0) }
         }
         #expect(try tr(0x4000_0123).get().pa == PhysAddr(0x20_0123))
-        #expect(try tr(0x4000_0123).get().leafLevel == "pmd")
+        #expect(try tr(0x4000_0123).get().leafLevel == .pmd)
         #expect(try tr(0xC123_4567).get().pa == PhysAddr(0x1_4123_4567))
         #expect(try tr(0xC123_4567).get().leafSize == ByteCount.gib(1))
         #expect(try tr(0x7ff8).get().pa == PhysAddr(0x1234_5ff8))
@@ -70,13 +70,13 @@ struct TinyTables {
             Issue.record("expected a fault")
             return
         }
-        #expect(f1.level == "pmd" && f1.reason == .notPresent && f1.index == 1)
+        #expect(f1.level == .pmd && f1.reason == .notPresent && f1.index == 1)
         // Nothing in GiB 2: the pud entry is missing.
         guard case .failure(let f2) = tr(0x8000_0000) else {
             Issue.record("expected a fault")
             return
         }
-        #expect(f2.level == "pud" && f2.index == 2)
+        #expect(f2.level == .pud && f2.index == 2)
         // Non-canonical.
         guard case .failure(let f3) = tr(0x0000_8000_0000_0000) else {
             Issue.record("expected a fault")
@@ -91,7 +91,7 @@ struct TinyTables {
             Issue.record("expected a write-protect fault")
             return
         }
-        #expect(f4.reason == .writeProtected && f4.level == "pmd")
+        #expect(f4.reason == .writeProtected && f4.level == .pmd)
         #expect(try tr(0x20_0010, .write).get().writable)
         // Reserved bit in a 2 MiB leaf (bit 13).
         t.map(va: 0x60_0000, pa: 0x60_0000 | 0x2000, level: 2)

@@ -84,7 +84,7 @@ import Testing
         #expect(ev(r)["kernel_file"]?.hasSuffix("arm64-tiny.Image (65664 bytes)") == true)
         #expect(ev(r)["image_efi_stub"] == "no")
         // The file's own bytes at the entry: code0 "b stext" (0x14000010), then the pattern.
-        let plan = try Arm64Runner.plannedSegments(try fixture("arm64-image-file.yaml"))
+        let plan = try Arm64Planner.plannedSegments(try fixture("arm64-image-file.yaml"))
         let k = try #require(plan.first { $0.name == "kernel" })
         #expect(Array(k.bytes.prefix(4)) == [0x10, 0x00, 0x00, 0x14])
         #expect(k.bytes.count == 65664 && k.bytes[0x80] == 11 && k.bytes[0x81] == 48)
@@ -101,7 +101,7 @@ import Testing
         sc.kexec?.type = .crash
         let r = try Runner.run(sc)
         #expect(r.verdict.kind == .landed)
-        let segs = try Arm64Runner.plannedSegments(sc)
+        let segs = try Arm64Planner.plannedSegments(sc)
         let k = try #require(segs.first { $0.name == "kernel" })
         let h = try #require(segs.first { $0.name == "elfcorehdr" })
         let dtb = try #require(segs.first { $0.name == "dtb" })

@@ -31,7 +31,7 @@ import Testing
         let r = try Runner.run(try fixture("arm64-crash-stamped.yaml"))
         #expect(r.verdict.kind == .hang)
         #expect(ev(r)["stamped_segment"] == "kernel")
-        #expect(ev(r)["stamped_address"] == "0xefc04242")
+        #expect(ev(r)["first_differing_address"] == "0xefc04242")
     }
 
     @Test func protectionBlocksTheStampAndCostsBasePages() throws {

@@ -1,0 +1,139 @@
+import Emulator
+import GuestCode
+import KexecModel
+import Kimage
+import PageTables
+
+/// arm64: arm64_relocate_new_kernel entered with the MMU off (cpu_soft_restart), or its MMU-on
+/// variant with TTBR0 on the idmap of the control page and TTBR1 switched to the linear-map copy
+/// (arch/arm64/kernel/relocate_kernel.S, machine_kexec.c); the next kernel is entered with the MMU
+/// off, x0 = DTB, x1 = x2 = x3 = 0 (Documentation/arch/arm64/booting.rst).
+enum Arm64RunBackend: RunBackend {
+    typealias Arch = Arm64
+
+    static var relocateKernel: GuestBlob { Arm64GuestCode.relocateKernel }
+    static var purgatory: GuestBlob { Arm64GuestCode.purgatory }
+    static var probe: GuestBlob { Arm64GuestCode.probe }
+    /// The first kernel's exception vectors (`vectors` in its image, a kernel virtual address as a
+    /// 6.x kernel with 48-bit VAs has it): nothing in kexec's path changes VBAR_EL1.
+    static let firstKernelVectors: UInt64 = 0xffff_8000_0801_0800
+
+    static func prepare(_ e: Arm64Engine, plan: Plan, startAddress: PhysAddr) -> VirtAddr {
+        let code = relocateKernel
+        let control = plan.kimage.controlPage.raw
+        e.write(.x0, plan.kimage.head)
+        e.write(.x1, startAddress.raw)
+        e.write(.x2, plan.entryArgument.raw)
+        e.write(.x6, 4096)
+        e.write(.vbarEL1, firstKernelVectors)
+        guard let a = plan.arm64, a.relocation == .mmuOn, let layout = a.layout,
+            let first = a.tables(named: "linear map"), let copy = a.tables(named: "linear-map copy"),
+            let idmap = a.tables(named: "idmap")
+        else {
+            return VirtAddr(control + code.offset(of: Arm64GuestCode.mmuOffEntry))
+        }
+        e.enableMMU(
+            tcr: first.tcr(idmapT0SZ: idmap.txsz), ttbr0: idmap.root.raw, ttbr1: first.root.raw,
+            mair: Arm64Descriptor.mair)
+        e.write(.x3, layout.physToVirtOffset)
+        e.write(.x4, copy.root.raw)
+        e.write(.x5, a.zeroPage.raw)
+        return VirtAddr(control + code.offset(of: Arm64GuestCode.mmuOnEntry))
+    }
+
+    static func relocationOffset(_ pc: UInt64, plan: Plan) -> UInt64? {
+        let c = plan.kimage.controlPage.raw
+        return pc >= c && pc - c < 0x1000 ? pc - c : nil
+    }
+
+    static func handOffProblem(_ e: Arm64Engine, plan: Plan) -> (summary: String, evidence: [(String, String)])? {
+        let regs = [e.read(.x0), e.read(.x1), e.read(.x2), e.read(.x3)]
+        let sctlr = e.read(.sctlrEL1)
+        guard regs != [plan.entryArgument.raw, 0, 0, 0] || sctlr & 1 != 0 else { return nil }
+        return (
+            "reached the entry with wrong hand-off state",
+            [("x0..x3", regs.map { hex($0) }.joined(separator: " ")), ("sctlr_el1", hex(sctlr))]
+        )
+    }
+
+    static func landed(_ e: Arm64Engine, plan: Plan) -> (summary: String, evidence: [(String, String)]) {
+        let pc = e.read(.pc)
+        return (
+            "every destination byte matches, entry \(hex(pc)) with x0 = DTB \(hex(plan.entryArgument.raw)), MMU off, "
+                + "nothing else changed",
+            [
+                ("entry", hex(pc)), ("x0_dtb", hex(plan.entryArgument.raw)), ("x1_x2_x3", "0 0 0"),
+                ("mmu", "off (SCTLR_EL1.M = 0)"), ("relocation", plan.scenario.policy.relocation.rawValue),
+            ]
+        )
+    }
+
+    static func landedExtras(plan: Plan) -> [(String, String)] {
+        let sc = plan.scenario
+        var ev: [(String, String)] = []
+        if sc.machine.crashkernelProtection == .unmapped && !plan.crashRegions.isEmpty {
+            let g = Arm64Granule(rawValue: sc.policy.granule.rawValue) ?? .g4k
+            let m: Arm64Mappings = sc.policy.mappings == .blocks ? .blocks : .basePages
+            let ram = sc.machine.memory.usable.ranges
+            let l = Arm64Layout(ram: ram, granule: g)
+            let open = Arm64LinearMap.cost(ram: ram, granule: g, mappings: m, layout: l)
+            let guarded = Arm64LinearMap.cost(
+                ram: ram, protected: plan.crashRegions, granule: g, mappings: m, layout: l)
+            ev.append(
+                (
+                    "crashkernel_protection",
+                    "unmapped: the first kernel's linear map costs \(guarded.pages) pages (\(formatSize(guarded.bytes))) "
+                        + "instead of \(open.pages) (\(formatSize(open.bytes))); stamps into the region cannot happen"
+                ))
+            let stamps =
+                sc.kexec?.inject.filter { if case .flipSourceByte = $0 { return true } else { return false } }.count
+                ?? 0
+            if stamps > 0 { ev.append(("stamps_blocked", "\(stamps)")) }
+        }
+        for t in plan.arm64?.tables ?? [] {
+            ev.append(
+                (
+                    t.name.replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "-", with: "_")
+                        + "_tables",
+                    "\(t.tables.cost.pages) pages (\(formatSize(t.tables.cost.bytes))), \(t.tables.granule) "
+                        + "\(t.tables.mappings)"
+                ))
+        }
+        return ev
+    }
+
+    static func faultDetail(_ f: Arm64Walker.Fault, plan: Plan) -> (physical: UInt64, evidence: [(String, String)]) {
+        let pa = plan.arm64?.layout?.pa(f.va).map { $0.raw } ?? f.va.raw
+        return (
+            pa,
+            [
+                ("physical", hex(pa)), ("entry_address", f.entryAddress.map { hex($0.raw) } ?? "-"),
+                ("entry", hex(f.entry)), ("arm64_fault", f.description),
+                ("fault_status_code", hex(UInt64(f.statusCode))),
+            ]
+        )
+    }
+
+    static func exceptionEvidence(_ e: Arm64Engine) -> [(String, String)] {
+        [
+            ("vbar_el1", hex(e.read(.vbarEL1))),
+            (
+                "on_hardware",
+                "VBAR_EL1 still points at the first kernel's vectors, a virtual address that means nothing "
+                    + "with the MMU off: the vector fetch aborts again and again (an exception storm) and "
+                    + "the CPU never gets anywhere; the emulator stops at the first exception instead"
+            ),
+        ]
+    }
+
+    static func runTouchProbe(
+        _ e: Arm64Engine, base: UInt64, list: UInt64, count: Int, timeoutMicros: UInt64
+    ) -> (StopReason<Arm64Walker.Fault>, remaining: Int) {
+        e.write(.x0, list)
+        e.write(.x1, UInt64(count))
+        let stop = e.run(
+            from: VirtAddr(base + probe.offset(of: "touch_probe")),
+            until: VirtAddr(base + probe.offset(of: "touch_probe_done")), budget: 0, timeoutMicros: timeoutMicros)
+        return (stop, Int(e.read(.x1)))
+    }
+}

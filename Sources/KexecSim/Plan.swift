@@ -1,0 +1,149 @@
+import Foundation
+import KexecModel
+import Kimage
+import PageTables
+
+/// Everything a run needs, decided on the host before any guest instruction runs: the segments
+/// the running kernel placed, the kimage, and the architecture's tables.
+public struct Plan: Sendable {
+    public var scenario: Scenario
+    public var segments: [Segment]
+    public var kimage: Kimage
+    public var kernelEntry: PhysAddr
+    /// The argument the next kernel is entered with: x86_64 rsi = boot_params, arm64 x0 = DTB
+    /// (0 when there is none).
+    public var entryArgument: PhysAddr
+    public var purgatoryBase: PhysAddr
+    public var purgatoryEntry: PhysAddr
+    public var digest: [UInt8]
+    public var storedDigest: [UInt8]
+    public var crashRegions: [AddressRange]
+    public var planSeconds: Double
+    public var tablesSeconds: Double = 0
+    /// Fields parsed from real image files (bzImage setup header, Image header …), for the landed evidence.
+    public var imageInfo: [(String, String)] = []
+    /// What only one architecture has.
+    public var arch: ArchPlan
+
+    public var purgatorySegment: Segment? { segments.first { $0.isPurgatory } }
+    /// x86_64's boot_params (rsi at the entry).
+    public var bootParams: PhysAddr { entryArgument }
+    public var x86: X86Plan? {
+        if case .x86(let p) = arch { return p }
+        return nil
+    }
+    public var arm64: Arm64Plan? {
+        if case .arm64(let p) = arch { return p }
+        return nil
+    }
+    /// The policy as reports name it: "ram-2m"; "mmu-on 4k blocks".
+    public var policyLabel: String { scenario.policyLabel }
+}
+
+/// The architecture-specific part of a plan.
+public enum ArchPlan: Sendable {
+    case x86(X86Plan)
+    case arm64(Arm64Plan)
+}
+
+/// x86_64: the identity map machine_kexec_prepare builds (arch/x86/kernel/machine_kexec_64.c
+/// init_pgtable) and the first kernel's own tables at the moment of the jump.
+public struct X86Plan: Sendable {
+    public var tables: X86PageTables
+    /// Only the control page's kernel-virtual alias: what relocate_kernel runs on before its CR3 switch.
+    public var firstKernelTables: X86PageTables
+    /// The control page's kernel-virtual alias the relocation routine is entered at.
+    public var controlVA: VirtAddr
+}
+
+/// arm64: the first kernel's linear map, its trans_pgd copy and the idmap of the control page
+/// (MMU-on relocation, arch/arm64/kernel/machine_kexec.c machine_kexec_post_load), and the zero
+/// page the routine's break-before-make TTBR1 switch uses.
+public struct Arm64Plan: Sendable {
+    public struct NamedTables: Sendable {
+        public var name: String
+        public var tables: Arm64Tables
+    }
+    /// "linear map", "linear-map copy", "idmap" (empty with the MMU off).
+    public var tables: [NamedTables]
+    public var layout: Arm64Layout?
+    public var zeroPage: PhysAddr
+    public var relocation: RelocationMode
+
+    public func tables(named name: String) -> Arm64Tables? { tables.first { $0.name == name }?.tables }
+}
+
+public enum PlanOutcome: Sendable {
+    case planned(Plan)
+    case rejected(Rejection, Scenario)
+}
+
+public enum PlanError: Error, CustomStringConvertible {
+    case input(InputError)
+    case unsupported(String)
+    public var description: String {
+        switch self {
+        case .input(let e): return e.description
+        case .unsupported(let s): return s
+        }
+    }
+}
+
+extension Scenario {
+    /// The policy a run of this scenario uses, as reports and the matrix name it: the x86_64
+    /// identity-map policy, or arm64's relocation mode, granule and mapping kind.
+    public var policyLabel: String {
+        switch machine.arch {
+        case .x86_64: return policy.identityMap.rawValue
+        case .arm64: return "\(policy.relocation.rawValue) \(policy.granule.rawValue) \(policy.mappings.rawValue)"
+        }
+    }
+}
+/// Lets the table builder's allocate closure draw from the kimage's allocator.
+final class AllocatorBox: @unchecked Sendable {
+    var allocator: PageAllocator
+    var handed: [PhysAddr] = []
+    init(_ a: PageAllocator) { allocator = a }
+    func next() throws -> PhysAddr {
+        let p = try allocator.allocateNonDestination()
+        handed.append(p)
+        return p
+    }
+    /// `size` bytes of consecutive, `size`-aligned non-destination pages (arm64 16K/64K granule
+    /// tables); pages skipped on the way stay handed out (wasted, as a real allocator might).
+    func aligned(_ size: UInt64) throws -> PhysAddr {
+        if size <= 0x1000 { return try next() }
+        var run: [PhysAddr] = []
+        while true {
+            let p = try next()
+            if let last = run.last, p.raw == last.raw + 0x1000 {
+                run.append(p)
+            } else {
+                run = p.raw % size == 0 ? [p] : []
+            }
+            if UInt64(run.count) * 0x1000 == size { return run[0] }
+        }
+    }
+}
+
+extension Plan {
+    /// Every page the architecture's tables occupy (x86_64: the identity map; arm64: the linear
+    /// map, its copy and the idmap, each granule-sized page as its first 4 KiB page).
+    public var tablePageAddresses: [PhysAddr] {
+        switch arch {
+        case .x86(let x): return Array(x.tables.pages.keys)
+        case .arm64(let a): return a.tables.flatMap { Array($0.tables.pages.keys) }
+        }
+    }
+
+    /// Physical memory the relocation runs with a mapping for: the identity map's coverage
+    /// (x86_64), the linear-map copy's RAM (arm64 MMU-on); empty when the MMU is off.
+    public var mappedCoverage: [AddressRange] {
+        switch arch {
+        case .x86(let x): return x.tables.identityCoverage.ranges
+        case .arm64(let a):
+            guard a.relocation == .mmuOn, let l = a.layout else { return [] }
+            return scenario.machine.memory.usable.ranges.compactMap { $0.intersection(l.reachable) }
+        }
+    }
+}

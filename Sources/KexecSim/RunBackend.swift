@@ -1,0 +1,130 @@
+import Emulator
+import GuestCode
+import KexecModel
+import Kimage
+
+/// What one architecture adds to the shared run pipeline (RunPipeline.swift): its engine, its
+/// guest code, the CPU state at the call of the relocation routine, the hand-off rules at the next
+/// kernel's entry, and the words for its faults and exceptions. Planning, layout, the phases,
+/// verification and the evidence vocabulary exist once.
+protocol RunBackend {
+    associatedtype Arch: EngineArchitecture
+
+    static var relocateKernel: GuestBlob { get }
+    static var purgatory: GuestBlob { get }
+    static var probe: GuestBlob { get }
+
+    /// Sets the engine up as the first kernel leaves it at the call of the relocation routine, with
+    /// `startAddress` as the routine's jump target; returns the PC to start at.
+    static func prepare(_ e: Engine<Arch>, plan: Plan, startAddress: PhysAddr) -> VirtAddr
+
+    /// The relocation routine's symbol at `pc`, when `pc` is in the control page (or its alias).
+    static func relocationOffset(_ pc: UInt64, plan: Plan) -> UInt64?
+
+    /// nil when the registers at the entry are the hand-off the next kernel expects; otherwise the
+    /// summary and the evidence of what is wrong.
+    static func handOffProblem(_ e: Engine<Arch>, plan: Plan) -> (summary: String, evidence: [(String, String)])?
+
+    /// The landed verdict's summary and hand-off evidence (entry, argument register, MMU state).
+    static func landed(_ e: Engine<Arch>, plan: Plan) -> (summary: String, evidence: [(String, String)])
+
+    /// Evidence only this architecture has, for a landed run (arm64 table costs, protection).
+    static func landedExtras(plan: Plan) -> [(String, String)]
+
+    /// The physical address behind a faulting VA (x86's identity map: the VA itself; arm64's
+    /// linear map: VA + phys offset), and architecture detail for the evidence.
+    static func faultDetail(_ f: Arch.Fault, plan: Plan) -> (physical: UInt64, evidence: [(String, String)])
+
+    /// What the hardware does with an exception kexec's path cannot handle, and the registers that say so.
+    static func exceptionEvidence(_ e: Engine<Arch>) -> [(String, String)]
+
+    /// Starts the touch probe at `base` over `count` addresses listed at `list`; returns the stop
+    /// and how many addresses were left unread.
+    static func runTouchProbe(
+        _ e: Engine<Arch>, base: UInt64, list: UInt64, count: Int, timeoutMicros: UInt64
+    ) -> (StopReason<Arch.Fault>, remaining: Int)
+}
+
+/// x86_64: relocate_kernel entered at the control page's kernel-virtual alias with long mode and
+/// paging on through the first kernel's tables (arch/x86/kernel/machine_kexec_64.c machine_kexec,
+/// relocate_kernel_64.S); the next kernel is entered with rsi = boot_params.
+enum X86RunBackend: RunBackend {
+    typealias Arch = X86
+
+    static var relocateKernel: GuestBlob { X86_64GuestCode.relocateKernel }
+    static var purgatory: GuestBlob { X86_64GuestCode.purgatory }
+    static var probe: GuestBlob { X86_64GuestCode.probe }
+
+    static func prepare(_ e: X86Engine, plan: Plan, startAddress: PhysAddr) -> VirtAddr {
+        guard let x = plan.x86 else { return VirtAddr(0) }
+        // CPU state at the call of relocate_kernel: long mode, paging on through the first
+        // kernel's tables, WP set, running at the control page's alias.
+        e.enterLongMode(cr3: x.firstKernelTables.root, fiveLevel: plan.scenario.machine.paging == .fiveLevel)
+        e.write(.cr0, 0x8005_0033)
+        e.write(.rdi, plan.kimage.head)
+        e.write(.rsi, x.controlVA.raw + X86_64GuestCode.pageListOffset)
+        e.write(.rdx, startAddress.raw)
+        e.write(.rcx, 0)
+        e.write(.rsp, 0)
+        return x.controlVA
+    }
+
+    static func relocationOffset(_ pc: UInt64, plan: Plan) -> UInt64? {
+        let cpa = plan.kimage.controlPage.raw
+        if let cva = plan.x86?.controlVA.raw, pc >= cva && pc - cva < 0x1000 { return pc - cva }
+        if pc >= cpa && pc - cpa < 0x1000 { return pc - cpa }
+        return nil
+    }
+
+    static func handOffProblem(_ e: X86Engine, plan: Plan) -> (summary: String, evidence: [(String, String)])? {
+        let rip = e.read(.rip)
+        let rsi = e.read(.rsi)
+        guard rip != plan.kernelEntry.raw || rsi != plan.entryArgument.raw else { return nil }
+        return (
+            "reached the entry with wrong hand-off registers: rip \(hex(rip)) rsi \(hex(rsi))",
+            [
+                ("rip", hex(rip)), ("rsi", hex(rsi)), ("expected_rip", hex(plan.kernelEntry.raw)),
+                ("expected_rsi", hex(plan.entryArgument.raw)),
+            ]
+        )
+    }
+
+    static func landed(_ e: X86Engine, plan: Plan) -> (summary: String, evidence: [(String, String)]) {
+        let rip = e.read(.rip)
+        let rsi = e.read(.rsi)
+        return (
+            "every destination byte matches, entry \(hex(rip)) with rsi = boot_params \(hex(rsi)), nothing else changed",
+            [("entry", hex(rip)), ("rsi", hex(rsi))]
+        )
+    }
+
+    static func landedExtras(plan: Plan) -> [(String, String)] { [] }
+
+    static func faultDetail(_ f: X86Walker.Fault, plan: Plan) -> (physical: UInt64, evidence: [(String, String)]) {
+        (
+            f.va.raw,
+            [("entry_address", f.entryAddress.map { hex($0.raw) } ?? "-"), ("entry", hex(f.entry))]
+        )
+    }
+
+    static func exceptionEvidence(_ e: X86Engine) -> [(String, String)] {
+        [
+            (
+                "on_hardware",
+                "machine_kexec loaded an empty IDT: the exception cannot be delivered, the CPU triple-faults "
+                    + "and resets (the machine reboots into its firmware instead of the new kernel)"
+            )
+        ]
+    }
+
+    static func runTouchProbe(
+        _ e: X86Engine, base: UInt64, list: UInt64, count: Int, timeoutMicros: UInt64
+    ) -> (StopReason<X86Walker.Fault>, remaining: Int) {
+        e.write(.rsi, list)
+        e.write(.rcx, UInt64(count))
+        let stop = e.run(
+            from: VirtAddr(base + probe.offset(of: "touch_probe")),
+            until: VirtAddr(base + probe.offset(of: "touch_probe_done")), budget: 0, timeoutMicros: timeoutMicros)
+        return (stop, Int(e.read(.rcx)))
+    }
+}

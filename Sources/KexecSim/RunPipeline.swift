@@ -1,0 +1,185 @@
+import Emulator
+import Foundation
+import GuestCode
+import KexecModel
+import Kimage
+import PageTables
+
+/// The one run pipeline for both architectures: plan → guest layout → execute (relocation,
+/// purgatory, the touch probe) → verify. What differs per architecture comes from a `RunBackend`.
+public enum Runner {
+    public static func run(_ scenario: Scenario, options: RunOptions = RunOptions()) throws(PlanError) -> RunResult {
+        var sc = scenario
+        if let p = options.policyOverride, sc.machine.arch == .x86_64, p != sc.policy.identityMap {
+            // Under another policy only expect_by_policy says what should happen.
+            sc.expect = sc.expectByPolicy[p]
+            sc.policy.identityMap = p
+        }
+        if sc.budget == nil { sc.budget = options.budget }
+        switch try Planner.plan(sc) {
+        case .rejected(let r, let s):
+            let v = Verdict(
+                kind: .rejected, summary: "the kernel refuses the load: \(r.errno.rawValue) from \(r.check)",
+                evidence: [("errno", r.errno.rawValue), ("check", r.check), ("detail", r.detail)],
+                errno: r.errno.rawValue)
+            return RunResult(
+                scenario: s, verdict: v, engine: EngineVersion.current.description, stats: RunStats(),
+                policy: s.policyLabel)
+        case .planned(let plan):
+            switch plan.arch {
+            case .x86: return execute(plan, backend: X86RunBackend.self, options: options)
+            case .arm64: return execute(plan, backend: Arm64RunBackend.self, options: options)
+            }
+        }
+    }
+
+    /// Runs a plan in an engine of the backend's architecture.
+    static func execute<B: RunBackend>(_ plan: Plan, backend: B.Type, options: RunOptions) -> RunResult {
+        var stats = RunStats()
+        stats.planSeconds = plan.planSeconds
+        stats.tablesSeconds = plan.tablesSeconds
+        let sc = plan.scenario
+        let machine = sc.machine
+        func result(_ v: Verdict) -> RunResult {
+            RunResult(
+                scenario: sc, verdict: v, engine: EngineVersion.current.description, stats: stats,
+                policy: plan.policyLabel)
+        }
+        if let halt = hazardCheck(plan) { return result(halt) }
+        let t0 = Date()
+        let layout: GuestLayout
+        do {
+            layout = try GuestLayout.build(plan)
+        } catch {
+            return result(Verdict(kind: .halt, summary: "guest memory could not be laid out: \(error)"))
+        }
+        let mem = layout.memory
+        stats.guestBlocks = mem.blocks.count
+        stats.guestReservedBytes = mem.reservedBytes
+        stats.payloadBytes = plan.segments.reduce(0) { $0 + $1.memsz.raw }
+        let e: Engine<B.Arch>
+        do {
+            e = try Engine<B.Arch>(memory: mem)
+            let spin = plan.purgatoryBase.raw + B.purgatory.offset(of: "sha256_mismatch_spin")
+            try e.stop(at: VirtAddr(spin), name: "sha256_mismatch_spin")
+        } catch {
+            return result(Verdict(kind: .halt, summary: "engine: \(error)"))
+        }
+        e.backOnDemand = { pa, _ in machine.memory.region(containing: pa)?.type == .usable }
+        e.onDemandChunk = { pa in
+            // The page's 2 MiB chunk, clipped to its usable region.
+            guard let reg = machine.memory.region(containing: pa)?.range,
+                let chunk = AddressRange(start: pa.alignedDown(.mib(2)), size: .mib(2))?.intersection(reg)
+            else { return nil }
+            return chunk.pageTrimmed()
+        }
+        var startAddress = plan.purgatoryEntry
+        for case .startAddress(let a) in sc.kexec?.inject ?? [] { startAddress = a }
+        let start = B.prepare(e, plan: plan, startAddress: startAddress)
+        // The relocation routine's instructions are counted when asked, or when the payload is
+        // small (the copy loop is short); never across purgatory, whose sha256 runs ~10× slower
+        // under the counter.
+        let countRelocation = options.countInstructions || (machine.arch == .arm64 && stats.payloadBytes <= 256 << 20)
+        if countRelocation {
+            do { try e.enableInstructionCounting() } catch {
+                return result(Verdict(kind: .halt, summary: "engine: \(error)"))
+            }
+        }
+        stats.setupSeconds = Date().timeIntervalSince(t0)
+
+        let budget = sc.budget ?? 0
+        let timeoutUs = UInt64(max(0.001, options.timeoutSeconds) * 1e6)
+        // Phase 1: relocation, up to purgatory's entry.
+        var t = Date()
+        let r1 = e.run(from: start, until: VirtAddr(plan.purgatoryEntry.raw), budget: budget, timeoutMicros: timeoutUs)
+        stats.relocationSeconds = Date().timeIntervalSince(t)
+        stats.relocationInstructions = e.instructionsExecuted
+        if !options.countInstructions { e.disableInstructionCounting() }
+        var stop = r1
+        // Phase 2: purgatory, up to the next kernel's entry.
+        if case .reached = r1 {
+            t = Date()
+            stop = e.run(
+                from: VirtAddr(plan.purgatoryEntry.raw), until: VirtAddr(plan.kernelEntry.raw), budget: budget,
+                timeoutMicros: timeoutUs)
+            stats.purgatorySeconds = Date().timeIntervalSince(t)
+            if options.countInstructions, let total = e.instructionsExecuted, let r = stats.relocationInstructions {
+                stats.purgatoryInstructions = total - r
+            }
+        }
+        stats.tlbFills = e.tlbFills
+        stats.onDemandPages = e.onDemandPageCount
+        t = Date()
+        let d = Diagnosis<B>(plan: plan, engine: e, layout: layout, options: options)
+        var v = d.verdict(for: stop)
+        if v.kind == .landed, machine.arch == .arm64, let n = stats.relocationInstructions {
+            v.evidence.append(("relocation_instructions", "\(n) (\(sc.policy.relocation.rawValue))"))
+        }
+        // Phase 3: the next kernel's first reads, through the tables it is entered with.
+        if v.kind == .landed && !sc.nextKernelTouches.isEmpty {
+            v = d.probeTouches(landed: v, timeoutMicros: timeoutUs)
+        }
+        v.warnings += placementWarnings(plan)
+        stats.verifySeconds = Date().timeIntervalSince(t)
+        return result(v)
+    }
+
+    /// On UV a leaf that covers any byte of a hazard halts the machine, even if nothing touches it
+    /// (speculation): checked on the built tables before any instruction runs.
+    static func hazardCheck(_ plan: Plan) -> Verdict? {
+        let m = plan.scenario.machine
+        guard m.platform == .uv, !m.hazards.isEmpty, let tables = plan.x86?.tables else { return nil }
+        for h in m.hazards {
+            let leaves = tables.leaves(overlapping: VirtAddr(h.first.raw), VirtAddr(h.last.raw))
+            if let leaf = leaves.first {
+                let policy = plan.policyLabel
+                return Verdict(
+                    kind: .halt,
+                    summary:
+                        "a \(leaf.size) \(leaf.level) leaf \(leaf.physRange) covers the UV hazard \(h) under policy \(policy)",
+                    evidence: [
+                        ("leaf_level", leaf.level), ("leaf_size", leaf.size.description),
+                        ("leaf_range", leaf.physRange.description),
+                        ("hazard", h.description), ("leaves_over_hazards", "\(leaves.count)"), ("policy", policy),
+                        ("effective_leaf_rule", tables.effectiveLeafRule),
+                    ], address: h.first.raw)
+            }
+        }
+        return nil
+    }
+
+    /// Warnings about the layout: segments in hot-removable memory, identity leaves that also map
+    /// reserved or unusable memory (harmless until something touches it).
+    static func placementWarnings(_ plan: Plan) -> [String] {
+        var out: [String] = []
+        let m = plan.scenario.machine
+        for h in m.hotpluggable {
+            let inside = plan.segments.filter { $0.range?.overlaps(h) == true }.map(\.name)
+            if !inside.isEmpty {
+                out.append(
+                    "segments \(inside.joined(separator: ", ")) sit in hot-removable memory \(h): hot-removing it will fail, "
+                        + "and the image must be reloaded after a hotplug event")
+            }
+        }
+        guard let tables = plan.x86?.tables else { return out }
+        var over: [String] = []
+        var count = 0
+        // The first MiB is always mapped (ISA range) whatever it holds: not worth a warning.
+        for reg in m.memory.regions
+        where (reg.type == .reserved || reg.type == .unusable) && reg.range.last.raw >= 0x10_0000 {
+            for leaf in tables.leaves(overlapping: VirtAddr(reg.range.first.raw), VirtAddr(reg.range.last.raw)) {
+                count += 1
+                if over.count < 3 {
+                    over.append(
+                        "\(leaf.level) \(leaf.size) leaf \(leaf.physRange) also maps \(reg.type.rawValue) \(reg.range)")
+                }
+            }
+        }
+        if count > 0 {
+            out.append(
+                "\(count) identity-map leaves also map reserved/unusable memory: " + over.joined(separator: "; ")
+                    + (count > 3 ? "; …" : ""))
+        }
+        return out
+    }
+}

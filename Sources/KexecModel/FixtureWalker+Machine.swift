@@ -60,16 +60,25 @@ extension Walker {
         }
     }
 
-    /// Reads `memory:` (a list of regions, or an import of a boot log).
+    /// Reads `memory:` (a list of regions, or an import of a boot log: `{ import: { format, file, boot } }`,
+    /// `boot` picking one boot of a log that holds several, the first by default).
     func memoryMap(_ node: Node, path: String) throws(InputError) -> (MemoryMap, ImportedMachine?) {
         if case .mapping(let m) = node {
             let f = try Fields(node, m, path: path, allowed: ["import"], file: file)
             guard let imp = f.value("import") else { throw fail(node, path, "missing required field \"import\"") }
-            let im = try mapping(imp, f.field("import"), "a mapping { format, file }")
-            let g = try Fields(imp, im, path: f.field("import"), allowed: ["format", "file"], file: file)
+            let im = try mapping(imp, f.field("import"), "a mapping { format, file, boot }")
+            let g = try Fields(imp, im, path: f.field("import"), allowed: ["format", "file", "boot"], file: file)
             let format = try choice(required(g, "format"), g.field("format"), ImportFormat.allCases)
             let fileNode = try required(g, "file")
             let given = try text(fileNode, g.field("file"), allowEmpty: false)
+            var boot = 1
+            if let n = g.value("boot") {
+                let v = try number(n, g.field("boot"))
+                guard v >= 1, v <= UInt64(Int32.max) else {
+                    throw fail(n, g.field("boot"), "boots are numbered from 1, found \(v)")
+                }
+                boot = Int(v)
+            }
             let logPath = FixtureDecoder.resolve(given, against: base)
             let logBytes: [UInt8]
             do throws(InputError) {
@@ -78,9 +87,12 @@ extension Walker {
                 throw fail(fileNode, g.field("file"), "cannot read boot log \"\(logPath)\": \(error.message)")
             }
             do throws(ImportError) {
-                let imported = try BootLog.parse(bytes: logBytes, format: format, file: logPath)
+                let imported = try BootLog.parse(bytes: logBytes, format: format, file: logPath, boot: boot)
                 return (imported.memory, imported)
             } catch {
+                if error.field == "boot" {
+                    throw fail(g.value("boot") ?? imp, g.field("boot"), "\"\(logPath)\": \(error.message)")
+                }
                 var e = BootLog.inputError(error, file: logPath, format: format)
                 e.message += " (imported by \(file)" + (fileNode.mark.map { " line \($0.line)" } ?? "") + ")"
                 throw e

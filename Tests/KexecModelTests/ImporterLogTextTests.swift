@@ -12,6 +12,7 @@ private let shippedLogs: [(file: String, format: ImportFormat)] = [
     ("qemu-q35-kvm-128g-dmesg.txt", .e820),
     ("rpi4-4gb-memblock.txt", .memblock),
     ("supermicro-epyc-1tib-crashkernel-dmesg.txt", .e820),
+    ("synthetic-arm64-multiboot-memblock.txt", .memblock),
     ("synthetic-arm64-virt-memblock.txt", .memblock),
     ("synthetic-ovmf-q35-efi-memmap.txt", .efi),
     ("synthetic-qemu-q35-4g-dmesg.txt", .e820),
@@ -19,8 +20,10 @@ private let shippedLogs: [(file: String, format: ImportFormat)] = [
     ("thinkpad-t14-gen1-linux-7.1-dmesg.txt", .e820),
 ]
 
-private func importBytes(_ bytes: [UInt8], _ format: ImportFormat) throws -> ImportedMachine {
-    try Result { () throws(ImportError) in try BootLog.parse(bytes: bytes, format: format, file: "log.txt") }.get()
+private func importBytes(_ bytes: [UInt8], _ format: ImportFormat, boot: Int = 1) throws -> ImportedMachine {
+    try Result { () throws(ImportError) in
+        try BootLog.parse(bytes: bytes, format: format, file: "log.txt", boot: boot)
+    }.get()
 }
 
 private func shippedBytes(_ name: String) throws -> [UInt8] {
@@ -48,11 +51,11 @@ private func tempFile(_ bytes: [UInt8]) throws -> String {
     return path
 }
 
-private func loadError(_ bytes: [UInt8], format: ImportFormat = .auto) throws -> InputError? {
+private func loadError(_ bytes: [UInt8], format: ImportFormat = .auto, boot: Int = 1) throws -> InputError? {
     let path = try tempFile(bytes)
     defer { try? FileManager.default.removeItem(atPath: path) }
     do throws(InputError) {
-        _ = try BootLog.load(path: path, format: format)
+        _ = try BootLog.load(path: path, format: format, boot: boot)
         return nil
     } catch {
         #expect(error.file == path)

@@ -16,6 +16,10 @@ struct ImportCommand: ParsableCommand {
     @Option(help: "x86_64 or arm64 (default: what the log shows; x86_64 when it shows nothing).") var arch: String?
     @Option(help: "The fixture's name (default: the log's file name).") var name: String?
     @Option(
+        help:
+            "Which boot of a log that holds several (a reboot, a kdump kernel) to import, from 1 (default: the first; the fixture's notes list the others)."
+    ) var boot: Int = 1
+    @Option(
         name: [.short, .long],
         help: "Write the fixture to this file (through a temporary file and a rename) instead of standard output.")
     var output: String?
@@ -35,9 +39,10 @@ struct ImportCommand: ParsableCommand {
             }
             chosenArch = a
         }
+        guard boot >= 1 else { fail("--boot: boots are numbered from 1, found \(boot)") }
         let imported: ImportedMachine
         do {
-            imported = try BootLog.load(path: log, format: fmt)
+            imported = try BootLog.load(path: log, format: fmt, boot: boot)
         } catch {
             fail(error.description)
         }

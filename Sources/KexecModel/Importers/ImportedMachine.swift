@@ -94,10 +94,13 @@ public struct ImportError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The line as written.
     public var text: String?
     public var message: String
-    public init(line: Int?, text: String?, message: String) {
+    /// What to blame instead of the log's lines (`boot` for a boot number the log does not have).
+    public var field: String?
+    public init(line: Int?, text: String?, message: String, field: String? = nil) {
         self.line = line
         self.text = text
         self.message = message
+        self.field = field
     }
     public init(_ l: LogLine, _ message: String) {
         self.init(line: l.number, text: String(l.raw), message: message)
@@ -106,170 +109,6 @@ public struct ImportError: Error, Equatable, Sendable, CustomStringConvertible {
         let at = line.map { "line \($0): " } ?? ""
         let quoted = text.map { " in \"\(LogText.printable(Substring($0)))\"" } ?? ""
         return at + message + quoted
-    }
-}
-
-public enum BootLog {
-    /// Reads `text` with the importer for `format` (`.auto`: the first recognisable line decides).
-    /// `file` names the log in the regions' `source`.
-    public static func parse(_ text: String, format: ImportFormat = .auto, file: String = "<log>")
-        throws(ImportError) -> ImportedMachine
-    {
-        let lines = LogText.lines(text)
-        var chosen = format
-        if chosen == .auto {
-            guard let f = detect(lines) else {
-                throw ImportError(
-                    line: nil, text: nil,
-                    message:
-                        "no memory map found (expected BIOS-e820 lines, /proc/iomem, an EFI memory map "
-                        + "or arm64 memblock lines)")
-            }
-            chosen = f
-        }
-        switch chosen {
-        case .dtb:
-            throw ImportError(line: nil, text: nil, message: "a device tree blob is binary: read it as bytes, not text")
-        case .e820, .auto: return try E820Importer.parse(lines, file: file)
-        case .iomem: return try IomemImporter.parse(lines, file: file)
-        case .efi: return try EfiImporter.parse(lines, file: file)
-        case .memblock: return try MemblockImporter.parse(lines, file: file)
-        }
-    }
-
-    /// Reads a file's bytes: a device tree blob (by its magic, or `format: dtb`), else UTF-8 text.
-    public static func parse(bytes: [UInt8], format: ImportFormat = .auto, file: String = "<log>")
-        throws(ImportError) -> ImportedMachine
-    {
-        if format == .dtb || (format == .auto && DtbImporter.recognises(bytes)) {
-            return try DtbImporter.parse(bytes, file: file)
-        }
-        guard let text = String(bytes: bytes, encoding: .utf8) else {
-            throw ImportError(line: nil, text: nil, message: "not UTF-8 text (and not a device tree blob)")
-        }
-        return try parse(text, format: format, file: file)
-    }
-
-    /// The format of the first recognisable line; nil if none is.
-    public static func detect(_ text: String) -> ImportFormat? { detect(LogText.lines(text)) }
-
-    static func detect(_ lines: [LogLine]) -> ImportFormat? {
-        for l in lines {
-            if IomemImporter.isIomemLine(l.raw) { return .iomem }
-            if E820Importer.recognises(l.body) { return .e820 }
-            if EfiImporter.recognises(l.body) { return .efi }
-            if MemblockImporter.recognises(l.body) { return .memblock }
-        }
-        return nil
-    }
-
-    /// Reads the log at `path` (at most 16 MiB of UTF-8) and imports it; errors name the log file and line.
-    public static func load(path: String, format: ImportFormat = .auto) throws(InputError) -> ImportedMachine {
-        let bytes = try FixtureDecoder.readData(path)
-        do throws(ImportError) {
-            return try parse(bytes: bytes, format: format, file: path)
-        } catch {
-            throw inputError(error, file: path, format: format)
-        }
-    }
-
-    /// An importer error as an InputError against the log file.
-    public static func inputError(_ e: ImportError, file: String, format: ImportFormat) -> InputError {
-        let quoted = e.text.map { ": \"\(LogText.printable(Substring($0)))\"" } ?? ""
-        return InputError(
-            file: file, line: e.line, field: format == .auto ? "boot log" : "\(format.rawValue) log",
-            message: e.message + quoted)
-    }
-}
-
-// MARK: - Lines
-
-/// A line of a log: its number, the text as written, and the message without prefixes.
-public struct LogLine: Sendable {
-    public let number: Int
-    public let raw: Substring
-    public let body: Substring
-}
-
-public enum LogText {
-    /// The lines of `text` (LF or CRLF), numbered from 1.
-    public static func lines(_ text: String) -> [LogLine] {
-        var out: [LogLine] = []
-        var n = 0
-        for var raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            n += 1
-            if raw.last == "\r" { raw = raw.dropLast() }
-            out.append(LogLine(number: n, raw: raw, body: body(raw)))
-        }
-        if out.last?.raw.isEmpty == true { out.removeLast() }
-        return out
-    }
-
-    /// The kernel message of a dmesg / journalctl / console line: drops a syslog or journal header up
-    /// to `kernel: `, `<N>` log levels, `kern  :info  : ` (dmesg -x), `[    0.000000]` timestamps,
-    /// `[    T0]` caller ids and `[Mon Jan  1 00:00:00 2024]` (dmesg -T), then surrounding blanks.
-    /// A log quoted in a mail reply (`> [    0.000000] …`, `>> …`) loses its quote marks first.
-    public static func body(_ raw: Substring) -> Substring {
-        var s = raw
-        while s.first == ">" { s = s.dropFirst().drop { $0 == " " } }
-        if let r = s.range(of: " kernel: ") {
-            s = s[r.upperBound...]
-        } else if s.hasPrefix("kernel: ") {
-            s = s.dropFirst("kernel: ".count)
-        }
-        var changed = true
-        while changed {
-            changed = false
-            s = s.drop { $0 == " " || $0 == "\t" }
-            if s.first == "<", let close = s.firstIndex(of: ">"), s.index(after: s.startIndex) < close,
-                s[s.index(after: s.startIndex)..<close].allSatisfy(\.isNumber)
-            {
-                s = s[s.index(after: close)...]
-                changed = true
-            } else if s.first == "[", let close = s.firstIndex(of: "]"),
-                isPrefixBracket(s[s.index(after: s.startIndex)..<close])
-            {
-                s = s[s.index(after: close)...]
-                changed = true
-            } else if let colon = facilityPrefixEnd(s) {
-                s = s[colon...]
-                changed = true
-            }
-        }
-        while let c = s.last, c == " " || c == "\t" { s = s.dropLast() }
-        return s
-    }
-
-    /// `[    0.000000]`, `[    T1]`, `[  C0]`, `[Mon Jan  1 00:00:00 2024]`; never `[mem …]` and the like.
-    private static func isPrefixBracket(_ inner: Substring) -> Bool {
-        let t = inner.drop { $0 == " " }
-        guard !t.isEmpty, inner.count <= 40 else { return false }
-        if t.allSatisfy({ $0.isNumber || $0 == "." }) { return true }
-        if let f = t.first, f == "T" || f == "C", t.count > 1, t.dropFirst().allSatisfy(\.isNumber) { return true }
-        // dmesg -T: a weekday, a month, a time.
-        let days = ["Mon ", "Tue ", "Wed ", "Thu ", "Fri ", "Sat ", "Sun "]
-        return days.contains { t.hasPrefix($0) } && t.contains(":")
-    }
-
-    /// End of `kern  :info  : ` (dmesg -x), if `s` starts with one.
-    private static func facilityPrefixEnd(_ s: Substring) -> Substring.Index? {
-        let facilities = ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news"]
-        guard let f = facilities.first(where: { s.hasPrefix($0) }) else { return nil }
-        var t = s.dropFirst(f.count).drop { $0 == " " }
-        guard t.first == ":" else { return nil }
-        t = t.dropFirst()
-        let levels = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"]
-        guard let l = levels.first(where: { t.hasPrefix($0) }) else { return nil }
-        t = t.dropFirst(l.count).drop { $0 == " " }
-        guard t.first == ":" else { return nil }
-        return t.index(after: t.startIndex)
-    }
-
-    /// The text with control characters shown as `?` (for messages and YAML comments).
-    public static func printable(_ s: Substring) -> String {
-        String(
-            String.UnicodeScalarView(
-                s.unicodeScalars.map { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7f ? "?" : $0 }))
     }
 }
 

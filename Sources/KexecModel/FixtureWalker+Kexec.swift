@@ -1,0 +1,126 @@
+/// The `kexec:` section: the syscall, the image type, kernel and initrd payloads, the command line,
+/// placement, kexec_load segments, the entry and injections.
+///
+/// Contract: kexec_file_load needs a kernel and takes no segments; kexec_load needs at least one
+/// segment; payload files must exist (resolved against the fixture's directory).
+import Foundation
+import Yams
+
+private let kexecKeys = ["syscall", "type", "kernel", "initrd", "cmdline", "placement", "segments", "entry", "inject"]
+private let payloadKeys = ["size", "file"]
+private let segmentKeys = ["name", "mem", "memsz", "bufsz"]
+
+extension Walker {
+
+    func kexec(_ node: Node, path: String) throws(InputError) -> KexecRequest {
+        let m = try mapping(node, path, "a mapping")
+        let f = try Fields(node, m, path: path, allowed: kexecKeys, file: file)
+        var k = KexecRequest()
+        if let n = f.value("syscall") {
+            k.syscall = try choice(n, f.field("syscall"), [KexecSyscall.kexecFileLoad, .kexecLoad])
+        }
+        if let n = f.value("type") { k.type = try choice(n, f.field("type"), [ImageType.normal, .crash]) }
+        if let n = f.value("kernel") {
+            k.kernel = try payload(n, path: f.field("kernel"))
+        } else if k.syscall == .kexecFileLoad {
+            throw fail(node, f.field("kernel"), "missing required field \"kernel\" (kexec_file_load loads a kernel)")
+        }
+        if let n = f.value("initrd") { k.initrd = try payload(n, path: f.field("initrd")) }
+        if let n = f.value("cmdline") { k.cmdline = try text(n, f.field("cmdline"), allowEmpty: true) }
+        if let n = f.value("placement") {
+            k.placement = try choice(n, f.field("placement"), [PlacementOrder.topDown, .bottomUp])
+        }
+        if let n = f.value("segments") {
+            guard k.syscall == .kexecLoad else {
+                throw fail(
+                    f.key("segments"), f.field("segments"),
+                    "segments are only for kexec_load (kexec_file_load places the segments itself)")
+            }
+            let field = f.field("segments")
+            let list = try self.list(n, field, "a list of segments")
+            guard !list.isEmpty else { throw fail(n, field, "kexec_load needs at least one segment") }
+            for (i, e) in list.enumerated() { k.segments.append(try segment(e, path: "\(field)[\(i)]", index: i)) }
+        } else if k.syscall == .kexecLoad {
+            throw fail(node, f.field("segments"), "missing required field \"segments\" (kexec_load needs them)")
+        }
+        if let n = f.value("entry") { k.entry = try address(n, f.field("entry")) }
+        if let n = f.value("inject") {
+            let field = f.field("inject")
+            for (i, e) in try list(n, field, "a list of injections").enumerated() {
+                k.inject.append(try injection(e, path: "\(field)[\(i)]"))
+            }
+        }
+        return k
+    }
+
+    func payload(_ node: Node, path: String) throws(InputError) -> PayloadSpec {
+        let m = try mapping(node, path, "a mapping { size } or { file }")
+        let f = try Fields(node, m, path: path, allowed: payloadKeys, file: file)
+        switch (f.value("size"), f.value("file")) {
+        case (let s?, nil):
+            let v = try size(s, f.field("size"))
+            guard v > 0 else { throw fail(s, f.field("size"), "size must not be 0") }
+            return PayloadSpec(size: ByteCount(v))
+        case (nil, let p?):
+            let given = try text(p, f.field("file"), allowEmpty: false)
+            let resolved = FixtureDecoder.resolve(given, against: base)
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDir), !isDir.boolValue else {
+                let what = isDir.boolValue ? "is a directory, not a file:" : "no such file"
+                throw fail(p, f.field("file"), "\(what) \"\(resolved)\"")
+            }
+            return PayloadSpec(file: resolved)
+        case (.some, .some):
+            throw fail(node, path, "give either size or file, not both")
+        case (nil, nil):
+            throw fail(node, path, "missing required field \"size\" (or \"file\")")
+        }
+    }
+
+    func segment(_ node: Node, path: String, index: Int) throws(InputError) -> SegmentSpec {
+        let m = try mapping(node, path, "a segment { name, mem, memsz, bufsz }")
+        let f = try Fields(node, m, path: path, allowed: segmentKeys, file: file)
+        let mem = try address(required(f, "mem"), f.field("mem"))
+        let memsz = try size(required(f, "memsz"), f.field("memsz"))
+        var bufsz = memsz
+        if let n = f.value("bufsz") { bufsz = try size(n, f.field("bufsz")) }
+        var name = "segment\(index)"
+        if let n = f.value("name") { name = try text(n, f.field("name"), allowEmpty: false) }
+        return SegmentSpec(
+            name: name, mem: mem, memsz: ByteCount(memsz), bufsz: ByteCount(bufsz),
+            source: SourceLocation(file: file, line: node.mark?.line ?? 0, field: path))
+    }
+
+    func injection(_ node: Node, path: String) throws(InputError) -> Injection {
+        let known =
+            "wrong-digest, list-cycle, overwrite-control-page, scribble, invalid-opcode, nx-start, flip-source-byte, start-address"
+        switch node {
+        case .scalar(let s):
+            switch s.string {
+            case "wrong-digest": return .wrongDigest
+            case "list-cycle": return .listCycle
+            case "overwrite-control-page": return .overwriteControlPage
+            case "scribble": return .scribble
+            case "invalid-opcode": return .invalidOpcode
+            case "nx-start": return .nxStart
+            default:
+                throw fail(node, path, "unknown injection \"\(s.string)\" (expected one of: \(known))")
+            }
+        case .mapping(let m):
+            let f = try Fields(node, m, path: path, allowed: ["flip-source-byte", "start-address"], file: file)
+            if let a = f.value("start-address") {
+                return .startAddress(PhysAddr(try number(a, f.field("start-address"), what: "an address")))
+            }
+            let inner = try required(f, "flip-source-byte")
+            let field = f.field("flip-source-byte")
+            let im = try mapping(inner, field, "a mapping { segment, offset }")
+            let g = try Fields(inner, im, path: field, allowed: ["segment", "offset"], file: file)
+            let segment = try text(required(g, "segment"), g.field("segment"), allowEmpty: false)
+            let offset = try size(required(g, "offset"), g.field("offset"))
+            return .flipSourceByte(segment: segment, offset: ByteCount(offset))
+        case .sequence:
+            throw fail(node, path, "expected an injection (one of: \(known)), found \(Self.describe(node))")
+        }
+    }
+
+}

@@ -1,0 +1,163 @@
+/// The `machine:` section: architecture, platform, the memory map (a list of regions, or an import
+/// of a boot log), hazards, hotpluggable ranges and the crashkernel reservation.
+///
+/// Contract: a returned Machine has a memory map without overlaps; crashkernel ranges are the given
+/// ones, else those crashkernel= reserves on this map, else those the imported log reports.
+import Foundation
+import Yams
+
+private let machineKeys = [
+    "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
+    "efi_system_table", "mem_limit", "crashkernel_protection",
+]
+private let regionKeys = ["range", "start", "size", "type"]
+
+extension Walker {
+
+    func machine(_ node: Node, path: String) throws(InputError) -> Machine {
+        let m = try mapping(node, path.isEmpty ? "document" : path, "a machine mapping")
+        let f = try Fields(node, m, path: path, allowed: machineKeys, file: file)
+        let arch = try choice(required(f, "arch"), f.field("arch"), Arch.allCases)
+        let (memory, imported) = try memoryMap(required(f, "memory"), path: f.field("memory"))
+        var machine = Machine(arch: arch, memory: memory, source: file)
+        if let n = f.value("name") { machine.name = try text(n, f.field("name"), allowEmpty: false) }
+        if let n = f.value("platform") { machine.platform = try choice(n, f.field("platform"), Platform.allCases) }
+        if let n = f.value("paging") { machine.paging = try choice(n, f.field("paging"), PagingLevels.allCases) }
+        if let n = f.value("hazards") { machine.hazards = try ranges(n, f.field("hazards")) }
+        if let n = f.value("hotpluggable") { machine.hotpluggable = try ranges(n, f.field("hotpluggable")) }
+        if let n = f.value("crashkernel") {
+            machine.crashkernel = try text(n, f.field("crashkernel"), allowEmpty: false)
+        }
+        // Crashkernel ranges: given ones win; else computed from crashkernel=; else what an imported log
+        // says the kernel reserved.
+        if let n = f.value("crashkernel_ranges") {
+            machine.crashkernelRanges = try ranges(n, f.field("crashkernel_ranges"))
+        } else if let n = f.value("crashkernel"), let value = machine.crashkernel {
+            machine.crashkernelRanges = try reserveCrashkernel(
+                value, node: n, field: f.field("crashkernel"), machine: machine, dmaLimit: imported?.dmaZoneLimit)
+        } else if let imported {
+            machine.crashkernelRanges = imported.crashkernelRanges
+        }
+        if let n = f.value("efi_system_table") { machine.efiSystemTable = try address(n, f.field("efi_system_table")) }
+        if let n = f.value("mem_limit") { machine.memLimit = ByteCount(try size(n, f.field("mem_limit"))) }
+        if let n = f.value("crashkernel_protection") {
+            machine.crashkernelProtection = try choice(
+                n, f.field("crashkernel_protection"), CrashkernelProtection.allCases)
+        }
+        return machine
+    }
+
+    /// crashkernel= parsed against the machine's usable RAM and reserved as the machine's kernel would.
+    func reserveCrashkernel(
+        _ value: String, node: Node, field: String, machine: Machine, dmaLimit: PhysAddr?
+    ) throws(InputError) -> [AddressRange] {
+        do throws(CrashkernelError) {
+            guard let spec = try Crashkernel.parse(value, systemRAM: machine.memory.totalRAM) else { return [] }
+            return try Crashkernel.reserve(
+                spec, in: machine.memory, arch: CrashkernelArch.of(machine.arch, dmaLimit: dmaLimit))
+        } catch {
+            throw fail(node, field, error.description)
+        }
+    }
+
+    /// Reads `memory:` (a list of regions, or an import of a boot log: `{ import: { format, file, boot } }`,
+    /// `boot` picking one boot of a log that holds several, the first by default).
+    func memoryMap(_ node: Node, path: String) throws(InputError) -> (MemoryMap, ImportedMachine?) {
+        if case .mapping(let m) = node {
+            let f = try Fields(node, m, path: path, allowed: ["import"], file: file)
+            guard let imp = f.value("import") else { throw fail(node, path, "missing required field \"import\"") }
+            let im = try mapping(imp, f.field("import"), "a mapping { format, file, boot }")
+            let g = try Fields(imp, im, path: f.field("import"), allowed: ["format", "file", "boot"], file: file)
+            let format = try choice(required(g, "format"), g.field("format"), ImportFormat.allCases)
+            let fileNode = try required(g, "file")
+            let given = try text(fileNode, g.field("file"), allowEmpty: false)
+            var boot = 1
+            if let n = g.value("boot") {
+                let v = try number(n, g.field("boot"))
+                guard v >= 1, v <= UInt64(Int32.max) else {
+                    throw fail(n, g.field("boot"), "boots are numbered from 1, found \(v)")
+                }
+                boot = Int(v)
+            }
+            let logPath = FixtureDecoder.resolve(given, against: base)
+            let logBytes: [UInt8]
+            do throws(InputError) {
+                logBytes = try FixtureDecoder.readData(logPath)
+            } catch {
+                throw fail(fileNode, g.field("file"), "cannot read boot log \"\(logPath)\": \(error.message)")
+            }
+            do throws(ImportError) {
+                let imported = try BootLog.parse(bytes: logBytes, format: format, file: logPath, boot: boot)
+                return (imported.memory, imported)
+            } catch {
+                if error.field == "boot" {
+                    throw fail(g.value("boot") ?? imp, g.field("boot"), "\"\(logPath)\": \(error.message)")
+                }
+                var e = BootLog.inputError(error, file: logPath, format: format)
+                e.message += " (imported by \(file)" + (fileNode.mark.map { " line \($0.line)" } ?? "") + ")"
+                throw e
+            }
+        }
+        return (try regionList(node, path: path), nil)
+    }
+
+    func regionList(_ node: Node, path: String) throws(InputError) -> MemoryMap {
+        let entries = try list(node, path, "a list of regions or { import: { format, file } }")
+        guard !entries.isEmpty else { throw fail(node, path, "the memory map has no regions") }
+        var regions: [Region] = []
+        for (i, e) in entries.enumerated() {
+            regions.append(try region(e, path: "\(path)[\(i)]"))
+        }
+        do throws(MemoryMapError) {
+            return try MemoryMap(regions)
+        } catch {
+            switch error {
+            case .empty:
+                throw fail(node, path, "the memory map has no regions")
+            case .overlap(let a, let b):
+                // Blame the one given later in the file.
+                let (later, earlier) = (a.source?.line ?? 0) > (b.source?.line ?? 0) ? (a, b) : (b, a)
+                let at = earlier.source.map { " given at line \($0.line)" } ?? ""
+                throw InputError(
+                    file: file, line: later.source?.line, field: later.source?.field ?? path,
+                    message: "region \(later.range) (\(later.type.rawValue)) overlaps region \(earlier.range) "
+                        + "(\(earlier.type.rawValue))\(at)")
+            }
+        }
+    }
+
+    func region(_ node: Node, path: String) throws(InputError) -> Region {
+        let m = try mapping(node, path, "a region { range, type } or { start, size, type }")
+        let f = try Fields(node, m, path: path, allowed: regionKeys, file: file)
+        let type = try choice(required(f, "type"), f.field("type"), RegionType.allCases)
+        let range: AddressRange
+        let field: String
+        let line: Int?
+        if let r = f.value("range") {
+            guard !f.has("start") && !f.has("size") else {
+                throw fail(node, path, "give either range or start and size, not both")
+            }
+            range = try self.range(r, f.field("range"))
+            field = f.field("range")
+            line = r.mark?.line
+        } else {
+            guard f.has("start") || f.has("size") else {
+                throw fail(node, path, "missing required field \"range\" (or \"start\" and \"size\")")
+            }
+            let startNode = try required(f, "start")
+            let sizeNode = try required(f, "size")
+            let start = try number(startNode, f.field("start"), what: "an address")
+            let size = try size(sizeNode, f.field("size"))
+            switch Parse.startSize(start, size) {
+            case .success(let r): range = r
+            case .failure(.zeroSize): throw fail(sizeNode, f.field("size"), "size must not be 0")
+            case .failure: throw fail(sizeNode, f.field("size"), "range wraps past 0xffffffffffffffff")
+            }
+            field = f.field("start")
+            line = startNode.mark?.line
+        }
+        let source = SourceLocation(file: file, line: line ?? node.mark?.line ?? 0, field: field)
+        return Region(range: range, type: type, source: source)
+    }
+
+}

@@ -5,8 +5,11 @@ import KexecModel
 // (`kexec-sim run FIXTURE --policy P --json`) so that a run which crashes or hangs its worker is
 // that run's failure and the matrix goes on.
 
-public enum MatrixStatus: String, Sendable { case passed, failed, skipped }
+/// How one run of the matrix ended: passed (matches, or no expectation), failed (differs, or the
+/// worker gave no report), skipped (nothing to run).
+public enum MatrixStatus: String, Sendable, Codable { case passed, failed, skipped }
 
+/// One finished run of the matrix.
 public struct MatrixRunResult: Sendable {
     public var job: MatrixJob
     public var status: MatrixStatus
@@ -14,20 +17,21 @@ public struct MatrixRunResult: Sendable {
     /// (killed by a signal) or "error" (exited without a report); nil when skipped.
     public var verdict: String?
     public var summary: String
-    /// Ordered evidence (sorted by key when it came from the worker's JSON).
-    public var evidence: [(String, String)]
+    /// Evidence in the order the worker's report (or the parent, for a worker failure) gives it.
+    public var evidence: [RunReport.Evidence]
     /// What the worker said about matching its expectation (nil: no expectation or no report).
     public var matches: Bool?
     /// Wall-clock seconds of the worker, process start to exit.
     public var elapsed: Double
     /// Why the worker gave no report (timed out, signal, exit status).
     public var workerError: String?
-    /// The worker's JSON report (Report.runDict), as it printed it.
-    public var report: String?
+    /// The worker's report, decoded from its `run --json` output (nil when it gave none).
+    public var report: RunReport?
 
     public init(
-        job: MatrixJob, status: MatrixStatus, verdict: String?, summary: String, evidence: [(String, String)] = [],
-        matches: Bool? = nil, elapsed: Double = 0, workerError: String? = nil, report: String? = nil
+        job: MatrixJob, status: MatrixStatus, verdict: String?, summary: String,
+        evidence: [RunReport.Evidence] = [], matches: Bool? = nil, elapsed: Double = 0, workerError: String? = nil,
+        report: RunReport? = nil
     ) {
         self.job = job
         self.status = status
@@ -45,14 +49,16 @@ public struct MatrixRunResult: Sendable {
     /// Evidence and expectation as text (JUnit failure bodies, failure listings).
     public var evidenceText: String {
         var out = summary + "\n"
-        let w = evidence.map(\.0.count).max() ?? 0
-        for (k, v) in evidence { out += "  " + k.padding(toLength: w, withPad: " ", startingAt: 0) + "  " + v + "\n" }
+        let w = evidence.map(\.key.count).max() ?? 0
+        for e in evidence {
+            out += "  " + e.key.padding(toLength: w, withPad: " ", startingAt: 0) + "  " + e.value + "\n"
+        }
         out += "expected: \(expectedText)\n"
         return out
     }
 }
 
-/// Running the matrix, and its text and JSON-lines renderings.
+/// Running the matrix (its renderings are in MatrixOutput.swift).
 public enum Matrix {
     /// Runs `jobs` on `parallelism` worker threads, each driving one child at a time. `onFinish`
     /// is called once per run, serialized, with the count finished so far. Results keep job order.
@@ -80,6 +86,7 @@ public enum Matrix {
     }
 }
 
+/// The shared queue of job indices and the results, in job order.
 final class MatrixState: @unchecked Sendable {
     private let lock = NSLock()
     private var next = 0

@@ -54,26 +54,34 @@ public struct MatrixJob: Sendable, Equatable {
     public var relativePath: String
     /// The fixture's `name:` (its file stem when it did not load).
     public var scenarioName: String
+    /// The policy label the run is shown and sharded under: an x86_64 identity-map policy
+    /// ("ram-2m"), or an arm64 fixture's own "relocation granule mappings" ("mmu-on 4k blocks").
     public var policy: String
+    /// Whether the worker is given `--policy <policy>` (x86_64); false for arm64 jobs, which run
+    /// under the fixture's own policy.
+    public var passesPolicy: Bool
     public var expected: Expectation?
-    /// Set when the run cannot be made here (arm64, a machine file): reported as skipped.
+    /// Set when the run cannot be made here (a machine file): reported as skipped.
     public var skipReason: String?
     /// Set when the fixture did not decode: reported as failed without a worker.
     public var loadError: String?
 
     public init(
         fixturePath: String, relativePath: String, scenarioName: String, policy: String,
-        expected: Expectation? = nil, skipReason: String? = nil, loadError: String? = nil
+        expected: Expectation? = nil, skipReason: String? = nil, loadError: String? = nil, passesPolicy: Bool = true
     ) {
         self.fixturePath = fixturePath
         self.relativePath = relativePath
         self.scenarioName = scenarioName
         self.policy = policy
+        self.passesPolicy = passesPolicy
         self.expected = expected
         self.skipReason = skipReason
         self.loadError = loadError
     }
 
+    /// The `--policy` the worker is given, nil for none (arm64).
+    public var policyOverride: String? { passesPolicy ? policy : nil }
     /// "fixture-relative-path|policy", the string the shard hash is taken of.
     public var shardKey: String { "\(relativePath)|\(policy)" }
     /// The file name without its extension (JUnit classname).
@@ -87,7 +95,7 @@ public struct MatrixJob: Sendable, Equatable {
 /// Enumerating fixtures and jobs.
 public enum MatrixPlanner {
     /// Architectures whose runs exist (Planner.plan throws PlanError.unsupported for the others):
-    /// fixtures of other architectures are reported as skipped. Extend when arm64 runs land.
+    /// fixtures of other architectures are reported as skipped.
     public static let runnableArchs: Set<Arch> = [.x86_64, .arm64]
 
     /// Fixture files named by `arguments` (files, or directories searched recursively for
@@ -135,8 +143,15 @@ public enum MatrixPlanner {
         return abs.hasPrefix(prefix) ? String(abs.dropFirst(prefix.count)) : abs
     }
 
-    /// Every fixture × policy: loads each fixture (in this process) to learn its arch, name,
-    /// policy and expectations. Machine-only files found in a directory are left out.
+    /// An arm64 fixture's policy as one label, "relocation granule mappings": "mmu-on 4k blocks",
+    /// "mmu-off 64k base-pages" (the label `run` reports for it).
+    public static func arm64PolicyLabel(_ p: PolicySpec) -> String {
+        "\(p.relocation.rawValue) \(p.granule.rawValue) \(p.mappings.rawValue)"
+    }
+
+    /// Every fixture × policy (x86_64), or once under its own policy (arm64): loads each fixture
+    /// (in this process) to learn its arch, name, policy and expectations. Machine-only files
+    /// found in a directory are left out.
     public static func jobs(
         fixtures: [(path: String, fromDirectory: Bool)], arch: Arch? = nil, policies: MatrixPolicies = .own,
         base: String = FileManager.default.currentDirectoryPath
@@ -174,13 +189,13 @@ public enum MatrixPlanner {
                 continue
             }
             if sc.machine.arch == .arm64 {
-                // The identity-map policies are x86_64's: an arm64 fixture runs once, under its own
-                // relocation mode and granule (the --policy passed to the worker is ignored there).
+                // The identity-map policies are x86_64's: whatever --policies says, an arm64 fixture
+                // runs once, under its own relocation mode and linear map, and is shown and
+                // sharded under that label.
                 jobs.append(
                     MatrixJob(
-                        fixturePath: abs, relativePath: rel, scenarioName: sc.name,
-                        policy: sc.policy.identityMap.rawValue,
-                        expected: sc.expect))
+                        fixturePath: abs, relativePath: rel, scenarioName: sc.name, policy: arm64PolicyLabel(sc.policy),
+                        expected: sc.expect, passesPolicy: false))
                 continue
             }
             for p in policies.policies(for: sc) {

@@ -3,6 +3,7 @@ import KexecModel
 
 /// The matrix as people and CI read it: expectations as text, counts, the table, JSON lines.
 extension Matrix {
+    /// An expectation as text: "page-fault at 0x100000000", "rejected EINVAL"; "—" for none.
     public static func describe(_ e: Expectation?) -> String {
         guard let e else { return "—" }
         var s = e.verdict.rawValue
@@ -11,6 +12,7 @@ extension Matrix {
         return s
     }
 
+    /// Passed, failed and skipped runs.
     public static func counts(_ results: [MatrixRunResult]) -> (passed: Int, failed: Int, skipped: Int) {
         (
             results.filter { $0.status == .passed }.count, results.filter { $0.status == .failed }.count,
@@ -18,6 +20,7 @@ extension Matrix {
         )
     }
 
+    /// "N passed, M failed, K skipped" (the table's last line).
     public static func summaryLine(_ results: [MatrixRunResult]) -> String {
         let c = counts(results)
         return "\(c.passed) passed, \(c.failed) failed, \(c.skipped) skipped"
@@ -78,7 +81,7 @@ extension Matrix {
             out += "\nfailures:\n"
             for (r, name) in failed {
                 out += "  \(name) [\(r.job.policy)]: \(r.summary)\n"
-                for (k, v) in r.evidence { out += "      \(k): \(v)\n" }
+                for e in r.evidence { out += "      \(e.key): \(e.value)\n" }
                 out += "      expected: \(r.expectedText)\n"
             }
         }
@@ -91,43 +94,68 @@ extension Matrix {
         return out
     }
 
-    /// One JSON object per run (Report.runDict's keys from the worker, plus fixture_path,
-    /// policy, elapsed_s, status), one per line.
+    /// One JSON object per run, one per line: the worker's `RunReport` (or one made from the job
+    /// and the worker failure when there is none), with `policy` the matrix's label, plus
+    /// `fixture_path`, `elapsed_s`, `status` and, for a worker failure, `error`.
     public static func jsonLines(_ results: [MatrixRunResult]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var out = ""
         for r in results {
-            var d: [String: Any] = MatrixWorker.parse(Data((r.report ?? "").utf8)) ?? [:]
-            if r.report == nil {
-                d["scenario"] = r.job.scenarioName
-                d["file"] = r.job.fixturePath
-                d["verdict"] = r.verdict.map { $0 as Any } ?? NSNull()
-                d["summary"] = r.summary
-                d["matches"] = r.matches.map { $0 as Any } ?? NSNull()
-                var ev: [String: Any] = [:]
-                for (k, v) in r.evidence { ev[k] = v }
-                d["evidence"] = ev
-                d["expected"] = expectationDict(r.job.expected)
-                if let e = r.workerError { d["error"] = e }
-            }
-            d["fixture_path"] = r.job.relativePath
-            d["policy"] = r.job.policy
-            d["elapsed_s"] = (r.elapsed * 1000).rounded() / 1000
-            d["status"] = r.status.rawValue
-            guard
-                let data = try? JSONSerialization.data(
-                    withJSONObject: d, options: [.sortedKeys, .withoutEscapingSlashes])
-            else { continue }
+            guard let data = try? encoder.encode(MatrixReportLine(r)) else { continue }
             out += String(decoding: data, as: UTF8.self) + "\n"
         }
         return out
     }
+}
 
-    static func expectationDict(_ e: Expectation?) -> Any {
-        guard let e else { return NSNull() }
-        var d: [String: Any] = ["verdict": e.verdict.rawValue]
-        if let a = e.address { d["address"] = hex(a) }
-        if let n = e.errno { d["errno"] = n }
-        return d
+/// One line of `matrix --json`: a `RunReport`'s keys and the matrix's own.
+public struct MatrixReportLine: Codable, Sendable, Equatable {
+    public var report: RunReport
+    /// The fixture's path relative to the working directory.
+    public var fixturePath: String
+    /// Worker wall-clock seconds, rounded to milliseconds.
+    public var elapsedSeconds: Double
+    public var status: MatrixStatus
+    /// Why the worker gave no report.
+    public var error: String?
+
+    public init(_ r: MatrixRunResult) {
+        var report =
+            r.report
+            ?? RunReport(
+                scenario: r.job.scenarioName, file: r.job.fixturePath, verdict: r.verdict, summary: r.summary,
+                evidence: r.evidence, expected: r.job.expected.map(RunReport.Expected.init), matches: r.matches)
+        report.policy = r.job.policy
+        self.report = report
+        fixturePath = r.job.relativePath
+        elapsedSeconds = (r.elapsed * 1000).rounded() / 1000
+        status = r.status
+        error = r.report == nil ? r.workerError : nil
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case fixturePath = "fixture_path"
+        case elapsedSeconds = "elapsed_s"
+        case status, error
+    }
+
+    public init(from decoder: Decoder) throws {
+        report = try RunReport(from: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        fixturePath = try c.decode(String.self, forKey: .fixturePath)
+        elapsedSeconds = try c.decode(Double.self, forKey: .elapsedSeconds)
+        status = try c.decode(MatrixStatus.self, forKey: .status)
+        error = try c.decodeIfPresent(String.self, forKey: .error)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        try report.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(fixturePath, forKey: .fixturePath)
+        try c.encode(elapsedSeconds, forKey: .elapsedSeconds)
+        try c.encode(status, forKey: .status)
+        try c.encodeIfPresent(error, forKey: .error)
     }
 }
 

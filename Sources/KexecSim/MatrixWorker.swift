@@ -9,7 +9,8 @@ import KexecModel
     import Darwin
 #endif
 
-/// Runs one job in a child process: `EXECUTABLE run FIXTURE --policy P --json --timeout T`.
+/// Runs one job in a child process: `EXECUTABLE run FIXTURE [--policy P] --json --timeout T`,
+/// and turns what the child did (its decoded `RunReport`, or how it failed) into the run's result.
 public struct MatrixWorker: Sendable {
     public var executable: String
     /// Wall-clock limit of one worker, seconds; past it the child is killed.
@@ -23,13 +24,15 @@ public struct MatrixWorker: Sendable {
     /// diagnosed by the emulator (a `hang` with its evidence) before the worker is killed.
     public var childPhaseTimeout: Double { max(0.001, timeoutSeconds * 0.4) }
 
+    /// `run FIXTURE [--policy P] --json --timeout T`: `--policy` only for an x86_64 job (an arm64
+    /// job runs under the fixture's own relocation mode and linear map).
     public func arguments(for job: MatrixJob) -> [String] {
-        [
-            "run", job.fixturePath, "--policy", job.policy, "--json", "--timeout",
-            String(format: "%.3f", childPhaseTimeout),
-        ]
+        var args = ["run", job.fixturePath]
+        if let p = job.policyOverride { args += ["--policy", p] }
+        return args + ["--json", "--timeout", String(format: "%.3f", childPhaseTimeout)]
     }
 
+    /// Skipped and unloadable jobs are answered without a child.
     public func run(_ job: MatrixJob) -> MatrixRunResult {
         if let reason = job.skipReason {
             return MatrixRunResult(job: job, status: .skipped, verdict: nil, summary: reason)
@@ -53,8 +56,8 @@ public struct MatrixWorker: Sendable {
             let tail = Self.tail(o.stderr)
             if !tail.isEmpty { ev.append(("stderr", tail)) }
             return MatrixRunResult(
-                job: job, status: .failed, verdict: verdict, summary: why, evidence: ev, matches: false,
-                elapsed: elapsed, workerError: why)
+                job: job, status: .failed, verdict: verdict, summary: why, evidence: RunReport.evidence(ev),
+                matches: false, elapsed: elapsed, workerError: why)
         }
         if let e = o.launchError { return failure("error", "worker could not start: \(e)") }
         if o.timedOut {
@@ -67,31 +70,17 @@ public struct MatrixWorker: Sendable {
         }
         let status = o.exitStatus ?? -1
         // `run` exits 0 (matches or no expectation) or 1 (differs) after printing its JSON.
-        if status == 0 || status == 1, let obj = Self.parse(o.stdout) {
-            let verdict = obj["verdict"] as? String
-            let summary = obj["summary"] as? String ?? ""
-            var ev: [(String, String)] = []
-            if let d = obj["evidence"] as? [String: Any] {
-                for k in d.keys.sorted() { ev.append((k, "\(d[k]!)")) }
-            }
-            let matches = obj["matches"] as? Bool
-            let passed = matches != false && (status == 0 || matches == nil)
+        if status == 0 || status == 1, let report = RunReport.decode(o.stdout) {
+            let passed = report.matches != false && (status == 0 || report.matches == nil)
             return MatrixRunResult(
-                job: job, status: passed ? .passed : .failed, verdict: verdict, summary: summary, evidence: ev,
-                matches: matches, elapsed: elapsed, report: String(decoding: o.stdout, as: UTF8.self))
+                job: job, status: passed ? .passed : .failed, verdict: report.verdict, summary: report.summary,
+                evidence: report.evidence, matches: report.matches, elapsed: elapsed, report: report)
         }
         let why =
             status == 0 || status == 1
             ? "worker exited with status \(status) without a JSON report"
             : "worker exited with status \(status)"
         return failure("error", why)
-    }
-
-    static func parse(_ data: Data) -> [String: Any]? {
-        guard !data.isEmpty, let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            return nil
-        }
-        return o
     }
 
     /// Last non-empty lines of the child's stderr, at most 2000 characters.

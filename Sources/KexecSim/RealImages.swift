@@ -2,6 +2,14 @@ import Foundation
 import KexecModel
 import Kimage
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Real kernel and initrd files for kexec_file_load (`kexec.kernel: { file: … }`): an x86_64 bzImage
 /// loaded the way arch/x86/kernel/kexec-bzimage64.c loads it, an initrd loaded byte for byte.
 public enum RealImages {
@@ -22,18 +30,25 @@ public enum RealImages {
         }
     }
 
-    /// Reads a payload file whole; missing, unreadable or oversized files are input errors.
+    /// Reads a payload file whole. Input errors, each naming `field` and the path: a missing file,
+    /// a path that is not a regular file after following symlinks ("not a regular file (a
+    /// directory)", "… (a character device)", …: /dev/zero would read forever), a file over
+    /// KEXEC_FILE_SIZE_MAX, or one that cannot be read.
     public static func readFile(_ path: String, field: String, scenario: Scenario) throws(PlanError) -> [UInt8] {
         func fail(_ m: String) -> PlanError {
             .input(InputError(file: scenario.file, line: nil, field: field, message: "\"\(path)\": " + m))
         }
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw fail("no such file") }
-        guard !isDir.boolValue else { throw fail("is a directory") }
-        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber,
-            size.uint64Value > maxFileBytes
-        {
-            throw fail("\(formatSize(size.uint64Value)) is more than kexec_file_load reads (KEXEC_FILE_SIZE_MAX, 4GiB)")
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw fail(
+                errno == ENOENT || errno == ENOTDIR
+                    ? "no such file" : "cannot be read: \(String(cString: strerror(errno)))")
+        }
+        let kind = st.st_mode & S_IFMT
+        guard kind == S_IFREG else { throw fail("not a regular file (\(fileKind(kind)))") }
+        let size = UInt64(st.st_size)
+        guard size <= maxFileBytes else {
+            throw fail("\(formatSize(size)) is more than kexec_file_load reads (KEXEC_FILE_SIZE_MAX, 4GiB)")
         }
         let data: Data
         do {
@@ -43,6 +58,18 @@ public enum RealImages {
         }
         guard UInt64(data.count) <= maxFileBytes else { throw fail("more than 4GiB") }
         return [UInt8](data)
+    }
+
+    /// What a non-regular file is, for the error message.
+    static func fileKind(_ type: mode_t) -> String {
+        switch type {
+        case S_IFDIR: return "a directory"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFIFO: return "a FIFO"
+        case S_IFSOCK: return "a socket"
+        default: return "file type 0o" + String(type, radix: 8)
+        }
     }
 
     /// Reads an initrd file, loaded as it is; an empty one is an input error.

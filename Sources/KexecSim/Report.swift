@@ -12,37 +12,8 @@ public enum Report {
         return s
     }
 
-    static func expectDict(_ e: Expectation?) -> Any {
-        guard let e else { return NSNull() }
-        var d: [String: Any] = ["verdict": e.verdict.rawValue]
-        if let a = e.address { d["address"] = hex(a) }
-        if let n = e.errno { d["errno"] = n }
-        return d
-    }
-
-    public static func runDict(_ r: RunResult) -> [String: Any] {
-        var ev: [String: Any] = [:]
-        for (k, v) in r.verdict.evidence { ev[k] = v }
-        let s = r.stats
-        return [
-            "scenario": r.scenario.name,
-            "file": r.scenario.file,
-            "verdict": r.verdict.kind.rawValue,
-            "summary": r.verdict.summary,
-            "expected": expectDict(r.expectation),
-            "matches": r.matches.map { $0 as Any } ?? NSNull(),
-            "engine": r.engine,
-            "policy": r.policy,
-            "evidence": ev,
-            "warnings": r.verdict.warnings,
-            "stats": [
-                "plan_s": s.planSeconds, "setup_s": s.setupSeconds, "relocation_s": s.relocationSeconds,
-                "purgatory_s": s.purgatorySeconds, "verify_s": s.verifySeconds, "total_s": s.totalSeconds,
-                "payload_bytes": s.payloadBytes, "copy_mb_s": s.copyMBps, "tlb_fills": s.tlbFills,
-                "on_demand_pages": s.onDemandPages, "guest_blocks": s.guestBlocks,
-            ] as [String: Any],
-        ]
-    }
+    /// What `run --json` prints: the run's `RunReport`, pretty-printed with sorted keys.
+    public static func runJSON(_ r: RunResult) -> String { RunReport(r).prettyJSON() }
 
     public static func runText(_ r: RunResult) -> String {
         var out = "\(r.scenario.name)  (\(r.scenario.file))\n"

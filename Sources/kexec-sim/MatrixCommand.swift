@@ -20,13 +20,14 @@ struct MatrixCommand: ParsableCommand {
         discussion: """
             Each run is `kexec-sim run FIXTURE --policy P --json` in a child process of this binary, \
             so a run that crashes or hangs its worker is reported as that run's failure and the \
-            matrix goes on. arm64 fixtures are reported as skipped until arm64 runs exist.
+            matrix goes on. arm64 fixtures run once each, under their own relocation mode and \
+            linear map (shown as e.g. "mmu-on 4k blocks"), whatever --policies says.
             """)
 
     @Argument(help: "Scenario fixtures, or directories searched for *.yaml (default: Fixtures/scenarios).")
     var fixtures: [String] = []
     @Option(help: "Only fixtures of this architecture (x86_64 or arm64).") var arch: String?
-    @Option(help: "all, or a comma-separated list of identity-map policies. Default: each fixture's own.")
+    @Option(help: "all, or a comma-separated list of x86_64 identity-map policies. Default: each fixture's own.")
     var policies: String?
     @Option(help: "Worker processes at once (default: the number of cores).") var jobs: Int?
     @Option(help: "Run only shard K of N (1-based), split by a stable hash of fixture path and policy.")

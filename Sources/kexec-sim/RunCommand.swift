@@ -14,6 +14,8 @@ struct RunCommand: ParsableCommand {
     var budget: UInt64?
     @Option(help: "Wall-clock limit per emulated phase, seconds.") var timeout: Double = 120
 
+    func validate() throws { try validateBudget(budget) }
+
     func run() throws {
         let sc = loadScenario(fixture)
         let opts = RunOptions(budget: budget, timeoutSeconds: timeout, policyOverride: parsePolicy(policy))
@@ -23,7 +25,7 @@ struct RunCommand: ParsableCommand {
         } catch {
             fail(error.description)
         }
-        print(json ? Report.json(Report.runDict(r)) : Report.runText(r), terminator: json ? "\n" : "")
+        print(json ? Report.runJSON(r) : Report.runText(r), terminator: json ? "\n" : "")
         if r.matches == false { throw ExitCode(1) }
     }
 }

@@ -1,5 +1,9 @@
+import Crypto
+import Emulator
 import Foundation
+import GuestCode
 import KexecModel
+import KexecSim
 import Kimage
 import Testing
 
@@ -126,7 +130,103 @@ import Testing
         #expect(obj?["matches"] as? Bool == true)
         #expect((obj?["engine"] as? String)?.hasPrefix("Unicorn 2.1") == true)
         #expect((obj?["expected"] as? [String: Any])?["errno"] as? String == "EINVAL")
-        #expect((obj?["evidence"] as? [String: Any])?["check"] as? String == "sanity_check_segment_list")
+        // Evidence is an ordered list of {key, value} objects; every report key is there.
+        let evidence = try #require(obj?["evidence"] as? [[String: String]])
+        #expect(evidence.first { $0["key"] == "check" }?["value"] == "sanity_check_segment_list")
+        #expect(evidence.allSatisfy { $0.keys.sorted() == ["key", "value"] })
+        #expect(obj?["errno"] as? String == "EINVAL")
+        #expect(obj?["address"] is NSNull)
+        #expect(obj?["policy"] as? String == "ram-2m")
+        for k in ["scenario", "file", "warnings", "stats", "summary"] { #expect(obj?[k] != nil, "missing \(k)") }
+        // The same text decodes as the report the matrix parent reads.
+        let report = try JSONDecoder().decode(RunReport.self, from: Data(r.out.utf8))
+        #expect(report.verdict == "rejected")
+        #expect(report.errno == "EINVAL")
+        #expect(report.expected == RunReport.Expected(verdict: "rejected", errno: "EINVAL"))
+        #expect(report.evidence.map(\.key) == ["errno", "check", "detail"])
+        #expect(report.matches == true)
+        #expect(report.stats != nil)
+    }
+
+    /// `--version`: the tool, the engine it is linked with, and the digest of its guest code.
+    @Test func versionNamesToolEngineAndGuestCode() throws {
+        let r = try run(["--version"])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = r.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3)
+        #expect(lines.first == "kexec-sim 0.4.0")
+        #expect(lines.dropFirst().first == "engine: " + EngineVersion.current.description)
+        #expect(EngineVersion.current.description == "Unicorn 2.1.4")
+        var sha = SHA256()
+        for blob in [
+            X86_64GuestCode.relocateKernel, X86_64GuestCode.purgatory, X86_64GuestCode.probe,
+            Arm64GuestCode.relocateKernel, Arm64GuestCode.purgatory, Arm64GuestCode.probe,
+        ] {
+            sha.update(data: blob.bytes)
+        }
+        let digest = sha.finalize().map { String(format: "%02x", $0) }.joined()
+        #expect(lines.last == "guest code: sha256 " + digest)
+        #expect(KexecSimVersion.text == r.out.trimmingCharacters(in: .newlines))
+    }
+
+    /// `--budget 0` is a usage error (exit 2, nothing run), with a message naming the option.
+    @Test func budgetZeroIsAUsageError() throws {
+        let r = try run(["run", repoRoot + "/Fixtures/scenarios/x86_64-overlapping-segments.yaml", "--budget", "0"])
+        #expect(r.status == 2)
+        #expect(r.out.isEmpty)
+        #expect(r.err.contains("Error: --budget: must be at least 1 instruction"), "\(r.err)")
+        // Other usage errors exit 2 as well.
+        #expect(try run(["run"]).status == 2)
+        #expect(try run(["run", "x.yaml", "--budget", "-1"]).status == 2)
+    }
+
+    /// A kernel or initrd that is not a regular file is bad input naming the field, not a read error.
+    @Test(arguments: [("kernel", "kexec.kernel.file"), ("initrd", "kexec.initrd.file")])
+    func deviceAsPayloadIsNotARegularFile(_ which: String, _ field: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kexec-sim-dev-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let kernel = which == "kernel" ? "{ file: /dev/zero }" : "{ size: 2MiB }"
+        let scenario = """
+            name: a device as \(which)
+            machine: \(repoRoot)/Fixtures/machines/x86_64-4g.yaml
+            kexec:
+              kernel: \(kernel)
+            \(which == "initrd" ? "  initrd: { file: /dev/zero }\n" : "")expect: { verdict: landed }
+
+            """
+        let path = dir.appendingPathComponent("s.yaml").path
+        try scenario.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try run(["run", path])
+        #expect(r.status == 2, "\(r.out)\(r.err)")
+        #expect(r.err.contains(field), "\(r.err)")
+        #expect(r.err.contains("\"/dev/zero\": not a regular file (a character device)"), "\(r.err)")
+    }
+
+    /// RealImages.readFile names the field and what the path is when it is not a regular file.
+    @Test func readFileRefusesWhatIsNotARegularFile() throws {
+        let sc = try FixtureDecoder.load(path: repoRoot + "/Fixtures/scenarios/x86_64-basic.yaml")
+        let dir = FileManager.default.temporaryDirectory.path
+        #expect(throws: PlanError.self) { try RealImages.readFile(dir, field: "kexec.initrd.file", scenario: sc) }
+        do {
+            _ = try RealImages.readFile(dir, field: "kexec.initrd.file", scenario: sc)
+        } catch {
+            guard case .input(let e) = error else {
+                Issue.record("not an input error: \(error)")
+                return
+            }
+            #expect(e.field == "kexec.initrd.file")
+            #expect(e.message == "\"\(dir)\": not a regular file (a directory)")
+        }
+        do {
+            _ = try RealImages.readFile("/nonexistent/bzImage", field: "kexec.kernel.file", scenario: sc)
+        } catch {
+            guard case .input(let e) = error else {
+                Issue.record("not an input error: \(error)")
+                return
+            }
+            #expect(e.message == "\"/nonexistent/bzImage\": no such file")
+        }
     }
 
     @Test func differingVerdictExitsOne() throws {

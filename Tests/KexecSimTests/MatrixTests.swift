@@ -110,6 +110,11 @@ final class XMLCollector: NSObject, XMLParserDelegate {
         let arm64 = try files.filter { try FixtureDecoder.load(path: $0.path).machine.arch == .arm64 }.count
         #expect(arm64 >= 7)
         #expect(jobs.count == (files.count - arm64) * IdentityMapPolicy.allCases.count + arm64)
+        // No arm64 job carries an x86_64 policy name.
+        let x86Names = Set(IdentityMapPolicy.allCases.map(\.rawValue))
+        let armJobs = jobs.filter { $0.relativePath.hasPrefix("Fixtures/scenarios/arm64-") }
+        #expect(armJobs.count == arm64)
+        #expect(armJobs.allSatisfy { !x86Names.contains($0.policy) && $0.policy.hasPrefix("mmu-o") })
         #expect(jobs.allSatisfy { $0.relativePath.hasPrefix("Fixtures/scenarios/") })
         let all = Set(jobs.map(\.shardKey))
         #expect(all.count == jobs.count)
@@ -126,6 +131,49 @@ final class XMLCollector: NSObject, XMLParserDelegate {
         #expect(!one.isEmpty && !two.isEmpty)
         #expect(Set(one.map(\.shardKey)).isDisjoint(with: Set(two.map(\.shardKey))))
         #expect(one.count + two.count == jobs.count)
+    }
+
+    /// arm64 fixtures are shown and sharded under their own "relocation granule mappings" label,
+    /// once each whatever --policies says, and the worker is not given an x86_64 --policy.
+    @Test func arm64JobsCarryTheirOwnPolicyLabel() throws {
+        let files = ["arm64-mmu-on-16k.yaml", "arm64-basic.yaml", "x86_64-basic.yaml"].map {
+            (path: TestPaths.fixture($0), fromDirectory: false)
+        }
+        for policies in [MatrixPolicies.own, .all, .list([.ram1g])] {
+            let jobs = MatrixPlanner.jobs(fixtures: Array(files.prefix(2)), policies: policies, base: TestPaths.repo)
+            #expect(jobs.map(\.policy) == ["mmu-on 16k blocks", "mmu-off 4k blocks"])
+            #expect(
+                jobs.map(\.shardKey) == [
+                    "Fixtures/scenarios/arm64-mmu-on-16k.yaml|mmu-on 16k blocks",
+                    "Fixtures/scenarios/arm64-basic.yaml|mmu-off 4k blocks",
+                ])
+            #expect(jobs.allSatisfy { $0.policyOverride == nil && $0.passesPolicy == false })
+        }
+        #expect(FNV1a.hash64("Fixtures/scenarios/arm64-mmu-on-16k.yaml|mmu-on 16k blocks") == 0x0c7b_4601_36a6_adad)
+        #expect(FNV1a.hash64("Fixtures/scenarios/arm64-basic.yaml|mmu-off 4k blocks") == 0x5c59_3219_f439_dd28)
+        let jobs = MatrixPlanner.jobs(fixtures: files, base: TestPaths.repo)
+        #expect(Shard("2/4")!.contains(jobs[0]) && Shard("1/4")!.contains(jobs[1]) && Shard("4/4")!.contains(jobs[2]))
+        let worker = MatrixWorker(executable: "/bin/false", timeoutSeconds: 10)
+        #expect(worker.arguments(for: jobs[0]) == ["run", jobs[0].fixturePath, "--json", "--timeout", "4.000"])
+        #expect(
+            worker.arguments(for: jobs[2]) == [
+                "run", jobs[2].fixturePath, "--policy", "ram-2m", "--json", "--timeout", "4.000",
+            ])
+        #expect(MatrixPlanner.arm64PolicyLabel(PolicySpec()) == "mmu-off 4k blocks")
+        // The label is a row of the table and a JUnit testcase name.
+        let rs = jobs.map {
+            MatrixRunResult(job: $0, status: .passed, verdict: "landed", summary: "ok", matches: true, elapsed: 1)
+        }
+        let rows = Matrix.table(rs).split(separator: "\n").map(String.init)
+        #expect(rows[0] == "fixture                policy             verdict  expected  match   time")
+        #expect(rows[1] == "arm64-mmu-on-16k.yaml  mmu-on 16k blocks  landed   landed    yes    1.00s")
+        #expect(rows[2] == "arm64-basic.yaml       mmu-off 4k blocks  landed   landed    yes    1.00s")
+        #expect(rows[3] == "x86_64-basic.yaml      ram-2m             landed   landed    yes    1.00s")
+        let xml = try #require(XMLCollector.parse(JUnit.xml(rs)))
+        #expect(
+            xml.named("testcase").map { $0.attributes["name"]! } == [
+                "mmu-on 16k blocks", "mmu-off 4k blocks", "ram-2m",
+            ])
     }
 
     @Test func policiesParse() throws {
@@ -162,6 +210,7 @@ final class XMLCollector: NSObject, XMLParserDelegate {
         let jobs = MatrixPlanner.jobs(fixtures: files, policies: .all, base: TestPaths.repo)
         #expect(jobs.count == 2)
         #expect(jobs[0].skipReason == nil && jobs[0].expected?.verdict == .landed)
+        #expect(jobs[0].policy == "mmu-off 4k blocks")
         #expect(jobs[1].skipReason == "a machine fixture (no kexec section): nothing to run")
         #expect(MatrixPlanner.jobs(fixtures: files, arch: .x86_64, policies: .all, base: TestPaths.repo).count == 1)
         let r = MatrixWorker(executable: "/nonexistent").run(jobs[1])
@@ -186,14 +235,16 @@ final class XMLCollector: NSObject, XMLParserDelegate {
         MatrixRunResult(
             job: job("s/a.yaml", "ram-1g"), status: .failed, verdict: "page-fault",
             summary: "fault at 0x1000 <in> \"acpi\" & 'more'\nline two \u{1}",
-            evidence: [("address", "0x1000"), ("region", "acpi <x> & y")], matches: false, elapsed: 0.25),
+            evidence: [.init(key: "address", value: "0x1000"), .init(key: "region", value: "acpi <x> & y")],
+            matches: false, elapsed: 0.25),
         MatrixRunResult(
             job: job("s/b.yaml", "default"), status: .skipped, verdict: nil,
             summary: "machine.arch: arm64 runs are not built yet (x86_64 only)"),
         MatrixRunResult(
             job: job("s/b.yaml", "ram-2m", expected: KexecModel.Expectation(verdict: .hang)), status: .failed,
             verdict: "hang",
-            summary: "worker timed out after 5 s and was killed", evidence: [("worker", "timed out")], matches: false,
+            summary: "worker timed out after 5 s and was killed", evidence: [.init(key: "worker", value: "timed out")],
+            matches: false,
             elapsed: 5, workerError: "worker timed out after 5 s and was killed"),
     ]
 
@@ -233,12 +284,12 @@ final class XMLCollector: NSObject, XMLParserDelegate {
         #expect(JUnit.text("a<b>&\"\u{0}\u{1F}") == "a&lt;b&gt;&amp;\"\u{FFFD}\u{FFFD}")
     }
 
-    @Test func jsonLinesCarryTheRunDictAndMatrixFields() throws {
-        let report = """
-            {"scenario": "s", "file": "/r/s/a.yaml", "verdict": "landed", "summary": "ok", "matches": true,
-             "expected": {"verdict": "landed"}, "engine": "unicorn 2.1.4", "policy": "ram-2m",
-             "evidence": {"entry": "0x200"}, "stats": {"total_s": 0.1}}
-            """
+    @Test func jsonLinesCarryTheRunReportAndMatrixFields() throws {
+        let report = RunReport(
+            scenario: "s", file: "/r/s/a.yaml", verdict: "landed", summary: "ok",
+            evidence: [.init(key: "entry", value: "0x200"), .init(key: "boot_params", value: "0x9000")],
+            expected: .init(verdict: "landed"), matches: true, engine: "unicorn 2.1.4", policy: "ram-2m",
+            stats: .init(totalSeconds: 0.1))
         var rs = Self.sample
         rs[0].report = report
         let text = Matrix.jsonLines(rs)
@@ -252,13 +303,16 @@ final class XMLCollector: NSObject, XMLParserDelegate {
         #expect(objs[0]["status"] as? String == "passed")
         #expect(objs[0]["elapsed_s"] as? Double == 0.5)
         #expect(objs[0]["engine"] as? String == "unicorn 2.1.4")
-        #expect((objs[0]["evidence"] as? [String: Any])?["entry"] as? String == "0x200")
+        #expect(
+            objs[0]["evidence"] as? [[String: String]] == [
+                ["key": "entry", "value": "0x200"], ["key": "boot_params", "value": "0x9000"],
+            ])
         #expect((objs[0]["stats"] as? [String: Any])?["total_s"] as? Double == 0.1)
         #expect(objs[1]["status"] as? String == "failed")
         #expect(objs[1]["verdict"] as? String == "page-fault")
         #expect(objs[1]["matches"] as? Bool == false)
         #expect(objs[1]["expected"] is NSNull)
-        #expect((objs[1]["evidence"] as? [String: Any])?["region"] as? String == "acpi <x> & y")
+        #expect((objs[1]["evidence"] as? [[String: String]])?.last == ["key": "region", "value": "acpi <x> & y"])
         #expect(objs[2]["status"] as? String == "skipped")
         #expect(objs[2]["verdict"] is NSNull)
         #expect(objs[3]["error"] as? String == "worker timed out after 5 s and was killed")
@@ -268,6 +322,13 @@ final class XMLCollector: NSObject, XMLParserDelegate {
                 #expect(o[k] != nil, "missing \(k)")
             }
         }
+        // Each line decodes back with JSONDecoder.
+        let decoded = try lines.prefix(4).map { try JSONDecoder().decode(MatrixReportLine.self, from: Data($0.utf8)) }
+        #expect(decoded[0].report == report)
+        #expect(decoded.map(\.status) == [.passed, .failed, .skipped, .failed])
+        #expect(decoded.map(\.fixturePath) == ["s/a.yaml", "s/a.yaml", "s/b.yaml", "s/b.yaml"])
+        #expect(decoded[3].error == "worker timed out after 5 s and was killed")
+        #expect(decoded[2].report.verdict == nil)
     }
 
     @Test func tableEndsWithTheSummaryLine() {
@@ -318,7 +379,8 @@ final class XMLCollector: NSObject, XMLParserDelegate {
               crash.yaml) kill -SEGV $$ ;;
               hang.yaml) exec sleep 30 ;;
               fail.yaml) echo "kexec-sim: something went wrong" >&2; exit 3 ;;
-              *) echo '{"scenario": "fine", "verdict": "landed", "summary": "ok", "matches": true, "evidence": {}}' ;;
+              *) echo '{"scenario": "fine", "verdict": "landed", "summary": "ok", "matches": true,' \
+                   '"evidence": [{"key": "entry", "value": "0x1000000"}], "policy": "ram-2m"}' ;;
             esac
             """
         try script.write(toFile: path, atomically: true, encoding: .utf8)
@@ -348,8 +410,10 @@ final class XMLCollector: NSObject, XMLParserDelegate {
         #expect(rs[0].summary == "worker killed by signal SIGSEGV (11)")
         #expect(rs[1].summary == "worker timed out after 1 s and was killed")
         #expect(rs[2].summary == "worker exited with status 3")
-        #expect(rs[2].evidence.contains { $0 == ("stderr", "kexec-sim: something went wrong") })
+        #expect(rs[2].evidence.contains(.init(key: "stderr", value: "kexec-sim: something went wrong")))
         #expect(rs[3].matches == true)
+        #expect(rs[3].evidence == [.init(key: "entry", value: "0x1000000")])
+        #expect(rs[3].report?.scenario == "fine")
         #expect(Matrix.summaryLine(rs) == "1 passed, 3 failed, 0 skipped")
     }
 
@@ -367,7 +431,9 @@ final class XMLCollector: NSObject, XMLParserDelegate {
         #expect(rs.map(\.status) == [.passed, .passed, .passed])
         #expect(rs.map(\.matches) == [true, true, nil])
         #expect(rs.map(\.expectedText) == ["hang", "rejected EINVAL", "—"])
-        #expect(rs[0].evidence.contains { $0.0 == "loop" && $0.1 == "sha256_mismatch_spin" })
+        #expect(rs[0].evidence.contains { $0.key == "loop" && $0.value == "sha256_mismatch_spin" })
+        #expect(rs[0].report?.policy == "ram-2m")
+        #expect(rs[0].report?.stats != nil)
         let table = Matrix.table(rs)
         #expect(table.hasSuffix("\n3 passed, 0 failed, 0 skipped\n"))
         let line = try #require(Matrix.jsonLines(rs).split(separator: "\n").first)
@@ -377,6 +443,21 @@ final class XMLCollector: NSObject, XMLParserDelegate {
         #expect(obj["status"] as? String == "passed")
         #expect(obj["verdict"] as? String == "hang")
         #expect(obj["stats"] is [String: Any])
+    }
+
+    /// A real arm64 worker runs under the fixture's own policy and reports the same label.
+    @Test func realArm64WorkerReportsItsOwnPolicy() throws {
+        let exe = try #require(TestPaths.kexecSimBinary(), "build kexec-sim first (swift build --build-tests)")
+        let files = [(path: TestPaths.fixture("arm64-mmu-on-16k.yaml"), fromDirectory: false)]
+        let jobs = MatrixPlanner.jobs(fixtures: files, policies: .all, base: TestPaths.repo)
+        #expect(jobs.count == 1)
+        let r = MatrixWorker(executable: exe, timeoutSeconds: 120).run(jobs[0])
+        #expect(r.status == .passed, "\(r.summary)")
+        #expect(r.verdict == "landed")
+        #expect(r.report?.policy == "mmu-on 16k blocks")
+        let line = try JSONDecoder().decode(MatrixReportLine.self, from: Data(Matrix.jsonLines([r]).utf8))
+        #expect(line.report.policy == "mmu-on 16k blocks")
+        #expect(line.fixturePath == "Fixtures/scenarios/arm64-mmu-on-16k.yaml")
     }
 
     @Test func aRealWorkerPastItsLimitIsKilled() throws {

@@ -362,4 +362,52 @@ enum Arm64Generated {
         "touch_probe": 0x8,
         "touch_probe_done": 0x1c,
     ]
+
+    static let purgatoryDataLayout = PurgatoryDataLayout(
+        entry: 0, entryArg: 8, nrRegions: 16, regions: 24,
+        regionSize: 16, regionStart: 0, regionLength: 8, maxRegions: 16,
+        digest: 280, digestSize: 32, size: 312
+    )
+}
+
+extension Arm64GuestCode {
+    /// Symbol offsets of `relocateKernel` from its load base (the same values as `relocateKernel.symbols`).
+    public enum RelocateKernel {
+        /// `arm64_relocate_mmu_off`
+        public static let arm64RelocateMmuOff: UInt64 = 0x1cc
+        /// `arm64_relocate_new_kernel`
+        public static let arm64RelocateNewKernel: UInt64 = 0x0
+        /// `arm64_relocate_new_kernel_end`
+        public static let arm64RelocateNewKernelEnd: UInt64 = 0x1e0
+        /// `arm64_relocate_new_kernel_mmu_on`
+        public static let arm64RelocateNewKernelMmuOn: UInt64 = 0xd0
+    }
+
+    /// Symbol offsets of `purgatory` from its load base (the same values as `purgatory.symbols`).
+    public enum Purgatory {
+        /// `purgatory_data`
+        public static let purgatoryData: UInt64 = 0x1140
+        /// `purgatory_main`
+        public static let purgatoryMain: UInt64 = 0x34
+        /// `purgatory_stack_top`
+        public static let purgatoryStackTop: UInt64 = 0x2280
+        /// `purgatory_start`
+        public static let purgatoryStart: UInt64 = 0x0
+        /// `sha256_mismatch_spin`
+        public static let sha256MismatchSpin: UInt64 = 0x30
+    }
+
+    /// Symbol offsets of `probe` from its load base (the same values as `probe.symbols`).
+    public enum Probe {
+        /// `probe_end`
+        public static let probeEnd: UInt64 = 0x20
+        /// `store_probe`
+        public static let storeProbe: UInt64 = 0x0
+        /// `store_probe_done`
+        public static let storeProbeDone: UInt64 = 0x4
+        /// `touch_probe`
+        public static let touchProbe: UInt64 = 0x8
+        /// `touch_probe_done`
+        public static let touchProbeDone: UInt64 = 0x1c
+    }
 }

@@ -363,4 +363,52 @@ enum X86_64Generated {
         "touch_probe": 0x4,
         "touch_probe_done": 0x18,
     ]
+
+    static let purgatoryDataLayout = PurgatoryDataLayout(
+        entry: 0, entryArg: 8, nrRegions: 16, regions: 24,
+        regionSize: 16, regionStart: 0, regionLength: 8, maxRegions: 16,
+        digest: 280, digestSize: 32, size: 312
+    )
+}
+
+extension X86_64GuestCode {
+    /// Symbol offsets of `relocateKernel` from its load base (the same values as `relocateKernel.symbols`).
+    public enum RelocateKernel {
+        /// `identity_mapped`
+        public static let identityMapped: UInt64 = 0x1d
+        /// `relocate_kernel`
+        public static let relocateKernel: UInt64 = 0x0
+        /// `relocate_kernel_end`
+        public static let relocateKernelEnd: UInt64 = 0xe7
+        /// `swap_pages`
+        public static let swapPages: UInt64 = 0x71
+    }
+
+    /// Symbol offsets of `purgatory` from its load base (the same values as `purgatory.symbols`).
+    public enum Purgatory {
+        /// `purgatory_data`
+        public static let purgatoryData: UInt64 = 0x1240
+        /// `purgatory_main`
+        public static let purgatoryMain: UInt64 = 0x60
+        /// `purgatory_stack_top`
+        public static let purgatoryStackTop: UInt64 = 0x2380
+        /// `purgatory_start`
+        public static let purgatoryStart: UInt64 = 0x0
+        /// `sha256_mismatch_spin`
+        public static let sha256MismatchSpin: UInt64 = 0x50
+    }
+
+    /// Symbol offsets of `probe` from its load base (the same values as `probe.symbols`).
+    public enum Probe {
+        /// `probe_end`
+        public static let probeEnd: UInt64 = 0x19
+        /// `store_probe`
+        public static let storeProbe: UInt64 = 0x0
+        /// `store_probe_done`
+        public static let storeProbeDone: UInt64 = 0x3
+        /// `touch_probe`
+        public static let touchProbe: UInt64 = 0x4
+        /// `touch_probe_done`
+        public static let touchProbeDone: UInt64 = 0x18
+    }
 }

@@ -1,0 +1,210 @@
+import Foundation
+import KexecModel
+
+// Discovering the matrix: fixture files (named or found in directories) and the jobs they give,
+// one per fixture and policy.
+
+/// Which policies each fixture runs under.
+public enum MatrixPolicies: Sendable, Equatable {
+    /// The fixture's own policy (the default).
+    case own
+    /// Every x86_64 identity-map policy.
+    case all
+    case list([IdentityMapPolicy])
+
+    /// nil text: `.own`; "all"; or a comma-separated list of policy names.
+    public static func parse(_ text: String?) throws(MatrixError) -> MatrixPolicies {
+        guard let text else { return .own }
+        let t = text.trimmingCharacters(in: .whitespaces)
+        if t == "all" { return .all }
+        if t == "own" || t == "default" { return .own }
+        var out: [IdentityMapPolicy] = []
+        for part in t.split(separator: ",") {
+            let name = part.trimmingCharacters(in: .whitespaces)
+            guard let p = IdentityMapPolicy(rawValue: name) else {
+                throw MatrixError(
+                    "--policies: unknown policy \"\(name)\" (all, or a comma-separated list of: "
+                        + IdentityMapPolicy.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+            }
+            if !out.contains(p) { out.append(p) }
+        }
+        guard !out.isEmpty else { throw MatrixError("--policies: empty list") }
+        return .list(out)
+    }
+
+    func policies(for scenario: Scenario) -> [IdentityMapPolicy] {
+        switch self {
+        case .own: return [scenario.policy.identityMap]
+        case .all: return IdentityMapPolicy.allCases
+        case .list(let l): return l
+        }
+    }
+}
+
+public struct MatrixError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// One fixture under one policy.
+public struct MatrixJob: Sendable, Equatable {
+    /// The path the worker is given.
+    public var fixturePath: String
+    /// The path relative to the working directory (what sharding hashes and reports show).
+    public var relativePath: String
+    /// The fixture's `name:` (its file stem when it did not load).
+    public var scenarioName: String
+    /// The policy label the run is shown and sharded under: an x86_64 identity-map policy
+    /// ("ram-2m"), or an arm64 fixture's own "relocation granule mappings" ("mmu-on 4k blocks").
+    public var policy: String
+    /// Whether the worker is given `--policy <policy>` (x86_64); false for arm64 jobs, which run
+    /// under the fixture's own policy.
+    public var passesPolicy: Bool
+    public var expected: Expectation?
+    /// Set when the run cannot be made here (a machine file): reported as skipped.
+    public var skipReason: String?
+    /// Set when the fixture did not decode: reported as failed without a worker.
+    public var loadError: String?
+
+    public init(
+        fixturePath: String, relativePath: String, scenarioName: String, policy: String,
+        expected: Expectation? = nil, skipReason: String? = nil, loadError: String? = nil, passesPolicy: Bool = true
+    ) {
+        self.fixturePath = fixturePath
+        self.relativePath = relativePath
+        self.scenarioName = scenarioName
+        self.policy = policy
+        self.passesPolicy = passesPolicy
+        self.expected = expected
+        self.skipReason = skipReason
+        self.loadError = loadError
+    }
+
+    /// The `--policy` the worker is given, nil for none (arm64).
+    public var policyOverride: String? { passesPolicy ? policy : nil }
+    /// "fixture-relative-path|policy", the string the shard hash is taken of.
+    public var shardKey: String { "\(relativePath)|\(policy)" }
+    /// The file name without its extension (JUnit classname).
+    public var fixtureStem: String {
+        let last = relativePath.split(separator: "/").last.map(String.init) ?? relativePath
+        if let dot = last.lastIndex(of: "."), dot != last.startIndex { return String(last[..<dot]) }
+        return last
+    }
+}
+
+/// Enumerating fixtures and jobs.
+public enum MatrixPlanner {
+    /// Architectures whose runs exist (Planner.plan throws PlanError.unsupported for the others):
+    /// fixtures of other architectures are reported as skipped.
+    public static let runnableArchs: Set<Arch> = [.x86_64, .arm64]
+
+    /// Fixture files named by `arguments` (files, or directories searched recursively for
+    /// .yaml/.yml), in order, without repeats. `fromDirectory` tells which ones a directory gave.
+    public static func fixtureFiles(_ arguments: [String]) throws(MatrixError) -> [(path: String, fromDirectory: Bool)]
+    {
+        let fm = FileManager.default
+        var out: [(String, Bool)] = []
+        var seen = Set<String>()
+        for arg in arguments {
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: arg, isDirectory: &isDir) else {
+                throw MatrixError("\(arg): no such file or directory")
+            }
+            if isDir.boolValue {
+                guard let e = fm.enumerator(atPath: arg) else { throw MatrixError("\(arg): cannot list") }
+                var found: [String] = []
+                while let rel = e.nextObject() as? String {
+                    if rel.hasSuffix(".yaml") || rel.hasSuffix(".yml") {
+                        let p = (arg.hasSuffix("/") ? arg : arg + "/") + rel
+                        var d: ObjCBool = false
+                        if fm.fileExists(atPath: p, isDirectory: &d), !d.boolValue { found.append(p) }
+                    }
+                }
+                for p in found.sorted() where seen.insert(standardized(p)).inserted { out.append((p, true)) }
+            } else if seen.insert(standardized(arg)).inserted {
+                out.append((arg, false))
+            }
+        }
+        return out
+    }
+
+    static func standardized(_ p: String) -> String {
+        let abs = p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p
+        return URL(fileURLWithPath: abs).standardizedFileURL.path
+    }
+
+    /// `path` relative to `base` when it lies under it, else the standardized absolute path.
+    public static func relativePath(_ path: String, to base: String = FileManager.default.currentDirectoryPath)
+        -> String
+    {
+        let abs = standardized(path)
+        let b = URL(fileURLWithPath: base).standardizedFileURL.path
+        let prefix = b.hasSuffix("/") ? b : b + "/"
+        return abs.hasPrefix(prefix) ? String(abs.dropFirst(prefix.count)) : abs
+    }
+
+    /// An arm64 fixture's policy as one label, "relocation granule mappings": "mmu-on 4k blocks",
+    /// "mmu-off 64k base-pages" (the label `run` reports for it).
+    public static func arm64PolicyLabel(_ p: PolicySpec) -> String {
+        "\(p.relocation.rawValue) \(p.granule.rawValue) \(p.mappings.rawValue)"
+    }
+
+    /// Every fixture × policy (x86_64), or once under its own policy (arm64): loads each fixture
+    /// (in this process) to learn its arch, name, policy and expectations. Machine-only files
+    /// found in a directory are left out.
+    public static func jobs(
+        fixtures: [(path: String, fromDirectory: Bool)], arch: Arch? = nil, policies: MatrixPolicies = .own,
+        base: String = FileManager.default.currentDirectoryPath
+    ) -> [MatrixJob] {
+        var jobs: [MatrixJob] = []
+        for (path, fromDirectory) in fixtures {
+            let rel = relativePath(path, to: base)
+            let abs = standardized(path)
+            let sc: Scenario
+            do {
+                sc = try FixtureDecoder.load(path: path)
+            } catch {
+                var j = MatrixJob(fixturePath: abs, relativePath: rel, scenarioName: "", policy: "-")
+                j.scenarioName = j.fixtureStem
+                j.loadError = error.description
+                jobs.append(j)
+                continue
+            }
+            if let arch, sc.machine.arch != arch { continue }
+            if sc.kexec == nil {
+                if fromDirectory { continue }
+                jobs.append(
+                    MatrixJob(
+                        fixturePath: abs, relativePath: rel, scenarioName: sc.name, policy: "-",
+                        skipReason: "a machine fixture (no kexec section): nothing to run"))
+                continue
+            }
+            if !runnableArchs.contains(sc.machine.arch) {
+                // Planner.plan throws PlanError.unsupported for these; the policies are x86_64's.
+                jobs.append(
+                    MatrixJob(
+                        fixturePath: abs, relativePath: rel, scenarioName: sc.name, policy: "default",
+                        expected: sc.expect,
+                        skipReason: "machine.arch: \(sc.machine.arch.rawValue) runs are not built yet (x86_64 only)"))
+                continue
+            }
+            if sc.machine.arch == .arm64 {
+                // The identity-map policies are x86_64's: whatever --policies says, an arm64 fixture
+                // runs once, under its own relocation mode and linear map, and is shown and
+                // sharded under that label.
+                jobs.append(
+                    MatrixJob(
+                        fixturePath: abs, relativePath: rel, scenarioName: sc.name, policy: arm64PolicyLabel(sc.policy),
+                        expected: sc.expect, passesPolicy: false))
+                continue
+            }
+            for p in policies.policies(for: sc) {
+                jobs.append(
+                    MatrixJob(
+                        fixturePath: abs, relativePath: rel, scenarioName: sc.name, policy: p.rawValue,
+                        expected: sc.expectation(for: p)))
+            }
+        }
+        return jobs
+    }
+}

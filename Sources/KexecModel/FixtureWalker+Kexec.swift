@@ -93,7 +93,8 @@ extension Walker {
 
     func injection(_ node: Node, path: String) throws(InputError) -> Injection {
         let known =
-            "wrong-digest, list-cycle, overwrite-control-page, scribble, invalid-opcode, nx-start, flip-source-byte, start-address"
+            "wrong-digest, list-cycle, overwrite-control-page, scribble, invalid-opcode, nx-start, flip-source-byte, "
+            + "start-address, first-kernel-write"
         switch node {
         case .scalar(let s):
             switch s.string {
@@ -107,9 +108,13 @@ extension Walker {
                 throw fail(node, path, "unknown injection \"\(s.string)\" (expected one of: \(known))")
             }
         case .mapping(let m):
-            let f = try Fields(node, m, path: path, allowed: ["flip-source-byte", "start-address"], file: file)
+            let f = try Fields(
+                node, m, path: path, allowed: ["flip-source-byte", "start-address", "first-kernel-write"], file: file)
             if let a = f.value("start-address") {
                 return .startAddress(PhysAddr(try number(a, f.field("start-address"), what: "an address")))
+            }
+            if let a = f.value("first-kernel-write") {
+                return .firstKernelWrite(PhysAddr(try number(a, f.field("first-kernel-write"), what: "an address")))
             }
             let inner = try required(f, "flip-source-byte")
             let field = f.field("flip-source-byte")

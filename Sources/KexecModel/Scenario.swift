@@ -106,6 +106,10 @@ public enum Injection: Sendable, Equatable {
     /// The identity map's leaf over the start address (purgatory's entry) has NX set: the jump
     /// there faults on the fetch (EFER.NXE is on, as the first kernel leaves it).
     case nxStart
+    /// While the relocation runs, the first kernel writes one byte at this physical address (a CPU
+    /// that did not stop, or a device still doing the DMA it was set up for): memory that must not
+    /// change does, and the run ends in `stray-write` naming the page.
+    case firstKernelWrite(PhysAddr)
 }
 
 public struct KexecRequest: Sendable {

@@ -97,6 +97,21 @@ final class GuestLayout {
                 start: PhysAddr(sorted[i]), size: ByteCount(UInt64(j - i + 1) * page), label: "kimage pages")
             i = j + 1
         }
+        // Pages a first-kernel write will hit during the run: backed (holding the first kernel's
+        // contents) and protected, unless they are a destination.
+        var firstKernelPages: [PhysAddr] = []
+        for case .firstKernelWrite(let a) in plan.scenario.kexec?.inject ?? [] {
+            let p = a.alignedDown(kexecPageSize)
+            guard !dest.contains(p) else { continue }
+            if !l.memory.isBacked(p) {
+                try l.memory.add(start: p, size: kexecPageSize, label: "first-kernel memory")
+                if let ptr = l.memory.pointer(p, length: Int(page)) {
+                    memset(ptr, Int32(Payload.oldContentsByte), Int(page))
+                }
+            }
+            l.labels[p.raw] = l.labels[p.raw] ?? "first-kernel memory"
+            firstKernelPages.append(p)
+        }
         for s in plan.segments {
             guard let r = s.range else { continue }
             var p = r.first.raw & ~(page - 1)
@@ -186,6 +201,7 @@ final class GuestLayout {
         l.protect(k.controlPage, length: protectedControl)
         for (pa, _) in tablePages(plan) { l.protect(pa) }
         for p in k.indirectionPages { l.protect(p.pa) }
+        for p in firstKernelPages { l.protect(p) }
         if k.type == .crash {
             for b in mem.blocks {
                 var p = b.range.first.raw

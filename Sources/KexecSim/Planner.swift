@@ -20,6 +20,16 @@ public enum Planner {
 
     /// Plans a scenario of either architecture: the segments, the kimage and the tables.
     public static func plan(_ scenario: Scenario) throws(PlanError) -> PlanOutcome {
+        if let req = scenario.kexec, req.type == .crash, scenario.machine.crashkernelRanges.isEmpty {
+            // crashk_res is empty: kexec_load's sanity check finds no segment inside it, and
+            // kexec_file_load's hole search over it finds nothing (kernel/kexec_file.c).
+            let check = req.syscall == .kexecLoad ? "sanity_check_segment_list" : "kexec_locate_mem_hole"
+            let why =
+                "a crash load goes into the crashkernel reservation (crashk_res), and this machine has none: "
+                + "its first kernel booted without crashkernel= (set machine.crashkernel, or import a log whose "
+                + "kernel reserved it)"
+            return .rejected(Rejection(.EADDRNOTAVAIL, check: check, why), scenario)
+        }
         switch scenario.machine.arch {
         case .x86_64: return try planX86(scenario)
         case .arm64: return try Arm64Planner.plan(scenario)

@@ -46,6 +46,8 @@ public enum Report {
         let entries = k.listEntries
         return [
             "scenario": p.scenario.name,
+            "arch": p.scenario.machine.arch.rawValue,
+            "policy": p.policyLabel,
             "type": k.type.rawValue,
             "segments": p.segments.map {
                 [
@@ -54,6 +56,8 @@ public enum Report {
                 ] as [String: Any]
             },
             "entry": hex(p.kernelEntry.raw),
+            // x86_64 rsi (boot_params) or arm64 x0 (DTB) at the entry.
+            "entry_argument": hex(p.entryArgument.raw),
             "start_address": hex(k.startAddress.raw),
             "control_page": hex(k.controlPage.raw),
             "swap_page": k.swapPage.map { hex($0.raw) as Any } ?? NSNull(),
@@ -87,7 +91,7 @@ public enum Report {
                 "  \(s.name.padding(toLength: 12, withPad: " ", startingAt: 0)) mem \(hex16(s.mem.raw))  memsz \(formatSize(s.memsz.raw).padding(toLength: 8, withPad: " ", startingAt: 0)) bufsz \(s.bufsz.raw)\n"
         }
         out +=
-            "entry \(hex(p.kernelEntry.raw)), purgatory start \(hex(k.startAddress.raw)), boot_params \(hex(p.bootParams.raw))\n"
+            "entry \(hex(p.kernelEntry.raw)), purgatory start \(hex(k.startAddress.raw)), \(p.arm64 == nil ? "boot_params" : "dtb (x0)") \(hex(p.entryArgument.raw))\n"
         out +=
             "control page \(hex(k.controlPage.raw)), swap page \(k.swapPage.map { hex($0.raw) } ?? "none"), \(k.extraControlPages.count) page-table pages\n"
         let entries = k.listEntries

@@ -98,6 +98,10 @@ public enum Runner {
         var stop = r1
         // Phase 2: purgatory, up to the next kernel's entry.
         if case .reached = r1 {
+            // The first kernel writes where it should not while the relocation runs (injected).
+            for case .firstKernelWrite(let a) in sc.kexec?.inject ?? [] {
+                if let p = mem.pointer(a, length: 1) { p.storeBytes(of: p.load(as: UInt8.self) ^ 0xff, as: UInt8.self) }
+            }
             t = Date()
             stop = e.run(
                 from: VirtAddr(plan.purgatoryEntry.raw), until: VirtAddr(plan.kernelEntry.raw), budget: budget,

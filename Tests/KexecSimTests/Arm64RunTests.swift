@@ -54,4 +54,48 @@ import Testing
         #expect(ev(r)["level"] == "L1")
         #expect(ev(r)["routine"]?.hasPrefix("relocate_kernel") == true)
     }
+
+    /// The first kernel writes a page of its own memory while the crash image is relocated: the
+    /// page was snapshotted as memory that must not change, so the run is a stray write naming it.
+    @Test func firstKernelWriteDuringACrashLoadIsAStrayWrite() throws {
+        let r = try Runner.run(try fixture("arm64-crash-first-kernel-write.yaml"))
+        #expect(r.verdict.kind == .strayWrite)
+        #expect(r.verdict.address == 0x8000_1000)
+        #expect(ev(r)["page"] == "0x80001000")
+        #expect(ev(r)["what"] == "first-kernel memory")
+        #expect(ev(r)["first_differing_byte"] == "0x80001234")
+        #expect(ev(r)["region"] == "usable [0x0000000040000000-0x000000013fffffff]")
+        #expect(r.policy == "mmu-off 4k blocks")
+        #expect(r.matches == true)
+    }
+
+    /// arm64 plans go through the same Planner as x86_64: the DTB is the entry argument.
+    @Test func planOfAnArm64FixtureNamesTheDTB() throws {
+        guard case .planned(let p) = try Planner.plan(try fixture("arm64-basic.yaml")) else {
+            Issue.record("arm64-basic.yaml was not planned")
+            return
+        }
+        #expect(p.segments.map(\.name) == ["kernel", "initrd", "dtb", "purgatory"])
+        #expect(p.entryArgument.raw == 0x1_3f5f_f000)
+        #expect(p.policyLabel == "mmu-off 4k blocks")
+        #expect(p.arm64?.tables.isEmpty == true)
+    }
+
+    /// A crash load on a machine without a crashkernel reservation: the kernel's EADDRNOTAVAIL, and
+    /// words that say why, on both architectures.
+    @Test func crashLoadWithoutReservationSaysSo() throws {
+        for name in ["arm64-kdump-crashkernel.yaml", "x86_64-real-epyc-1tib-kdump.yaml"] {
+            var sc = try fixture(name)
+            sc.machine.crashkernel = nil
+            sc.machine.crashkernelRanges = []
+            let r = try Runner.run(sc)
+            #expect(r.verdict.kind == .rejected, "\(name)")
+            #expect(r.verdict.errno == "EADDRNOTAVAIL")
+            #expect(ev(r)["check"] == "kexec_locate_mem_hole")
+            #expect(
+                ev(r)["detail"]?.hasPrefix(
+                    "a crash load goes into the crashkernel reservation (crashk_res), and this machine has none")
+                    == true)
+        }
+    }
 }

@@ -126,14 +126,10 @@ enum Arm64RunBackend: RunBackend {
         ]
     }
 
-    static func runTouchProbe(
-        _ e: Arm64Engine, base: UInt64, list: UInt64, count: Int, timeoutMicros: UInt64
-    ) -> (StopReason<Arm64Walker.Fault>, remaining: Int) {
+    static func setTouchProbeArguments(_ e: Arm64Engine, list: UInt64, count: Int) {
         e.write(.x0, list)
         e.write(.x1, UInt64(count))
-        let stop = e.run(
-            from: VirtAddr(base + probe.offset(of: "touch_probe")),
-            until: VirtAddr(base + probe.offset(of: "touch_probe_done")), budget: 0, timeoutMicros: timeoutMicros)
-        return (stop, Int(e.read(.x1)))
     }
+
+    static func touchesLeft(_ e: Arm64Engine) -> Int { Int(e.read(.x1)) }
 }

@@ -232,9 +232,11 @@ struct Diagnosis<B: RunBackend> {
         // Firmware memory exists even though nothing loaded it: back any region on demand; a hole has nothing.
         let m = machine
         engine.backOnDemand = { pa, _ in m.memory.region(containing: pa) != nil }
-        let (stop, remaining) = B.runTouchProbe(
-            engine, base: base, list: list, count: count, timeoutMicros: timeoutMicros)
-        let index = count - remaining
+        B.setTouchProbeArguments(engine, list: list, count: count)
+        let stop = engine.run(
+            from: VirtAddr(base + B.probe.offset(of: "touch_probe")),
+            until: VirtAddr(base + B.probe.offset(of: "touch_probe_done")), budget: 0, timeoutMicros: timeoutMicros)
+        let index = count - B.touchesLeft(engine)
         let addr = index < touches.count ? touches[index].raw : 0
         let region = machine.memory.describe(PhysAddr(addr))
         var ev = landed.evidence

@@ -38,11 +38,11 @@ protocol RunBackend {
     /// What the hardware does with an exception kexec's path cannot handle, and the registers that say so.
     static func exceptionEvidence(_ e: Engine<Arch>) -> [(String, String)]
 
-    /// Starts the touch probe at `base` over `count` addresses listed at `list`; returns the stop
-    /// and how many addresses were left unread.
-    static func runTouchProbe(
-        _ e: Engine<Arch>, base: UInt64, list: UInt64, count: Int, timeoutMicros: UInt64
-    ) -> (StopReason<Arch.Fault>, remaining: Int)
+    /// The touch probe's arguments: the address of the list and how many addresses it holds.
+    static func setTouchProbeArguments(_ e: Engine<Arch>, list: UInt64, count: Int)
+
+    /// How many listed addresses the touch probe had not read when it stopped.
+    static func touchesLeft(_ e: Engine<Arch>) -> Int
 }
 
 /// x86_64: relocate_kernel entered at the control page's kernel-virtual alias with long mode and
@@ -117,14 +117,10 @@ enum X86RunBackend: RunBackend {
         ]
     }
 
-    static func runTouchProbe(
-        _ e: X86Engine, base: UInt64, list: UInt64, count: Int, timeoutMicros: UInt64
-    ) -> (StopReason<X86Walker.Fault>, remaining: Int) {
+    static func setTouchProbeArguments(_ e: X86Engine, list: UInt64, count: Int) {
         e.write(.rsi, list)
         e.write(.rcx, UInt64(count))
-        let stop = e.run(
-            from: VirtAddr(base + probe.offset(of: "touch_probe")),
-            until: VirtAddr(base + probe.offset(of: "touch_probe_done")), budget: 0, timeoutMicros: timeoutMicros)
-        return (stop, Int(e.read(.rcx)))
     }
+
+    static func touchesLeft(_ e: X86Engine) -> Int { Int(e.read(.rcx)) }
 }

@@ -98,4 +98,24 @@ import Testing
                     == true)
         }
     }
+
+    /// next_kernel_touches on arm64: the probe reads with the MMU off, as the next kernel starts;
+    /// RAM is readable, an address where no memory or device is stops the machine.
+    @Test func nextKernelTouchesRunOnArm64() throws {
+        var sc = try fixture("arm64-basic.yaml")
+        sc.nextKernelTouches = [PhysAddr(0x4000_0000), PhysAddr(0x1_0000_0008)]
+        let ok = try Runner.run(sc)
+        #expect(ok.verdict.kind == .landed)
+        #expect(
+            ev(ok)["next_kernel_touches"]
+                == "0x40000000 with the MMU off (usable [0x0000000040000000-0x000000013fffffff]); "
+                + "0x100000008 with the MMU off (usable [0x0000000040000000-0x000000013fffffff])")
+        sc.nextKernelTouches = [PhysAddr(0x4000_0000), PhysAddr(0x2_0000_0000)]
+        let hole = try Runner.run(sc)
+        #expect(hole.verdict.kind == .halt)
+        #expect(hole.verdict.address == 0x2_0000_0000)
+        #expect(
+            hole.verdict.summary
+                == "the next kernel's read of 0x200000000 reaches 0x200000000, where no memory or device is")
+    }
 }

@@ -46,31 +46,32 @@ enum Arm64RunBackend: RunBackend {
         return pc >= c && pc - c < 0x1000 ? pc - c : nil
     }
 
-    static func handOffProblem(_ e: Arm64Engine, plan: Plan) -> (summary: String, evidence: [(String, String)])? {
+    static func handOffProblem(_ e: Arm64Engine, plan: Plan) -> (summary: String, evidence: [Evidence])? {
         let regs = [e.read(.x0), e.read(.x1), e.read(.x2), e.read(.x3)]
         let sctlr = e.read(.sctlrEL1)
         guard regs != [plan.entryArgument.raw, 0, 0, 0] || sctlr & 1 != 0 else { return nil }
         return (
             "reached the entry with wrong hand-off state",
-            [("x0..x3", regs.map { hex($0) }.joined(separator: " ")), ("sctlr_el1", hex(sctlr))]
+            [Evidence(.x0ToX3, regs.map { hex($0) }.joined(separator: " ")), Evidence(.sctlrEL1, hex(sctlr))]
         )
     }
 
-    static func landed(_ e: Arm64Engine, plan: Plan) -> (summary: String, evidence: [(String, String)]) {
+    static func landed(_ e: Arm64Engine, plan: Plan) -> (summary: String, evidence: [Evidence]) {
         let pc = e.read(.pc)
         return (
             "every destination byte matches, entry \(hex(pc)) with x0 = DTB \(hex(plan.entryArgument.raw)), MMU off, "
                 + "nothing else changed",
             [
-                ("entry", hex(pc)), ("x0_dtb", hex(plan.entryArgument.raw)), ("x1_x2_x3", "0 0 0"),
-                ("mmu", "off (SCTLR_EL1.M = 0)"), ("relocation", plan.scenario.policy.relocation.rawValue),
+                Evidence(.entry, hex(pc)), Evidence(.x0Dtb, hex(plan.entryArgument.raw)), Evidence(.x1X2X3, "0 0 0"),
+                Evidence(.mmu, "off (SCTLR_EL1.M = 0)"),
+                Evidence(.relocation, plan.scenario.policy.relocation.rawValue),
             ]
         )
     }
 
-    static func landedExtras(plan: Plan) -> [(String, String)] {
+    static func landedExtras(plan: Plan) -> [Evidence] {
         let sc = plan.scenario
-        var ev: [(String, String)] = []
+        var ev: [Evidence] = []
         if sc.machine.crashkernelProtection == .unmapped && !plan.crashRegions.isEmpty {
             let g = Arm64Granule(rawValue: sc.policy.granule.rawValue) ?? .g4k
             let m: Arm64Mappings = sc.policy.mappings == .blocks ? .blocks : .basePages
@@ -80,45 +81,45 @@ enum Arm64RunBackend: RunBackend {
             let guarded = Arm64LinearMap.cost(
                 ram: ram, protected: plan.crashRegions, granule: g, mappings: m, layout: l)
             ev.append(
-                (
-                    "crashkernel_protection",
+                Evidence(
+                    .crashkernelProtection,
                     "unmapped: the first kernel's linear map costs \(guarded.pages) pages (\(formatSize(guarded.bytes))) "
                         + "instead of \(open.pages) (\(formatSize(open.bytes))); stamps into the region cannot happen"
                 ))
             let stamps =
                 sc.kexec?.inject.filter { if case .flipSourceByte = $0 { return true } else { return false } }.count
                 ?? 0
-            if stamps > 0 { ev.append(("stamps_blocked", "\(stamps)")) }
+            if stamps > 0 { ev.append(Evidence(.stampsBlocked, "\(stamps)")) }
         }
         for t in plan.arm64?.tables ?? [] {
+            let key =
+                t.name.replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "-", with: "_") + "_tables"
+            let cost = t.tables.cost
             ev.append(
-                (
-                    t.name.replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "-", with: "_")
-                        + "_tables",
-                    "\(t.tables.cost.pages) pages (\(formatSize(t.tables.cost.bytes))), \(t.tables.granule) "
-                        + "\(t.tables.mappings)"
-                ))
+                Evidence(
+                    key: .tableCost(key),
+                    value: "\(cost.pages) pages (\(formatSize(cost.bytes))), \(t.tables.granule) \(t.tables.mappings)"))
         }
         return ev
     }
 
-    static func faultDetail(_ f: Arm64Walker.Fault, plan: Plan) -> (physical: UInt64, evidence: [(String, String)]) {
+    static func faultDetail(_ f: Arm64Walker.Fault, plan: Plan) -> (physical: UInt64, evidence: [Evidence]) {
         let pa = plan.arm64?.layout?.pa(f.va).map { $0.raw } ?? f.va.raw
         return (
             pa,
             [
-                ("physical", hex(pa)), ("entry_address", f.entryAddress.map { hex($0.raw) } ?? "-"),
-                ("entry", hex(f.entry)), ("arm64_fault", f.description),
-                ("fault_status_code", hex(UInt64(f.statusCode))),
+                Evidence(.physical, hex(pa)), Evidence(.entryAddress, f.entryAddress.map { hex($0.raw) } ?? "-"),
+                Evidence(.entry, hex(f.entry)), Evidence(.arm64Fault, f.description),
+                Evidence(.faultStatusCode, hex(UInt64(f.statusCode))),
             ]
         )
     }
 
-    static func exceptionEvidence(_ e: Arm64Engine) -> [(String, String)] {
+    static func exceptionEvidence(_ e: Arm64Engine) -> [Evidence] {
         [
-            ("vbar_el1", hex(e.read(.vbarEL1))),
-            (
-                "on_hardware",
+            Evidence(.vbarEL1, hex(e.read(.vbarEL1))),
+            Evidence(
+                .onHardware,
                 "VBAR_EL1 still points at the first kernel's vectors, a virtual address that means nothing "
                     + "with the MMU off: the vector fetch aborts again and again (an exception storm) and "
                     + "the CPU never gets anywhere; the emulator stops at the first exception instead"

@@ -48,17 +48,19 @@ struct Diagnosis<B: RunBackend> {
             return Verdict(kind: .halt, summary: "emulation stopped at \(pc) (\(routine(pc.raw)))")
         case .stoppedAt(let pc, let name):
             // Purgatory's digest check failed and it spins forever, as the real one does.
-            var ev: [(String, String)] = [("pc", hex(pc.raw)), ("routine", routine(pc.raw)), ("loop", name)]
+            var ev: [Evidence] = [
+                Evidence(.pc, hex(pc.raw)), Evidence(.routine, routine(pc.raw)), Evidence(.loop, name),
+            ]
             let mismatch = Self.firstDestinationMismatch(segments: plan.segments, mem: layout.memory)
             if let m = mismatch {
-                ev.append(("stamped_segment", m.segment))
-                ev.append(("first_differing_address", hex(m.address)))
-                ev.append(("offset_in_segment", hex(m.offset)))
+                ev.append(Evidence(.stampedSegment, m.segment))
+                ev.append(Evidence(.firstDifferingAddress, hex(m.address)))
+                ev.append(Evidence(.offsetInSegment, hex(m.offset)))
             } else if plan.storedDigest != plan.digest {
-                ev.append(("cause", "the digest stored in purgatory does not match the segments"))
+                ev.append(Evidence(.cause, "the digest stored in purgatory does not match the segments"))
             }
-            ev.append(("stored_digest", plan.storedDigest.map { String(format: "%02x", $0) }.joined()))
-            ev.append(("segments_digest", plan.digest.map { String(format: "%02x", $0) }.joined()))
+            ev.append(Evidence(.storedDigest, plan.storedDigest.map { String(format: "%02x", $0) }.joined()))
+            ev.append(Evidence(.segmentsDigest, plan.digest.map { String(format: "%02x", $0) }.joined()))
             return Verdict(
                 kind: .hang,
                 summary: "purgatory spins after a sha256 digest mismatch"
@@ -73,10 +75,10 @@ struct Diagnosis<B: RunBackend> {
                 summary:
                     "page fault at \(hex(f.va.raw))\(at) in \(region) because the \(missing(f)) under policy \(policy)",
                 evidence: [
-                    ("address", hex(f.va.raw)), ("access", access.rawValue), ("pc", hex(pc.raw)),
-                    ("routine", routine(pc.raw)), ("region", region),
-                    ("level", f.tableLevel?.description ?? "-"), ("reason", f.reasonText),
-                ] + detail.evidence + [("policy", policy)], address: f.va.raw)
+                    Evidence(.address, hex(f.va.raw)), Evidence(.access, access.rawValue), Evidence(.pc, hex(pc.raw)),
+                    Evidence(.routine, routine(pc.raw)), Evidence(.region, region),
+                    Evidence(.level, f.tableLevel?.description ?? "-"), Evidence(.reason, f.reasonText),
+                ] + detail.evidence + [Evidence(.policy, policy)], address: f.va.raw)
         case .unbackedAccess(let pa, let access, let pc) where engine.onDemandLimitHit:
             return Verdict(
                 kind: .halt,
@@ -84,17 +86,18 @@ struct Diagnosis<B: RunBackend> {
                     "runaway guest: \(engine.onDemandPageCount) pages of RAM nobody loaded were touched "
                     + "(limit \(engine.onDemandLimit)) when \(routine(pc.raw)) \(access.rawValue) \(hex(pa.raw))",
                 evidence: [
-                    ("address", hex(pa.raw)), ("access", access.rawValue), ("pc", hex(pc.raw)),
-                    ("routine", routine(pc.raw)),
-                    ("on_demand_pages", "\(engine.onDemandPageCount)"), ("limit", "\(engine.onDemandLimit) pages"),
+                    Evidence(.address, hex(pa.raw)), Evidence(.access, access.rawValue), Evidence(.pc, hex(pc.raw)),
+                    Evidence(.routine, routine(pc.raw)),
+                    Evidence(.onDemandPages, "\(engine.onDemandPageCount)"),
+                    Evidence(.limit, "\(engine.onDemandLimit) pages"),
                 ], address: pa.raw)
         case .unbackedAccess(let pa, let access, let pc):
             let region = machine.memory.describe(pa)
             return Verdict(
                 kind: .halt, summary: "\(access.rawValue) of \(hex(pa.raw)) in \(region): the machine would stop there",
                 evidence: [
-                    ("address", hex(pa.raw)), ("access", access.rawValue), ("pc", hex(pc.raw)),
-                    ("routine", routine(pc.raw)), ("region", region),
+                    Evidence(.address, hex(pa.raw)), Evidence(.access, access.rawValue), Evidence(.pc, hex(pc.raw)),
+                    Evidence(.routine, routine(pc.raw)), Evidence(.region, region),
                 ],
                 address: pa.raw)
         case .budgetExhausted(let pc, let executed):
@@ -102,8 +105,9 @@ struct Diagnosis<B: RunBackend> {
             return Verdict(
                 kind: .hang, summary: "instruction budget of \(executed) ran out in \(routine(pc.raw))",
                 evidence: [
-                    ("pc", hex(pc.raw)), ("routine", routine(pc.raw)), ("budget", "\(executed) instructions"),
-                    ("loop", loop),
+                    Evidence(.pc, hex(pc.raw)), Evidence(.routine, routine(pc.raw)),
+                    Evidence(.budget, "\(executed) instructions"),
+                    Evidence(.loop, loop),
                 ])
         case .timedOut(let pc):
             let loop = engine.sampleLoop(at: pc)
@@ -112,13 +116,13 @@ struct Diagnosis<B: RunBackend> {
                 summary:
                     "no progress to the kernel entry within \(Int(options.timeoutSeconds)) s; stuck in \(routine(pc.raw))",
                 evidence: [
-                    ("pc", hex(pc.raw)), ("routine", routine(pc.raw)),
-                    ("budget", "\(Int(options.timeoutSeconds)) s wall clock"), ("loop", loop),
+                    Evidence(.pc, hex(pc.raw)), Evidence(.routine, routine(pc.raw)),
+                    Evidence(.budget, "\(Int(options.timeoutSeconds)) s wall clock"), Evidence(.loop, loop),
                 ])
         case .cpuException(let pc, _, let detail):
             return Verdict(
                 kind: .halt, summary: "CPU exception in \(routine(pc.raw)): \(detail)",
-                evidence: [("pc", hex(pc.raw)), ("routine", routine(pc.raw)), ("detail", detail)]
+                evidence: [Evidence(.pc, hex(pc.raw)), Evidence(.routine, routine(pc.raw)), Evidence(.detail, detail)]
                     + B.exceptionEvidence(engine))
         }
     }
@@ -133,8 +137,8 @@ struct Diagnosis<B: RunBackend> {
                 summary:
                     "reached the entry but segment \(m.segment) differs at \(hex(m.address)) (offset \(hex(m.offset)))",
                 evidence: [
-                    ("segment", m.segment), ("address", hex(m.address)), ("offset", hex(m.offset)),
-                    ("entry", hex(plan.kernelEntry.raw)),
+                    Evidence(.segment, m.segment), Evidence(.address, hex(m.address)), Evidence(.offset, hex(m.offset)),
+                    Evidence(.entry, hex(plan.kernelEntry.raw)),
                 ],
                 address: m.address)
         }
@@ -145,8 +149,8 @@ struct Diagnosis<B: RunBackend> {
                 kind: .strayWrite,
                 summary: "memory outside the allowed ranges changed: page \(page) (\(layout.label(page))) in \(region)",
                 evidence: [
-                    ("page", hex(page.raw)), ("what", layout.label(page)), ("region", region),
-                    ("first_differing_byte", first.map { hex($0) } ?? "?"),
+                    Evidence(.page, hex(page.raw)), Evidence(.what, layout.label(page)), Evidence(.region, region),
+                    Evidence(.firstDifferingByte, first.map { hex($0) } ?? "?"),
                 ],
                 address: page.raw)
         }
@@ -159,8 +163,8 @@ struct Diagnosis<B: RunBackend> {
                     kind: .strayWrite,
                     summary: "the run wrote page \(p) (\(machine.memory.describe(p))), which nothing may touch",
                     evidence: [
-                        ("page", hex(p.raw)), ("region", machine.memory.describe(p)),
-                        ("first_differing_byte", hex(r.first.raw + UInt64(i))),
+                        Evidence(.page, hex(p.raw)), Evidence(.region, machine.memory.describe(p)),
+                        Evidence(.firstDifferingByte, hex(r.first.raw + UInt64(i))),
                     ],
                     address: p.raw)
             }
@@ -174,10 +178,10 @@ struct Diagnosis<B: RunBackend> {
         return Verdict(
             kind: .landed, summary: handOff.summary,
             evidence: handOff.evidence + [
-                ("segments", segs), ("sha256", plan.digest.map { String(format: "%02x", $0) }.joined()),
-                ("protected_pages", "\(layout.protectedCount) unchanged"),
-                ("on_demand_pages", "\(engine.onDemandPageCount) still zero"),
-            ] + B.landedExtras(plan: plan) + plan.imageInfo)
+                Evidence(.segments, segs), Evidence(.sha256, plan.digest.map { String(format: "%02x", $0) }.joined()),
+                Evidence(.protectedPages, "\(layout.protectedCount) unchanged"),
+                Evidence(.onDemandPages, "\(engine.onDemandPageCount) still zero"),
+            ] + B.landedExtras(plan: plan) + Evidence.imageFields(plan.imageInfo))
     }
 
     struct Mismatch {
@@ -250,8 +254,8 @@ struct Diagnosis<B: RunBackend> {
                     touched.append("\(hex(a.raw)) via \(t.leaf) leaf (\(region))")
                     if let reg = machine.memory.region(containing: a), reg.type == .reserved || reg.type == .unusable {
                         ev.append(
-                            (
-                                "touched_reserved",
+                            Evidence(
+                                .touchedReserved,
                                 "\(hex(a.raw)) in \(region) is mapped by a \(t.leaf) leaf over \(reg.type.rawValue) memory"
                             ))
                     }
@@ -259,17 +263,18 @@ struct Diagnosis<B: RunBackend> {
                     touched.append("\(hex(a.raw)) with the MMU off (\(region))")
                 }
             }
-            ev.append(("next_kernel_touches", touched.joined(separator: "; ")))
+            ev.append(Evidence(.nextKernelTouches, touched.joined(separator: "; ")))
             var v = landed
             v.evidence = ev
             return v
         case .translationFault(let f, let access, let pc):
-            var evidence: [(String, String)] = [
-                ("address", hex(addr)), ("access", access.rawValue), ("pc", hex(pc.raw)),
-                ("routine", "next kernel (touch probe)"), ("region", region),
-                ("level", f.tableLevel?.description ?? "-"), ("reason", f.reasonText), ("policy", policy),
+            var evidence: [Evidence] = [
+                Evidence(.address, hex(addr)), Evidence(.access, access.rawValue), Evidence(.pc, hex(pc.raw)),
+                Evidence(.routine, "next kernel (touch probe)"), Evidence(.region, region),
+                Evidence(.level, f.tableLevel?.description ?? "-"), Evidence(.reason, f.reasonText),
+                Evidence(.policy, policy),
             ]
-            if let tables = plan.x86?.tables { evidence.append(("effective_leaf_rule", tables.effectiveLeafRule)) }
+            if let tables = plan.x86?.tables { evidence.append(Evidence(.effectiveLeafRule, tables.effectiveLeafRule)) }
             return Verdict(
                 kind: .pageFault,
                 summary:
@@ -279,10 +284,12 @@ struct Diagnosis<B: RunBackend> {
             return Verdict(
                 kind: .halt,
                 summary: "the next kernel's read of \(hex(addr)) reaches \(hex(pa.raw)), where no memory or device is",
-                evidence: [("address", hex(addr)), ("region", machine.memory.describe(pa))], address: addr)
+                evidence: [Evidence(.address, hex(addr)), Evidence(.region, machine.memory.describe(pa))], address: addr
+            )
         default:
             return Verdict(
-                kind: .halt, summary: "touch probe stopped: \(stop)", evidence: [("address", hex(addr))], address: addr)
+                kind: .halt, summary: "touch probe stopped: \(stop)", evidence: [Evidence(.address, hex(addr))],
+                address: addr)
         }
     }
 }

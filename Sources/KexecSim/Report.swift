@@ -19,8 +19,9 @@ public enum Report {
         var out = "\(r.scenario.name)  (\(r.scenario.file))\n"
         out += "engine: \(r.engine)   policy: \(r.policy)\n"
         out += "verdict: \(r.verdict.kind.rawValue) — \(r.verdict.summary)\n"
-        let w = r.verdict.evidence.map(\.0.count).max() ?? 0
-        for (k, v) in r.verdict.evidence {
+        let w = r.verdict.evidence.map(\.key.name.count).max() ?? 0
+        for e in r.verdict.evidence {
+            let (k, v) = (e.key.name, e.value)
             out += "  \(k.padding(toLength: w, withPad: " ", startingAt: 0))  \(v)\n"
         }
         for w in r.verdict.warnings { out += "warning: \(w)\n" }

@@ -23,20 +23,20 @@ protocol RunBackend {
 
     /// nil when the registers at the entry are the hand-off the next kernel expects; otherwise the
     /// summary and the evidence of what is wrong.
-    static func handOffProblem(_ e: Engine<Arch>, plan: Plan) -> (summary: String, evidence: [(String, String)])?
+    static func handOffProblem(_ e: Engine<Arch>, plan: Plan) -> (summary: String, evidence: [Evidence])?
 
     /// The landed verdict's summary and hand-off evidence (entry, argument register, MMU state).
-    static func landed(_ e: Engine<Arch>, plan: Plan) -> (summary: String, evidence: [(String, String)])
+    static func landed(_ e: Engine<Arch>, plan: Plan) -> (summary: String, evidence: [Evidence])
 
     /// Evidence only this architecture has, for a landed run (arm64 table costs, protection).
-    static func landedExtras(plan: Plan) -> [(String, String)]
+    static func landedExtras(plan: Plan) -> [Evidence]
 
     /// The physical address behind a faulting VA (x86's identity map: the VA itself; arm64's
     /// linear map: VA + phys offset), and architecture detail for the evidence.
-    static func faultDetail(_ f: Arch.Fault, plan: Plan) -> (physical: UInt64, evidence: [(String, String)])
+    static func faultDetail(_ f: Arch.Fault, plan: Plan) -> (physical: UInt64, evidence: [Evidence])
 
     /// What the hardware does with an exception kexec's path cannot handle, and the registers that say so.
-    static func exceptionEvidence(_ e: Engine<Arch>) -> [(String, String)]
+    static func exceptionEvidence(_ e: Engine<Arch>) -> [Evidence]
 
     /// The touch probe's arguments: the address of the list and how many addresses it holds.
     static func setTouchProbeArguments(_ e: Engine<Arch>, list: UInt64, count: Int)
@@ -76,41 +76,41 @@ enum X86RunBackend: RunBackend {
         return nil
     }
 
-    static func handOffProblem(_ e: X86Engine, plan: Plan) -> (summary: String, evidence: [(String, String)])? {
+    static func handOffProblem(_ e: X86Engine, plan: Plan) -> (summary: String, evidence: [Evidence])? {
         let rip = e.read(.rip)
         let rsi = e.read(.rsi)
         guard rip != plan.kernelEntry.raw || rsi != plan.entryArgument.raw else { return nil }
         return (
             "reached the entry with wrong hand-off registers: rip \(hex(rip)) rsi \(hex(rsi))",
             [
-                ("rip", hex(rip)), ("rsi", hex(rsi)), ("expected_rip", hex(plan.kernelEntry.raw)),
-                ("expected_rsi", hex(plan.entryArgument.raw)),
+                Evidence(.rip, hex(rip)), Evidence(.rsi, hex(rsi)), Evidence(.expectedRip, hex(plan.kernelEntry.raw)),
+                Evidence(.expectedRsi, hex(plan.entryArgument.raw)),
             ]
         )
     }
 
-    static func landed(_ e: X86Engine, plan: Plan) -> (summary: String, evidence: [(String, String)]) {
+    static func landed(_ e: X86Engine, plan: Plan) -> (summary: String, evidence: [Evidence]) {
         let rip = e.read(.rip)
         let rsi = e.read(.rsi)
         return (
             "every destination byte matches, entry \(hex(rip)) with rsi = boot_params \(hex(rsi)), nothing else changed",
-            [("entry", hex(rip)), ("rsi", hex(rsi))]
+            [Evidence(.entry, hex(rip)), Evidence(.rsi, hex(rsi))]
         )
     }
 
-    static func landedExtras(plan: Plan) -> [(String, String)] { [] }
+    static func landedExtras(plan: Plan) -> [Evidence] { [] }
 
-    static func faultDetail(_ f: X86Walker.Fault, plan: Plan) -> (physical: UInt64, evidence: [(String, String)]) {
+    static func faultDetail(_ f: X86Walker.Fault, plan: Plan) -> (physical: UInt64, evidence: [Evidence]) {
         (
             f.va.raw,
-            [("entry_address", f.entryAddress.map { hex($0.raw) } ?? "-"), ("entry", hex(f.entry))]
+            [Evidence(.entryAddress, f.entryAddress.map { hex($0.raw) } ?? "-"), Evidence(.entry, hex(f.entry))]
         )
     }
 
-    static func exceptionEvidence(_ e: X86Engine) -> [(String, String)] {
+    static func exceptionEvidence(_ e: X86Engine) -> [Evidence] {
         [
-            (
-                "on_hardware",
+            Evidence(
+                .onHardware,
                 "machine_kexec loaded an empty IDT: the exception cannot be delivered, the CPU triple-faults "
                     + "and resets (the machine reboots into its firmware instead of the new kernel)"
             )

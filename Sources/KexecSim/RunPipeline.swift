@@ -20,7 +20,7 @@ public enum Runner {
         case .rejected(let r, let s):
             let v = Verdict(
                 kind: .rejected, summary: "the kernel refuses the load: \(r.errno.rawValue) from \(r.check)",
-                evidence: [("errno", r.errno.rawValue), ("check", r.check), ("detail", r.detail)],
+                evidence: [Evidence(.errno, r.errno.rawValue), Evidence(.check, r.check), Evidence(.detail, r.detail)],
                 errno: r.errno.rawValue)
             return RunResult(
                 scenario: s, verdict: v, engine: EngineVersion.current.description, stats: RunStats(),
@@ -117,7 +117,7 @@ public enum Runner {
         let d = Diagnosis<B>(plan: plan, engine: e, layout: layout, options: options)
         var v = d.verdict(for: stop)
         if v.kind == .landed, machine.arch == .arm64, let n = stats.relocationInstructions {
-            v.evidence.append(("relocation_instructions", "\(n) (\(sc.policy.relocation.rawValue))"))
+            v.evidence.append(Evidence(.relocationInstructions, "\(n) (\(sc.policy.relocation.rawValue))"))
         }
         // Phase 3: the next kernel's first reads, through the tables it is entered with.
         if v.kind == .landed && !sc.nextKernelTouches.isEmpty {
@@ -142,10 +142,11 @@ public enum Runner {
                     summary:
                         "a \(leaf.size) \(leaf.level) leaf \(leaf.physRange) covers the UV hazard \(h) under policy \(policy)",
                     evidence: [
-                        ("leaf_level", leaf.level), ("leaf_size", leaf.size.description),
-                        ("leaf_range", leaf.physRange.description),
-                        ("hazard", h.description), ("leaves_over_hazards", "\(leaves.count)"), ("policy", policy),
-                        ("effective_leaf_rule", tables.effectiveLeafRule),
+                        Evidence(.leafLevel, leaf.level), Evidence(.leafSize, leaf.size.description),
+                        Evidence(.leafRange, leaf.physRange.description),
+                        Evidence(.hazard, h.description), Evidence(.leavesOverHazards, "\(leaves.count)"),
+                        Evidence(.policy, policy),
+                        Evidence(.effectiveLeafRule, tables.effectiveLeafRule),
                     ], address: h.first.raw)
             }
         }

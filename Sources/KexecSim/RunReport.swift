@@ -157,6 +157,11 @@ public struct RunReport: Codable, Sendable, Equatable {
         pairs.map { Evidence(key: $0.0, value: $0.1) }
     }
 
+    /// A verdict's typed evidence as the report lists it: each key by its name, in order.
+    public static func evidence(_ items: [KexecSim.Evidence]) -> [Evidence] {
+        items.map { Evidence(key: $0.key.name, value: $0.value) }
+    }
+
     enum CodingKeys: String, CodingKey {
         case scenario, file, verdict, summary, address, errno, evidence, warnings, expected, matches, engine, policy,
             stats

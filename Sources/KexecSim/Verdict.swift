@@ -5,8 +5,8 @@ public struct Verdict: Sendable {
     public var kind: VerdictKind
     /// One line for people.
     public var summary: String
-    /// Ordered evidence (key, value) — printed as text and as JSON.
-    public var evidence: [(String, String)]
+    /// Ordered, typed evidence — printed as text and as JSON, in this order.
+    public var evidence: [Evidence]
     /// The address the verdict is about, when there is one (fault VA, stray page, corrupted byte).
     public var address: UInt64?
     public var errno: String?
@@ -15,7 +15,7 @@ public struct Verdict: Sendable {
     public var warnings: [String] = []
 
     public init(
-        kind: VerdictKind, summary: String, evidence: [(String, String)] = [], address: UInt64? = nil,
+        kind: VerdictKind, summary: String, evidence: [Evidence] = [], address: UInt64? = nil,
         errno: String? = nil
     ) {
         self.kind = kind

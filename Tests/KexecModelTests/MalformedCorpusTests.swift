@@ -107,7 +107,7 @@ let malformedCases: [MalformedCase] = [
     MalformedCase("undefined-alias.yaml", line: 1, field: "yaml", message: "YAML syntax: found undefined alias"),
     MalformedCase("unknown-arch.yaml", line: 3, field: "machine.arch", message: "unknown value \"riscv64\" (expected one of: x86_64, arm64)"),
     MalformedCase("unknown-errno.yaml", line: 7, field: "expect.errno", message: "unknown value \"ENOENT\" (expected one of: EINVAL, EADDRNOTAVAIL, ENOMEM, EBUSY)"),
-    MalformedCase("unknown-injection.yaml", line: 9, field: "kexec.inject[0]", message: "unknown injection \"wrong-checksum\" (expected one of: wrong-digest, list-cycle, overwrite-control-page, scribble, invalid-opcode, nx-start, flip-source-byte, start-address)"),
+    MalformedCase("unknown-injection.yaml", line: 9, field: "kexec.inject[0]", message: "unknown injection \"wrong-checksum\" (expected one of: wrong-digest, list-cycle, overwrite-control-page, scribble, invalid-opcode, nx-start, flip-source-byte, start-address, first-kernel-write)"),
     MalformedCase("unknown-key-in-region.yaml", line: 5, field: "machine.memory[0].flags", message: "unknown key \"flags\" (expected one of: range, start, size, type)"),
     MalformedCase("unknown-key.yaml", line: 7, field: "colour", message: "unknown key \"colour\" (expected one of: name, machine, kexec, policy, next_kernel_touches, expect, expect_by_policy, budget)"),
     MalformedCase("unknown-policy.yaml", line: 7, field: "policy.identity_map", message: "unknown value \"gbpages-all\" (expected one of: ram-2m, ram-1g, kdump-only, gbpages-exact, gbpages-except-uv)"),

@@ -35,7 +35,7 @@ import Testing
             policy: policy, expect: Expectation(verdict: .landed))
     }
 
-    func ev(_ r: RunResult) -> [String: String] { Dictionary(uniqueKeysWithValues: r.verdict.evidence) }
+    func ev(_ r: RunResult) -> [String: String] { r.verdict.evidenceByName }
 
     /// "name@0x…+size" entries of the landed evidence, by name.
     func segments(_ r: RunResult) -> [String: String] {

@@ -4,7 +4,7 @@ import Testing
 
 /// arm64 through the emulator: MMU off and on land the same bytes; faults and stamps are named.
 @Suite(.serialized) struct Arm64RunTests {
-    func ev(_ r: RunResult) -> [String: String] { Dictionary(uniqueKeysWithValues: r.verdict.evidence) }
+    func ev(_ r: RunResult) -> [String: String] { r.verdict.evidenceByName }
 
     @Test func mmuOffAndOnLandTheSameBytes() throws {
         let off = try Runner.run(try fixture("arm64-basic.yaml"))

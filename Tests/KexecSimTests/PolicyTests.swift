@@ -91,7 +91,7 @@ import Testing
     @Test func evidenceNamesLeavesOverReservedAndHotplug() throws {
         let r = try Runner.run(try fixture("x86_64-reserved-in-2m-leaf.yaml"))
         #expect(r.verdict.kind == .landed)
-        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        let ev = r.verdict.evidenceByName
         #expect(ev["touched_reserved"]?.contains("0x7ffc0000") == true)
         #expect(
             r.verdict.warnings.contains {
@@ -109,7 +109,7 @@ import Testing
         let r = try Runner.run(try fixture("x86_64-firmware-table-gbpages-exact.yaml"))
         #expect(r.verdict.kind == .pageFault)
         #expect(r.verdict.address == 0xbf80_0000)
-        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        let ev = r.verdict.evidenceByName
         #expect(ev["region"] == "reserved [0x00000000bf000000-0x00000000bfffffff]")
         #expect(ev["level"] == "pmd")
         #expect(ev["policy"] == "gbpages-exact")

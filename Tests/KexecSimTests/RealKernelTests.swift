@@ -59,7 +59,7 @@ func fileScenario(kernel: String, initrd: PayloadSpec?, cmdline: String = "conso
         expect: Expectation(verdict: .landed))
 }
 
-func evidence(_ v: Verdict, _ key: String) -> String? { v.evidence.first { $0.0 == key }?.1 }
+func evidence(_ v: Verdict, _ key: String) -> String? { v.evidenceByName[key] }
 
 @Suite struct RealKernelTests {
     @Test func syntheticBzImageLands() throws {
@@ -176,7 +176,7 @@ func evidence(_ v: Verdict, _ key: String) -> String? { v.evidence.first { $0.0 
                     format: "%.2f s, setup %.2f s, relocation %.2f s, purgatory %.2f s, verify %.2f s); ",
                     r.stats.planSeconds, r.stats.setupSeconds, r.stats.relocationSeconds, r.stats.purgatorySeconds,
                     r.stats.verifySeconds)
-                + r.verdict.evidence.filter { $0.0.hasPrefix("bzimage_") || $0.0 == "segments" }
-                .map { "\($0.0)=\($0.1)" }.joined(separator: "; "))
+                + r.verdict.evidence.filter { $0.key.name.hasPrefix("bzimage_") || $0.key.name == "segments" }
+                .map { "\($0.key.name)=\($0.value)" }.joined(separator: "; "))
     }
 }

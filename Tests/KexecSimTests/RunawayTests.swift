@@ -13,7 +13,7 @@ import Testing
     @Test func endlessListHangsInSwapPagesWithTheLoopNamed() throws {
         let r = try run("x86_64-runaway-list-cycle.yaml")
         #expect(r.verdict.kind == .hang)
-        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        let ev = r.verdict.evidenceByName
         #expect(ev["budget"] == "30000000 instructions")
         #expect(ev["routine"]?.hasPrefix("relocate_kernel: swap_pages") == true)
         #expect(ev["loop"]?.contains("instruction addresses in [") == true)
@@ -26,7 +26,7 @@ import Testing
         let r = try Runner.run(sc, options: RunOptions(timeoutSeconds: 1))
         #expect(Date().timeIntervalSince(t0) < 15)
         #expect(r.verdict.kind == .hang, "\(r.verdict.summary) \(r.verdict.evidence)")
-        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        let ev = r.verdict.evidenceByName
         #expect(ev["budget"] == "1 s wall clock")
     }
 
@@ -40,7 +40,7 @@ import Testing
         let r = try run("x86_64-runaway-scribble.yaml")
         // It writes over its own list page and then reads a garbage entry: a non-canonical address.
         #expect(r.verdict.kind == .pageFault)
-        #expect(Dictionary(uniqueKeysWithValues: r.verdict.evidence)["reason"] == "non-canonical address")
+        #expect(r.verdict.evidenceByName["reason"] == "non-canonical address")
         #expect(r.stats.onDemandPages <= 65536)
         #expect(r.stats.onDemandPages > 1000)  // it really did write over RAM nobody loaded
     }
@@ -50,7 +50,7 @@ import Testing
     @Test func arm64ExceptionEndsTheRunAtTheFirstOne() throws {
         let r = try run("arm64-runaway-invalid-opcode.yaml")
         #expect(r.verdict.kind == .halt)
-        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        let ev = r.verdict.evidenceByName
         #expect(ev["routine"] == "purgatory: purgatory_start")
         #expect(ev["detail"]?.hasPrefix("exception 1 (undefined instruction)") == true)
         #expect(ev["vbar_el1"] == "0xffff800008010800")
@@ -61,7 +61,7 @@ import Testing
         let r = try run("x86_64-runaway-nx-start.yaml")
         #expect(r.verdict.kind == .pageFault)
         #expect(r.verdict.address == 0x1_3fff_d000)
-        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        let ev = r.verdict.evidenceByName
         #expect(ev["access"] == "fetch")
         #expect(ev["routine"] == "purgatory: purgatory_start")
         #expect(ev["level"] == "pmd")
@@ -73,14 +73,24 @@ import Testing
     @Test func invalidOpcodeAndWildJump() throws {
         let u = try run("x86_64-runaway-invalid-opcode.yaml")
         #expect(u.verdict.kind == .halt)
-        #expect(Dictionary(uniqueKeysWithValues: u.verdict.evidence)["routine"] == "purgatory: purgatory_start")
+        #expect(u.verdict.evidenceByName["routine"] == "purgatory: purgatory_start")
         #expect(
-            Dictionary(uniqueKeysWithValues: u.verdict.evidence)["on_hardware"]?.hasPrefix(
+            u.verdict.evidenceByName["on_hardware"]?.hasPrefix(
                 "machine_kexec loaded an empty IDT") == true)
         let j = try run("x86_64-runaway-start-address.yaml")
         #expect(j.verdict.kind == .pageFault)
         #expect(j.verdict.address == 0x7f00_0000_0000)
-        let ev = Dictionary(uniqueKeysWithValues: j.verdict.evidence)
+        let ev = j.verdict.evidenceByName
         #expect(ev["access"] == "fetch" && ev["level"] == "pgd")
+        // A page fault's evidence comes in one order, with typed keys, on both architectures.
+        #expect(
+            j.verdict.evidence.map(\.key) == [
+                .known(.address), .known(.access), .known(.pc), .known(.routine), .known(.region), .known(.level),
+                .known(.reason), .known(.entryAddress), .known(.entry), .known(.policy),
+            ])
+        #expect(
+            j.verdict.summary
+                == "page fault at 0x7f0000000000 in a hole (no region) because the level-4 (pgd) entry is missing "
+                + "under policy ram-2m")
     }
 }

@@ -26,7 +26,7 @@ func fixture(_ name: String) throws -> Scenario {
     @Test func basicLandsWithExactLayout() throws {
         let r = try Runner.run(try fixture("x86_64-basic.yaml"))
         #expect(r.verdict.kind == .landed)
-        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        let ev = r.verdict.evidenceByName
         // Top-down in the 4..5 GiB range: purgatory at the very top, boot_params below it, the
         // kernel 2 MiB aligned below those, the initrd below the kernel.
         #expect(
@@ -42,7 +42,7 @@ func fixture(_ name: String) throws -> Scenario {
         let r = try Runner.run(try fixture("x86_64-destination-not-mapped.yaml"))
         #expect(r.verdict.kind == .pageFault)
         #expect(r.verdict.address == 0x1_0000_0000)
-        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        let ev = r.verdict.evidenceByName
         #expect(ev["level"] == "pud")
         #expect(ev["access"] == "read")
         #expect(ev["routine"]?.hasPrefix("relocate_kernel: swap_pages") == true)
@@ -65,7 +65,7 @@ func fixture(_ name: String) throws -> Scenario {
             inject: [.flipSourceByte(segment: "initrd", offset: ByteCount(0x2_0001))])
         let r = try Runner.run(sc)
         #expect(r.verdict.kind == .hang)
-        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        let ev = r.verdict.evidenceByName
         #expect(ev["stamped_segment"] == "initrd")
         #expect(ev["offset_in_segment"] == "0x20001")
         #expect(ev["routine"] == "purgatory: sha256_mismatch_spin")
@@ -74,7 +74,7 @@ func fixture(_ name: String) throws -> Scenario {
     @Test func wrongDigestHangsWithoutAnyDifferingSegment() throws {
         let r = try Runner.run(TestMachines.basic(kernel: .mib(1), initrd: nil, inject: [.wrongDigest]))
         #expect(r.verdict.kind == .hang)
-        let ev = Dictionary(uniqueKeysWithValues: r.verdict.evidence)
+        let ev = r.verdict.evidenceByName
         #expect(ev["cause"] == "the digest stored in purgatory does not match the segments")
         #expect(ev["stamped_segment"] == nil)
     }

@@ -168,6 +168,28 @@ public class EngineCore {
         _ = ks_ctl_flush_tb(uc)
     }
 
+    /// For tests of the resume: stops the engine `times` times when PC reaches `va`, recording
+    /// nothing — what Unicorn's unexplained early returns look like from here.
+    public func stopWithoutReason(at va: VirtAddr, times: Int) throws(EmulatorError) {
+        final class Left { var n: Int; init(_ n: Int) { self.n = n } }
+        let left = Left(times)
+        spuriousStopCounters.append(left)
+        var hh: uc_hook = 0
+        try check(
+            ks_hook_add_code(
+                uc, &hh,
+                { uc, _, _, ud in
+                    let l = Unmanaged<Left>.fromOpaque(ud!).takeUnretainedValue()
+                    if l.n > 0 {
+                        l.n -= 1
+                        uc_emu_stop(uc)
+                    }
+                }, Unmanaged.passUnretained(left).toOpaque(), va.raw, va.raw), "uc_hook_add(UC_HOOK_CODE)")
+        hooks.append(hh)
+        _ = ks_ctl_flush_tb(uc)
+    }
+    private var spuriousStopCounters: [AnyObject] = []
+
     private func installHooks() throws(EmulatorError) {
         let ud = Unmanaged.passUnretained(self).toOpaque()
         var hh: uc_hook = 0
@@ -318,6 +340,14 @@ public class EngineCore {
             _ = ks_ctl_flush_tb(uc)
             lastUntil = until.raw
         }
+        // With a budget, our own counter tells how much of it an early return left (Unicorn's
+        // count is per call).
+        var countedAtStart: UInt64 = 0
+        if budget > 0 {
+            try? enableInstructionCounting()
+            countedAtStart = counter?.pointee ?? 0
+        }
+        func executed() -> UInt64 { (counter?.pointee ?? 0) &- countedAtStart }
         let t0 = DispatchTime.now().uptimeNanoseconds
         var err = uc_emu_start(uc, start.raw, until.raw, timeoutMicros, Int(clamping: budget))
         var elapsedMicros = (DispatchTime.now().uptimeNanoseconds - t0) / 1000
@@ -325,16 +355,18 @@ public class EngineCore {
         func nothingRecorded() -> Bool {
             faultSeen == nil && unbacked == nil && stopName == nil && lastException == nil
         }
-        // Without a budget, a stop with no reason of ours before the time is up (seen rarely under
-        // load, with tests running engines on several threads) is not the guest's doing: go on
-        // from where it stopped with the time that is left.
-        while budget == 0 && timeoutMicros > 0 && pc != until.raw && nothingRecorded()
+        // A stop with no reason of ours before the time or the budget is used up (seen rarely
+        // under load, with tests running engines on several threads) is not the guest's doing:
+        // go on from where it stopped with the time and the instructions that are left.
+        while pc != until.raw && nothingRecorded()
             && (err == UC_ERR_OK || (err == UC_ERR_EXCEPTION && bookkeepingMiss))
-            && elapsedMicros < timeoutMicros * 9 / 10 && resumes < 1000
+            && (timeoutMicros == 0 || elapsedMicros < timeoutMicros * 9 / 10)
+            && (budget == 0 || executed() < budget) && resumes < 1000
         {
             resumes += 1
             bookkeepingMiss = false
-            err = uc_emu_start(uc, pc, until.raw, timeoutMicros - elapsedMicros, 0)
+            let left = timeoutMicros == 0 ? 0 : timeoutMicros - elapsedMicros
+            err = uc_emu_start(uc, pc, until.raw, left, budget == 0 ? 0 : Int(clamping: budget - executed()))
             elapsedMicros = (DispatchTime.now().uptimeNanoseconds - t0) / 1000
             pc = programCounter
         }
@@ -349,8 +381,8 @@ public class EngineCore {
         }
         if pc == until.raw { return .reached(pc) }
         if timeoutMicros > 0 && elapsedMicros >= timeoutMicros * 9 / 10 { return .timedOut(pc) }
-        if budget > 0 { return .budget(pc, budget) }
-        return .exception(pc, nil, "emulation stopped without reaching \(until)")
+        if budget > 0 && executed() >= budget { return .budget(pc, budget) }
+        return .exception(pc, nil, "emulation stopped without reaching \(until) (resumed \(resumes) times)")
     }
 
     /// Runs a few thousand instructions from `pc` and says where they went: the loop a hung guest is in.

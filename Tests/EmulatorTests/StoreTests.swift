@@ -92,4 +92,39 @@ import Testing
         #expect(pa == PhysAddr(0xfec0_0000))
         #expect(access == .write)
     }
+
+    /// Unicorn sometimes returns early with no reason under load: the engine goes on from where it
+    /// stopped, with the time and the instructions that are left, and only a real limit ends the run.
+    @Test func earlyReturnsWithoutAReasonAreResumed() throws {
+        var (mem, t) = try machine()
+        let listVA: UInt64 = 0x4000_0000
+        t.map(va: listVA, pa: 0x30_0000, level: 1)
+        try mem.add(start: PhysAddr(0x30_0000), size: .kib(4), label: "list")
+        for i in 0..<8 { #expect(mem.write64(PhysAddr(0x30_0000 + UInt64(i) * 8), listVA)) }
+        let start = VirtAddr(codeVA + probe.offset(of: "touch_probe"))
+        let done = VirtAddr(codeVA + probe.offset(of: "touch_probe_done"))
+        for (budget, timeout) in [(UInt64(0), UInt64(5_000_000)), (0, 0), (100_000, 5_000_000), (100_000, 0)] {
+            let e = try X86Engine(memory: mem)
+            e.enterLongMode(cr3: t.root, fiveLevel: false)
+            try e.stopWithoutReason(at: start, times: 1)
+            try e.stopWithoutReason(at: VirtAddr(codeVA + probe.offset(of: "touch_probe") + 3), times: 2)
+            e.write(.rsi, listVA)
+            e.write(.rcx, 8)
+            let stop = e.run(from: start, until: done, budget: budget, timeoutMicros: timeout)
+            #expect(stop == .reached(pc: done), "budget \(budget), timeout \(timeout): \(stop)")
+            #expect(e.resumes >= 1, "budget \(budget), timeout \(timeout)")
+            #expect(e.read(.rcx) == 0)
+        }
+        // A budget that really runs out still ends the run, resumes or not.
+        let e = try X86Engine(memory: mem)
+        e.enterLongMode(cr3: t.root, fiveLevel: false)
+        try e.stopWithoutReason(at: start, times: 1)
+        e.write(.rsi, listVA)
+        e.write(.rcx, 8)
+        guard case .budgetExhausted(_, let n) = e.run(from: start, until: done, budget: 5, timeoutMicros: 0) else {
+            Issue.record("a 5-instruction budget should run out")
+            return
+        }
+        #expect(n == 5)
+    }
 }

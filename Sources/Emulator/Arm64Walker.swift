@@ -23,71 +23,6 @@ import KexecModel
 public enum Arm64Walker {
     public typealias Access = MemoryAccess
 
-    /// Translation granule: log2 of its size.
-    public enum Granule: Int, Sendable, CaseIterable, CustomStringConvertible {
-        case size4K = 12
-        case size16K = 14
-        case size64K = 16
-
-        public var shift: Int { rawValue }
-        public var size: UInt64 { 1 << UInt64(rawValue) }
-        /// Index bits a full table resolves: 9, 11 or 13.
-        public var stride: Int { rawValue - 3 }
-        public var description: String { formatSize(size) }
-
-        /// TCR_EL1.TG0: 0b00 4K, 0b01 64K, 0b10 16K (0b11 reserved: 4K here).
-        public static func tg0(_ v: UInt64) -> Granule {
-            switch v & 3 {
-            case 1: return .size64K
-            case 2: return .size16K
-            default: return .size4K
-            }
-        }
-        /// TCR_EL1.TG1: 0b01 16K, 0b10 4K, 0b11 64K (0b00 reserved: 4K here).
-        public static func tg1(_ v: UInt64) -> Granule {
-            switch v & 3 {
-            case 1: return .size16K
-            case 3: return .size64K
-            default: return .size4K
-            }
-        }
-        /// The TG0 encoding of this granule.
-        public var tg0: UInt64 {
-            switch self {
-            case .size4K: return 0
-            case .size64K: return 1
-            case .size16K: return 2
-            }
-        }
-        /// The TG1 encoding of this granule.
-        public var tg1: UInt64 {
-            switch self {
-            case .size16K: return 1
-            case .size4K: return 2
-            case .size64K: return 3
-            }
-        }
-
-        /// The VA bit where `level`'s index starts (4K: 39, 30, 21, 12; 16K: 47, 36, 25, 14;
-        /// 64K: 55, 42, 29, 16).
-        public func levelShift(_ level: Int) -> Int { rawValue + stride * (3 - level) }
-
-        /// The first level of a walk over `inputBits` VA bits.
-        public func startLevel(inputBits: Int) -> Int {
-            let levels = (inputBits - rawValue + stride - 1) / stride
-            return 4 - levels
-        }
-
-        /// Whether a block descriptor is legal at `level` (without FEAT_LPA2).
-        public func blockAllowed(level: Int, outputBits52: Bool) -> Bool {
-            switch self {
-            case .size4K: return level == 1 || level == 2
-            case .size16K: return level == 2
-            case .size64K: return level == 2 || (level == 1 && outputBits52)
-            }
-        }
-    }
-
     public struct Control: Sendable, Equatable {
         public var sctlr: UInt64
         public var tcr: UInt64
@@ -126,9 +61,9 @@ public enum Arm64Walker {
 
         /// TTBRn's walk parameters: granule, TxSZ (clamped), EPDn, TBIn.
         public func regime(_ n: Int) -> (granule: Granule, txsz: Int, disabled: Bool, tbi: Bool) {
-            let granule = n == 0 ? Granule.tg0(tcr >> 14) : Granule.tg1(tcr >> 30)
+            let granule = n == 0 ? Granule(tg0: tcr >> 14) : Granule(tg1: tcr >> 30)
             let raw = Int(n == 0 ? tcr & 0x3f : (tcr >> 16) & 0x3f)
-            let minTxSZ = granule == .size64K && physicalAddressBits >= 52 ? 12 : 16
+            let minTxSZ = granule == .g64k && physicalAddressBits >= 52 ? 12 : 16
             let txsz = min(max(raw, minTxSZ), 39)
             let disabled = tcr & (n == 0 ? 1 << 7 : 1 << 23) != 0
             let tbi = tcr & (n == 0 ? 1 << 37 : 1 << 38) != 0
@@ -145,6 +80,7 @@ public enum Arm64Walker {
         public var level: Arm64TableLevel?
         /// Which TTBR the walk used; nil when the MMU is off.
         public var ttbr: Int?
+        /// The granule the walk used (from TCR_EL1.TG0 / TG1); nil when the MMU is off.
         public var granule: Granule?
         /// Writable at EL1.
         public var writable: Bool
@@ -249,8 +185,8 @@ public enum Arm64Walker {
         if r.disabled { return .failure(Fault(va: va, level: .l0, reason: .walkDisabled, ttbr: select)) }
 
         let g = r.granule
-        let lpa = g == .size64K && oaBits == 52
-        let start = g.startLevel(inputBits: inputBits)
+        let lpa = g == .g64k && oaBits == 52
+        let start = g.startLevel(vaBits: inputBits)
         let ttbr = select == 1 ? c.ttbr1 : c.ttbr0
         // BADDR: TTBR[47:1] (and PA[51:48] in TTBR[5:2] under FEAT_LPA), aligned to the start table.
         var table = ttbr & 0x0000_ffff_ffff_fffe
@@ -316,5 +252,26 @@ public enum Arm64Walker {
                     granule: g, writable: !readOnly, executable: !pxn, attrIndx: Int((e >> 2) & 7), descriptor: e))
         }
         fatalError("unreachable: level 3 always ends the walk")
+    }
+}
+
+extension Granule {
+    /// Decodes TCR_EL1.TG0 (its low 2 bits): 0b00 4k, 0b01 64k, 0b10 16k; the reserved 0b11
+    /// selects 4k, as QEMU does.
+    public init(tg0 v: UInt64) {
+        switch v & 3 {
+        case 1: self = .g64k
+        case 2: self = .g16k
+        default: self = .g4k
+        }
+    }
+    /// Decodes TCR_EL1.TG1 (its low 2 bits): 0b01 16k, 0b10 4k, 0b11 64k; the reserved 0b00
+    /// selects 4k, as QEMU does.
+    public init(tg1 v: UInt64) {
+        switch v & 3 {
+        case 1: self = .g16k
+        case 3: self = .g64k
+        default: self = .g4k
+        }
     }
 }

@@ -1,36 +1,57 @@
 /// The `policy:` and `expect:` sections (and each value of `expect_by_policy:`).
 ///
-/// Contract: names are checked against the known policies, verdicts and errno names.
+/// Contract: names are checked against the known policies, verdicts and errno names; a policy key
+/// of the other architecture than machine.arch is an error naming the file, line and field.
 import Foundation
 import Yams
 
-private let policyKeys = ["identity_map", "map_segments", "linear_map", "relocation"]
+private let x86PolicyKeys = ["identity_map", "map_segments"]
+private let arm64PolicyKeys = ["linear_map", "relocation"]
 private let expectKeys = ["verdict", "address", "errno"]
 private let errnoNames = ["EINVAL", "EADDRNOTAVAIL", "ENOMEM", "EBUSY"]
 
 extension Walker {
 
-    func policy(_ node: Node, path: String) throws(InputError) -> PolicySpec {
+    /// The `policy:` section of a fixture whose machine is `arch`: only that architecture's keys
+    /// (x86_64: identity_map, map_segments; arm64: relocation, linear_map). The other
+    /// architecture's keys are an error at the key's line; unset keys keep `Policy.default(for:)`.
+    func policy(_ node: Node, path: String, arch: Arch) throws(InputError) -> Policy {
         let m = try mapping(node, path, "a mapping")
-        let f = try Fields(node, m, path: path, allowed: policyKeys, file: file)
-        var p = PolicySpec()
-        if let n = f.value("identity_map") {
-            p.identityMap = try choice(n, f.field("identity_map"), IdentityMapPolicy.allCases)
+        let f = try Fields(node, m, path: path, allowed: x86PolicyKeys + arm64PolicyKeys, file: file)
+        let (own, other): ([String], [String]) =
+            arch == .x86_64 ? (x86PolicyKeys, arm64PolicyKeys) : (arm64PolicyKeys, x86PolicyKeys)
+        for (k, _) in m {
+            guard let name = k.scalar?.string, other.contains(name) else { continue }
+            let otherArch: Arch = arch == .x86_64 ? .arm64 : .x86_64
+            throw fail(
+                k, f.field(name),
+                "\"\(name)\" is an \(otherArch.rawValue) policy key, but machine.arch is \(arch.rawValue) "
+                    + "(expected one of: \(own.joined(separator: ", ")))")
         }
-        if let n = f.value("map_segments") { p.mapSegments = try bool(n, f.field("map_segments")) }
-        if let n = f.value("relocation") {
-            p.relocation = try choice(n, f.field("relocation"), RelocationMode.allCases)
-        }
-        if let n = f.value("linear_map") {
-            let field = f.field("linear_map")
-            let lm = try mapping(n, field, "a mapping { granule, mappings }")
-            let g = try Fields(n, lm, path: field, allowed: ["granule", "mappings"], file: file)
-            if let v = g.value("granule") { p.granule = try choice(v, g.field("granule"), Arm64GranuleName.allCases) }
-            if let v = g.value("mappings") {
-                p.mappings = try choice(v, g.field("mappings"), Arm64MappingKind.allCases)
+        switch arch {
+        case .x86_64:
+            var p = X86Policy()
+            if let n = f.value("identity_map") {
+                p.identityMap = try choice(n, f.field("identity_map"), IdentityMapPolicy.allCases)
             }
+            if let n = f.value("map_segments") { p.mapSegments = try bool(n, f.field("map_segments")) }
+            return .x86_64(p)
+        case .arm64:
+            var p = Arm64Policy()
+            if let n = f.value("relocation") {
+                p.relocation = try choice(n, f.field("relocation"), RelocationMode.allCases)
+            }
+            if let n = f.value("linear_map") {
+                let field = f.field("linear_map")
+                let lm = try mapping(n, field, "a mapping { granule, mappings }")
+                let g = try Fields(n, lm, path: field, allowed: ["granule", "mappings"], file: file)
+                if let v = g.value("granule") { p.granule = try choice(v, g.field("granule"), Granule.allCases) }
+                if let v = g.value("mappings") {
+                    p.mappings = try choice(v, g.field("mappings"), Arm64MappingKind.allCases)
+                }
+            }
+            return .arm64(p)
         }
-        return p
     }
 
     func expectation(_ node: Node, path: String) throws(InputError) -> Expectation {

@@ -41,7 +41,9 @@ struct Walker {
         }
         var scenario = Scenario(name: name, machine: machine, kexec: nil, file: file)
         if let n = f.value("kexec") { scenario.kexec = try kexec(n, path: f.field("kexec")) }
-        if let n = f.value("policy") { scenario.policy = try policy(n, path: f.field("policy")) }
+        if let n = f.value("policy") {
+            scenario.policy = try policy(n, path: f.field("policy"), arch: machine.arch)
+        }
         if let n = f.value("next_kernel_touches") {
             let field = f.field("next_kernel_touches")
             scenario.nextKernelTouches = []
@@ -52,6 +54,11 @@ struct Walker {
         if let n = f.value("expect") { scenario.expect = try expectation(n, path: f.field("expect")) }
         if let n = f.value("expect_by_policy") {
             let field = f.field("expect_by_policy")
+            guard machine.arch == .x86_64 else {
+                throw fail(
+                    f.key("expect_by_policy"), field,
+                    "expect_by_policy names x86_64 identity-map policies, but machine.arch is \(machine.arch.rawValue)")
+            }
             let m = try mapping(n, field, "a mapping from policy name to expectation")
             for (k, v) in m {
                 let p: IdentityMapPolicy = try choice(k, field, IdentityMapPolicy.allCases)

@@ -141,35 +141,6 @@ public struct KexecRequest: Sendable {
     }
 }
 
-/// Table policy names as fixtures and `--policy` spell them.
-public enum IdentityMapPolicy: String, Sendable, CaseIterable {
-    case ram2m = "ram-2m"
-    case ram1g = "ram-1g"
-    case kdumpOnly = "kdump-only"
-    case gbpagesExact = "gbpages-exact"
-    case gbpagesExceptUV = "gbpages-except-uv"
-}
-
-/// arm64 translation granule and mapping kind of the linear map (`linear_map:`).
-public enum Arm64GranuleName: String, Sendable, CaseIterable { case g4k = "4k", g16k = "16k", g64k = "64k" }
-public enum Arm64MappingKind: String, Sendable, CaseIterable { case blocks, basePages = "base-pages" }
-/// arm64 relocation: with the MMU off (before v5.15) or on through a copy of the linear map.
-public enum RelocationMode: String, Sendable, CaseIterable { case mmuOff = "mmu-off", mmuOn = "mmu-on" }
-
-public struct PolicySpec: Sendable {
-    public var identityMap: IdentityMapPolicy
-    /// Whether init_pgtable also maps each segment (true since 2016; older kernels did not).
-    public var mapSegments: Bool
-    /// arm64 only.
-    public var granule: Arm64GranuleName = .g4k
-    public var mappings: Arm64MappingKind = .blocks
-    public var relocation: RelocationMode = .mmuOff
-    public init(identityMap: IdentityMapPolicy = .ram2m, mapSegments: Bool = true) {
-        self.identityMap = identityMap
-        self.mapSegments = mapSegments
-    }
-}
-
 public enum VerdictKind: String, Sendable, CaseIterable, Codable {
     case landed
     case rejected
@@ -198,22 +169,25 @@ public struct Scenario: Sendable {
     public var machine: Machine
     /// nil for a machine fixture alone.
     public var kexec: KexecRequest?
-    public var policy: PolicySpec
+    /// The kernel's table / relocation policy, of `machine.arch`'s case: the decoder only builds
+    /// that one, `init` defaults to it, and the planners refuse a scenario whose case differs.
+    public var policy: Policy
     public var nextKernelTouches: [PhysAddr]
     public var expect: Expectation?
-    /// Expectations under other identity-map policies (`expect_by_policy:`), for policy matrices.
+    /// Expectations under other identity-map policies (`expect_by_policy:`, x86_64 only), for
+    /// policy matrices.
     public var expectByPolicy: [IdentityMapPolicy: Expectation] = [:]
     /// Instruction budget for the whole run (nil: the default).
     public var budget: UInt64?
     public var file: String
     public init(
-        name: String, machine: Machine, kexec: KexecRequest?, policy: PolicySpec = PolicySpec(),
+        name: String, machine: Machine, kexec: KexecRequest?, policy: Policy? = nil,
         nextKernelTouches: [PhysAddr] = [], expect: Expectation? = nil, budget: UInt64? = nil, file: String = "<memory>"
     ) {
         self.name = name
         self.machine = machine
         self.kexec = kexec
-        self.policy = policy
+        self.policy = policy ?? .default(for: machine.arch)
         self.nextKernelTouches = nextKernelTouches
         self.expect = expect
         self.budget = budget
@@ -221,8 +195,8 @@ public struct Scenario: Sendable {
     }
 
     /// What the run should give under `policy`: `expect_by_policy[policy]`, else `expect` when
-    /// `policy` is the fixture's own, else nothing.
+    /// `policy` is the fixture's own (x86_64), else nothing.
     public func expectation(for policy: IdentityMapPolicy) -> Expectation? {
-        expectByPolicy[policy] ?? (policy == self.policy.identityMap ? expect : nil)
+        expectByPolicy[policy] ?? (policy == x86Policy?.identityMap ? expect : nil)
     }
 }

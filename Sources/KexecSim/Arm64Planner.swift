@@ -27,6 +27,7 @@ public enum Arm64Planner {
         guard let req = sc.kexec else {
             throw .input(InputError(file: sc.file, line: nil, field: "kexec", message: "a run needs a kexec section"))
         }
+        guard let policy = sc.arm64Policy else { throw .policyMismatch(sc) }
         let crash = machine.crashkernelRanges
         let ram = machine.memory.usable.ranges
         let limits = ArchLimits.arm64
@@ -158,9 +159,9 @@ public enum Arm64Planner {
         let zero: PhysAddr
         do {
             zero = try box.next()
-            if sc.policy.relocation == .mmuOn {
-                let granule = Arm64Granule(rawValue: sc.policy.granule.rawValue) ?? .g4k
-                let mappings: Arm64Mappings = sc.policy.mappings == .blocks ? .blocks : .basePages
+            if policy.relocation == .mmuOn {
+                let granule = policy.granule
+                let mappings: Arm64Mappings = policy.mappings == .blocks ? .blocks : .basePages
                 // The first kernel's linear map covers the RAM it booted with (mem= trims it).
                 var linear = RangeSet(ram)
                 if let lim = machine.memLimit, let cut = AddressRange(first: PhysAddr(lim.raw), last: PhysAddr(.max)) {
@@ -190,6 +191,6 @@ public enum Arm64Planner {
                 purgatoryBase: segments[pi].mem, purgatoryEntry: purgEntry, digest: digest, storedDigest: stored,
                 crashRegions: crash, planSeconds: Date().timeIntervalSince(t0), imageInfo: imageInfo,
                 arch: .arm64(
-                    Arm64Plan(tables: tables, layout: layout, zeroPage: zero, relocation: sc.policy.relocation))))
+                    Arm64Plan(tables: tables, layout: layout, zeroPage: zero, relocation: policy.relocation))))
     }
 }

@@ -63,8 +63,7 @@ enum Arm64RunBackend: RunBackend {
                 + "nothing else changed",
             [
                 Evidence(.entry, hex(pc)), Evidence(.x0Dtb, hex(plan.entryArgument.raw)), Evidence(.x1X2X3, "0 0 0"),
-                Evidence(.mmu, "off (SCTLR_EL1.M = 0)"),
-                Evidence(.relocation, plan.scenario.policy.relocation.rawValue),
+                Evidence(.mmu, "off (SCTLR_EL1.M = 0)"), Evidence(.relocation, plan.arm64?.relocation.rawValue ?? "-"),
             ]
         )
     }
@@ -72,9 +71,9 @@ enum Arm64RunBackend: RunBackend {
     static func landedExtras(plan: Plan) -> [Evidence] {
         let sc = plan.scenario
         var ev: [Evidence] = []
-        if sc.machine.crashkernelProtection == .unmapped && !plan.crashRegions.isEmpty {
-            let g = Arm64Granule(rawValue: sc.policy.granule.rawValue) ?? .g4k
-            let m: Arm64Mappings = sc.policy.mappings == .blocks ? .blocks : .basePages
+        if sc.machine.crashkernelProtection == .unmapped && !plan.crashRegions.isEmpty, let p = sc.arm64Policy {
+            let g = p.granule
+            let m: Arm64Mappings = p.mappings == .blocks ? .blocks : .basePages
             let ram = sc.machine.memory.usable.ranges
             let l = Arm64Layout(ram: ram, granule: g)
             let open = Arm64LinearMap.cost(ram: ram, granule: g, mappings: m, layout: l)

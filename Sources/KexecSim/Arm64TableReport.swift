@@ -20,7 +20,7 @@ public enum Arm64TableReport {
     public static func rows(_ sc: Scenario, payload: [AddressRange]) -> [Row] {
         let ram = sc.machine.memory.usable.ranges
         var rows: [Row] = []
-        for g in Arm64Granule.allCases {
+        for g in Granule.allCases {
             let layout = Arm64Layout(ram: ram, granule: g)
             for m in Arm64Mappings.allCases {
                 let lm = Arm64LinearMap.cost(ram: ram, granule: g, mappings: m, layout: layout)

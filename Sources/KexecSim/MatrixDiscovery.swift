@@ -34,7 +34,7 @@ public enum MatrixPolicies: Sendable, Equatable {
 
     func policies(for scenario: Scenario) -> [IdentityMapPolicy] {
         switch self {
-        case .own: return [scenario.policy.identityMap]
+        case .own: return scenario.x86Policy.map { [$0.identityMap] } ?? []
         case .all: return IdentityMapPolicy.allCases
         case .list(let l): return l
         }
@@ -144,7 +144,7 @@ public enum MatrixPlanner {
 
     /// An arm64 fixture's policy as one label, "relocation granule mappings": "mmu-on 4k blocks",
     /// "mmu-off 64k base-pages" (the label `run` reports for it).
-    public static func arm64PolicyLabel(_ p: PolicySpec) -> String {
+    public static func arm64PolicyLabel(_ p: Arm64Policy) -> String {
         "\(p.relocation.rawValue) \(p.granule.rawValue) \(p.mappings.rawValue)"
     }
 
@@ -184,7 +184,7 @@ public enum MatrixPlanner {
                 // sharded under that label.
                 jobs.append(
                     MatrixJob(
-                        fixturePath: abs, relativePath: rel, scenarioName: sc.name, policy: arm64PolicyLabel(sc.policy),
+                        fixturePath: abs, relativePath: rel, scenarioName: sc.name, policy: sc.policyLabel,
                         expected: sc.expect, passesPolicy: false))
                 continue
             }

@@ -87,15 +87,23 @@ public enum PlanError: Error, CustomStringConvertible {
         case .unsupported(let s): return s
         }
     }
+
+    /// A scenario whose policy is for another architecture than its machine (built in code: the
+    /// decoder never makes one).
+    static func policyMismatch(_ sc: Scenario) -> PlanError {
+        .unsupported(
+            "\(sc.file): policy: a \(sc.policy.arch.rawValue) policy on a machine whose arch is \(sc.machine.arch.rawValue)"
+        )
+    }
 }
 
 extension Scenario {
     /// The policy a run of this scenario uses, as reports and the matrix name it: the x86_64
     /// identity-map policy, or arm64's relocation mode, granule and mapping kind.
     public var policyLabel: String {
-        switch machine.arch {
-        case .x86_64: return policy.identityMap.rawValue
-        case .arm64: return "\(policy.relocation.rawValue) \(policy.granule.rawValue) \(policy.mappings.rawValue)"
+        switch policy {
+        case .x86_64(let p): return p.identityMap.rawValue
+        case .arm64(let p): return MatrixPlanner.arm64PolicyLabel(p)
         }
     }
 }

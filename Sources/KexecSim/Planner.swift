@@ -45,6 +45,7 @@ public enum Planner {
             throw .input(
                 InputError(file: scenario.file, line: nil, field: "kexec", message: "a run needs a kexec section"))
         }
+        guard let policy = scenario.x86Policy else { throw .policyMismatch(scenario) }
         let fiveLevel = machine.paging == .fiveLevel
         let limits = ArchLimits.x86_64(fiveLevel: fiveLevel)
         let crash = machine.crashkernelRanges
@@ -200,14 +201,14 @@ public enum Planner {
         let box = AllocatorBox(allocator)
         let requests = X86IdentityMap.requests(
             machine: machine, segments: segments.compactMap { s in s.range.map { (s.name, $0) } },
-            policy: scenario.policy,
+            policy: policy,
             imageType: req.type, crashkernel: crash)
         let tables: X86PageTables
         let first: X86PageTables
         let tTables = Date()
         do {
             tables = try X86IdentityMap.build(
-                requests: requests, policy: scenario.policy.identityMap, platform: machine.platform,
+                requests: requests, policy: policy.identityMap, platform: machine.platform,
                 levels: machine.paging.levels, transition: (controlVA, kimage.controlPage), allocate: box.next)
             first = try X86IdentityMap.build(
                 requests: [], policy: .ram2m, platform: machine.platform, levels: machine.paging.levels,

@@ -10,11 +10,7 @@ import PageTables
 public enum Runner {
     public static func run(_ scenario: Scenario, options: RunOptions = RunOptions()) throws(PlanError) -> RunResult {
         var sc = scenario
-        if let p = options.policyOverride, sc.machine.arch == .x86_64, p != sc.policy.identityMap {
-            // Under another policy only expect_by_policy says what should happen.
-            sc.expect = sc.expectByPolicy[p]
-            sc.policy.identityMap = p
-        }
+        if let p = options.policyOverride { sc = sc.overridingIdentityMap(p) }
         if sc.budget == nil { sc.budget = options.budget }
         switch try Planner.plan(sc) {
         case .rejected(let r, let s):
@@ -116,8 +112,8 @@ public enum Runner {
         t = Date()
         let d = Diagnosis<B>(plan: plan, engine: e, layout: layout, options: options)
         var v = d.verdict(for: stop)
-        if v.kind == .landed, machine.arch == .arm64, let n = stats.relocationInstructions {
-            v.evidence.append(Evidence(.relocationInstructions, "\(n) (\(sc.policy.relocation.rawValue))"))
+        if v.kind == .landed, let arm64 = sc.arm64Policy, let n = stats.relocationInstructions {
+            v.evidence.append(Evidence(.relocationInstructions, "\(n) (\(arm64.relocation.rawValue))"))
         }
         // Phase 3: the next kernel's first reads, through the tables it is entered with.
         if v.kind == .landed && !sc.nextKernelTouches.isEmpty {

@@ -17,8 +17,12 @@ public enum TableReport {
     public static func requests(_ sc: Scenario, policy: IdentityMapPolicy, noSegments: Bool) throws(PlanError)
         -> [IdentityMapRequest]
     {
+        guard var pol = sc.x86Policy else {
+            throw .unsupported("identity-map tables are x86_64's; machine.arch is \(sc.machine.arch.rawValue)")
+        }
         var s = sc
-        s.policy.identityMap = policy
+        pol.identityMap = policy
+        s.policy = .x86_64(pol)
         var segs: [(name: String, range: AddressRange)] = []
         var type = ImageType.normal
         if let k = s.kexec, !noSegments {
@@ -27,7 +31,6 @@ public enum TableReport {
                 segs = p.segments.compactMap { seg in seg.range.map { (seg.name, $0) } }
             }
         }
-        var pol = s.policy
         if noSegments { pol.mapSegments = false }
         return X86IdentityMap.requests(
             machine: s.machine, segments: segs, policy: pol, imageType: type, crashkernel: s.machine.crashkernelRanges)

@@ -5,42 +5,7 @@ import KexecModel
 // arch/arm64/mm/trans_pgd.c), the cheaper "relocated pages only" variant, and the identity map of
 // the relocation code page (trans_pgd_idmap_page). VMSAv8-64 descriptors, 48-bit VAs.
 
-/// Translation granule of the tables (the kernel's PAGE_SIZE).
-public enum Arm64Granule: String, Sendable, CaseIterable, Codable, CustomStringConvertible {
-    case g4k = "4k"
-    case g16k = "16k"
-    case g64k = "64k"
-
-    public var shift: Int {
-        switch self {
-        case .g4k: return 12
-        case .g16k: return 14
-        case .g64k: return 16
-        }
-    }
-    /// Bytes per page, and per table page.
-    public var size: UInt64 { 1 << UInt64(shift) }
-    /// Index bits a full table resolves (9, 11, 13).
-    public var stride: Int { shift - 3 }
-    /// Entries per table page (512, 2048, 8192).
-    public var entriesPerTable: Int { 1 << stride }
-    public var description: String { rawValue }
-
-    /// The VA bit `level`'s index starts at (4k: 39 30 21 12; 16k: 47 36 25 14; 64k: 55 42 29 16).
-    public func levelShift(_ level: Int) -> Int { shift + stride * (3 - level) }
-    /// First level of a walk over `vaBits` bits: 4k and 16k start at 0 for 48 bits, 64k at 1.
-    public func startLevel(vaBits: Int) -> Int { 4 - (vaBits - shift + stride - 1) / stride }
-    /// Levels where the kernel (and the architecture without FEAT_LPA2) puts blocks: 4k L1 (1 GiB)
-    /// and L2 (2 MiB); 16k L2 (32 MiB); 64k L2 (512 MiB).
-    public func blockAllowed(level: Int) -> Bool {
-        switch self {
-        case .g4k: return level == 1 || level == 2
-        case .g16k, .g64k: return level == 2
-        }
-    }
-    /// TCR_EL1.TG0 / TG1 encodings (they differ).
-    public var tg0: UInt64 { self == .g4k ? 0 : self == .g64k ? 1 : 2 }
-    public var tg1: UInt64 { self == .g16k ? 1 : self == .g4k ? 2 : 3 }
+extension Granule {
     /// ARM64_MEMSTART_ALIGN: PHYS_OFFSET is the lowest RAM address rounded down to this (PUD_SIZE
     /// for 4k, CONT_PMD_SIZE for 16k, PMD_SIZE for 64k), so the linear map can use blocks.
     public var memstartAlign: UInt64 { self == .g64k ? 1 << 29 : 1 << 30 }
@@ -72,7 +37,7 @@ public struct Arm64Layout: Sendable, Equatable {
     }
 
     /// PHYS_OFFSET for `ram` under `granule`: its lowest address rounded down to memstartAlign.
-    public init(ram: [AddressRange], granule: Arm64Granule, vaBits: Int = 48) {
+    public init(ram: [AddressRange], granule: Granule, vaBits: Int = 48) {
         let low = ram.map(\.first.raw).min() ?? 0
         self.init(vaBits: vaBits, physOffset: PhysAddr(low & ~(granule.memstartAlign - 1)))
     }
@@ -140,14 +105,14 @@ public enum Arm64Descriptor {
 
 /// Page-table pages per level and in total; `bytes` = pages × granule size.
 public struct Arm64TableCost: Sendable, Equatable, Codable, CustomStringConvertible {
-    public var granule: Arm64Granule
+    public var granule: Granule
     public var mappings: Arm64Mappings
     /// Table pages at levels 0, 1, 2, 3 (0 for levels above the start level).
     public var levels: [Int]
     public var pages: Int
     public var bytes: UInt64
 
-    public init(granule: Arm64Granule, mappings: Arm64Mappings, levels: [Int]) {
+    public init(granule: Granule, mappings: Arm64Mappings, levels: [Int]) {
         precondition(levels.count == 4, "one count per level 0..3")
         self.granule = granule
         self.mappings = mappings
@@ -164,7 +129,7 @@ public struct Arm64TableCost: Sendable, Equatable, Codable, CustomStringConverti
 
 public enum Arm64TableError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The allocator returned an address that is not a granule-aligned page below 2^48.
-    case badPage(PhysAddr, Arm64Granule)
+    case badPage(PhysAddr, Granule)
     /// The allocator returned a page it had already handed out.
     case pageReused(PhysAddr)
     case unsupportedVABits(Int)
@@ -181,7 +146,7 @@ public enum Arm64TableError: Error, Sendable, Equatable, CustomStringConvertible
 /// Built tables: every table page (granule-sized, `entriesPerTable` entries) with its level.
 public struct Arm64Tables: Sendable {
     public let root: PhysAddr
-    public let granule: Arm64Granule
+    public let granule: Granule
     public let mappings: Arm64Mappings
     /// Input VA bits of the walk (64 - TxSZ) and which TTBR the root goes in.
     public let vaBits: Int
@@ -263,7 +228,7 @@ public enum Arm64LinearMap {
 
     /// TCR_EL1 with T0SZ / T1SZ, TG0 / TG1 = `granule`, IRGN/ORGN write-back write-allocate, inner
     /// shareable, IPS = 0b101 (48 bits), TBI off, EPD off.
-    public static func tcr(granule: Arm64Granule, t0sz: Int, t1sz: Int) -> UInt64 {
+    public static func tcr(granule: Granule, t0sz: Int, t1sz: Int) -> UInt64 {
         let half: UInt64 = (1 << 8) | (1 << 10) | (3 << 12)  // IRGN 01, ORGN 01, SH 11
         return UInt64(t0sz & 0x3f) | half | (granule.tg0 << 14) | (UInt64(t1sz & 0x3f) << 16) | (half << 16)
             | (granule.tg1 << 30) | (5 << 32)
@@ -274,7 +239,7 @@ public enum Arm64LinearMap {
     /// (NO_BLOCK_MAPPINGS) and its leaves invalid. Protected ranges split RAM, so blocks straddling
     /// their edges become smaller mappings too.
     static func requests(
-        ram: [AddressRange], protected: [AddressRange], granule: Arm64Granule, mappings: Arm64Mappings,
+        ram: [AddressRange], protected: [AddressRange], granule: Granule, mappings: Arm64Mappings,
         layout: Arm64Layout
     ) -> (requests: [Arm64MapRequest], unmappable: [AddressRange]) {
         let reach = layout.reachable
@@ -314,7 +279,7 @@ public enum Arm64LinearMap {
     /// and left invalid. `allocate` hands out zeroed, granule-aligned table pages (physical
     /// addresses); the root is allocated first, then pages in the order the kernel asks for them.
     public static func build(
-        ram: [AddressRange], protected: [AddressRange] = [], granule: Arm64Granule, mappings: Arm64Mappings,
+        ram: [AddressRange], protected: [AddressRange] = [], granule: Granule, mappings: Arm64Mappings,
         layout: Arm64Layout, allocate: () throws -> PhysAddr
     ) throws -> Arm64Tables {
         let (reqs, cut) = requests(ram: ram, protected: protected, granule: granule, mappings: mappings, layout: layout)
@@ -326,7 +291,7 @@ public enum Arm64LinearMap {
     /// Counts the table pages `build` would allocate, without materialising entries (for machines
     /// of many TiB). Equal to `build(…).cost` for the same arguments.
     public static func cost(
-        ram: [AddressRange], protected: [AddressRange] = [], granule: Arm64Granule, mappings: Arm64Mappings,
+        ram: [AddressRange], protected: [AddressRange] = [], granule: Granule, mappings: Arm64Mappings,
         layout: Arm64Layout
     ) -> Arm64TableCost {
         let reqs = requests(ram: ram, protected: protected, granule: granule, mappings: mappings, layout: layout)
@@ -361,7 +326,7 @@ public enum Arm64LinearMap {
     /// Base-page tables at linear-map VAs over only `ranges` (physical: the list pages, source pages
     /// and destinations of a relocation). The variant whose cost is ≈ relocated size / 512 (4k).
     public static func relocatedOnly(
-        _ ranges: [AddressRange], granule: Arm64Granule, layout: Arm64Layout, allocate: () throws -> PhysAddr
+        _ ranges: [AddressRange], granule: Granule, layout: Arm64Layout, allocate: () throws -> PhysAddr
     ) throws -> Arm64Tables {
         let (reqs, cut) = relocatedRequests(ranges, granule: granule, layout: layout)
         return try make(
@@ -373,7 +338,7 @@ public enum Arm64LinearMap {
     /// `mappings` (the relocated payload does not matter); for `.relocatedOnly` base pages over
     /// `relocated`.
     public static func relocationCost(
-        _ variant: RelocationTables, ram: [AddressRange], relocated: [AddressRange], granule: Arm64Granule,
+        _ variant: RelocationTables, ram: [AddressRange], relocated: [AddressRange], granule: Granule,
         mappings: Arm64Mappings, layout: Arm64Layout
     ) -> Arm64TableCost {
         switch variant {
@@ -385,7 +350,7 @@ public enum Arm64LinearMap {
         }
     }
 
-    static func relocatedRequests(_ ranges: [AddressRange], granule: Arm64Granule, layout: Arm64Layout) -> (
+    static func relocatedRequests(_ ranges: [AddressRange], granule: Granule, layout: Arm64Layout) -> (
         requests: [Arm64MapRequest], unmappable: [AddressRange]
     ) {
         requests(ram: ranges, protected: [], granule: granule, mappings: .basePages, layout: layout)
@@ -395,7 +360,7 @@ public enum Arm64LinearMap {
     /// code, PAGE_KERNEL_ROX, one table per level from level 3 up to the level covering VA bit 47
     /// (T0SZ 16: four tables with 4k and 16k, three with 64k).
     public static func identityMapPage(
-        _ pa: PhysAddr, granule: Arm64Granule, allocate: () throws -> PhysAddr
+        _ pa: PhysAddr, granule: Granule, allocate: () throws -> PhysAddr
     ) throws -> Arm64Tables {
         let page = pa.raw & ~(granule.size - 1)
         let req = Arm64MapRequest(va: page, end: page + granule.size, pa: page, blocks: false, valid: true)
@@ -405,7 +370,7 @@ public enum Arm64LinearMap {
     }
 
     static func make(
-        _ reqs: [Arm64MapRequest], granule: Arm64Granule, mappings: Arm64Mappings, vaBits: Int, ttbr: Int,
+        _ reqs: [Arm64MapRequest], granule: Granule, mappings: Arm64Mappings, vaBits: Int, ttbr: Int,
         unmappable: [AddressRange], leaf: UInt64 = Arm64Descriptor.kernelPage, allocate: () throws -> PhysAddr
     ) throws -> Arm64Tables {
         guard (36...48).contains(vaBits) else { throw Arm64TableError.unsupportedVABits(vaBits) }
@@ -421,7 +386,7 @@ public enum Arm64LinearMap {
     /// Table pages per level for `reqs`: at each level, the distinct tables (VA >> the span one table
     /// covers) among the VAs still needing an entry there; a level's blocks (full, aligned chunks of
     /// one request whose PA is aligned too) remove their VAs from the levels below.
-    static func count(_ reqs: [Arm64MapRequest], granule: Arm64Granule, mappings: Arm64Mappings, vaBits: Int)
+    static func count(_ reqs: [Arm64MapRequest], granule: Granule, mappings: Arm64Mappings, vaBits: Int)
         -> Arm64TableCost
     {
         let start = granule.startLevel(vaBits: vaBits)
@@ -463,7 +428,7 @@ public enum Arm64LinearMap {
 
 /// Builds tables page by page, as __create_pgd_mapping does.
 struct Arm64Builder {
-    let granule: Arm64Granule
+    let granule: Granule
     let vaBits: Int
     var pageLeaf = Arm64Descriptor.kernelPage
     var store: [[UInt64]] = []
@@ -471,7 +436,7 @@ struct Arm64Builder {
     var levels: [Int] = []
     var indexOf: [PhysAddr: Int] = [:]
 
-    init(granule: Arm64Granule, vaBits: Int) {
+    init(granule: Granule, vaBits: Int) {
         self.granule = granule
         self.vaBits = vaBits
     }

@@ -55,7 +55,7 @@ extension X86IdentityMap {
     /// For policy `.kdumpOnly` and a crash image: only [0, 1 MiB), the crashkernel ranges and the
     /// segments (which lie inside them). For a normal image `.kdumpOnly` asks for what `.ram2m` does.
     public static func requests(
-        machine: Machine, segments: [(name: String, range: AddressRange)], policy: PolicySpec,
+        machine: Machine, segments: [(name: String, range: AddressRange)], policy: X86Policy,
         imageType: ImageType, crashkernel: [AddressRange]
     ) -> [IdentityMapRequest] {
         var out: [IdentityMapRequest] = []

@@ -23,10 +23,7 @@ struct RenderCommand: ParsableCommand {
     func run() throws {
         var sc = loadScenario(fixture)
         let override = parsePolicy(policy)
-        if let p = override, p != sc.policy.identityMap {
-            sc.expect = sc.expectByPolicy[p]
-            sc.policy.identityMap = p
-        }
+        if let p = override { sc = sc.overridingIdentityMap(p) }
         let outcome: PlanOutcome
         do {
             outcome = try Planner.plan(sc)

@@ -51,7 +51,7 @@ struct TablesCommand: ParsableCommand {
                 }
                 return
             }
-            let p = parsePolicy(policy) ?? sc.policy.identityMap
+            let p = parsePolicy(policy) ?? sc.x86Policy?.identityMap ?? X86Policy().identityMap
             let cost = try TableReport.cost(sc, policy: p, noSegments: noSegments)
             print(json ? Report.json(Report.costDict(cost)) : Report.costText(cost))
         } catch {

@@ -15,7 +15,7 @@ import Testing
 @Suite struct Arm64DifferentialTests {
     let sctlr: UInt64 = 0x30d0_1805
 
-    func control(_ g: Arm64Walker.Granule, root: UInt64) -> Arm64Walker.Control {
+    func control(_ g: Granule, root: UInt64) -> Arm64Walker.Control {
         Arm64Walker.Control(
             sctlr: sctlr, tcr: arm64TCR(t0sz: 25, tg0: g, t1sz: 25, ipsBits: 44), ttbr0: root, ttbr1: 0,
             physicalAddressBits: 44)
@@ -23,7 +23,7 @@ import Testing
 
     /// Deterministic pseudo-random tables below VA 2 GiB: pages and blocks of every allowed level,
     /// some read-only, some invalid, some with AF clear; each sampled VA's page backed.
-    func randomTables(_ mem: GuestMemory, granule g: Arm64Walker.Granule, seed: UInt64, count: Int) throws -> (
+    func randomTables(_ mem: GuestMemory, granule g: Granule, seed: UInt64, count: Int) throws -> (
         Arm64TinyTables, [UInt64]
     ) {
         var t = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x100_0000), poolPages: 256, granule: g, vaBits: 39)
@@ -33,7 +33,7 @@ import Testing
             return s >> 11
         }
         let c = control(g, root: t.root.raw)
-        let levels = g == .size4K ? [3, 2, 1] : [3, 2]
+        let levels = g == .g4k ? [3, 2, 1] : [3, 2]
         var vas: [UInt64] = []
         for _ in 0..<count {
             let level = levels[Int(next() % UInt64(levels.count))]
@@ -69,7 +69,7 @@ import Testing
 
     @Test(arguments: [UInt64(42), 7, 2026])
     func walkerAgreesWithTheEngine(seed: UInt64) throws {
-        let granule = Arm64Walker.Granule.size4K
+        let granule = Granule.g4k
         let mem = GuestMemory()
         let (t, vas) = try randomTables(mem, granule: granule, seed: seed, count: 400)
         let c = control(granule, root: t.root.raw)

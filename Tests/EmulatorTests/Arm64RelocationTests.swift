@@ -57,7 +57,7 @@ final class Arm64TablePool {
         next = start
         self.end = end
     }
-    func allocator(_ g: Arm64Granule) -> () throws -> PhysAddr {
+    func allocator(_ g: Granule) -> () throws -> PhysAddr {
         {
             self.next = (self.next + g.size - 1) & ~(g.size - 1)
             precondition(self.next + g.size <= self.end, "table pool exhausted")
@@ -173,7 +173,7 @@ struct Arm64KexecScene {
             + segments.map { AddressRange(start: PhysAddr($0.dest), size: ByteCount(UInt64($0.pages) * pageSize))! }
     }
 
-    func allocator(_ g: Arm64Granule) -> () throws -> PhysAddr { pool.allocator(g) }
+    func allocator(_ g: Granule) -> () throws -> PhysAddr { pool.allocator(g) }
 
     func load(_ t: Arm64Tables) {
         for pa in t.pages.keys { _ = mem.write(pa, t.encodedPage(pa)) }
@@ -199,7 +199,7 @@ struct Arm64KexecScene {
     /// An MMU-on engine: TTBR1 = the first kernel's linear map, TTBR0 = the identity map of the
     /// control page; returns it with the relocation tables' root (x4).
     func mmuOnEngine(
-        granule: Arm64Granule, mappings: Arm64Mappings, variant: Arm64LinearMap.RelocationTables
+        granule: Granule, mappings: Arm64Mappings, variant: Arm64LinearMap.RelocationTables
     ) throws -> (Arm64Engine, Arm64Layout, Arm64Tables) {
         let layout = Arm64Layout(ram: [Self.ram], granule: granule)
         let first = try Arm64LinearMap.build(
@@ -249,13 +249,13 @@ struct Arm64KexecScene {
         #expect(scene.destinationsMatch())
     }
 
-    static let mmuOnCases: [(Arm64Granule, Arm64Mappings, Arm64LinearMap.RelocationTables)] =
-        Arm64Granule.allCases.flatMap { g in
+    static let mmuOnCases: [(Granule, Arm64Mappings, Arm64LinearMap.RelocationTables)] =
+        Granule.allCases.flatMap { g in
             Arm64Mappings.allCases.map { (g, $0, Arm64LinearMap.RelocationTables.linearMapCopy) }
-        } + Arm64Granule.allCases.map { ($0, .basePages, .relocatedOnly) }
+        } + Granule.allCases.map { ($0, .basePages, .relocatedOnly) }
 
     @Test(arguments: mmuOnCases)
-    func mmuOn(granule: Arm64Granule, mappings: Arm64Mappings, variant: Arm64LinearMap.RelocationTables) throws {
+    func mmuOn(granule: Granule, mappings: Arm64Mappings, variant: Arm64LinearMap.RelocationTables) throws {
         let scene = try Arm64KexecScene(pageSize: granule.size, segments: segments, entriesPerListPage: 4)
         let (e, layout, reloc) = try scene.mmuOnEngine(granule: granule, mappings: mappings, variant: variant)
         #expect(e.read(.sctlrEL1) & 1 == 1)

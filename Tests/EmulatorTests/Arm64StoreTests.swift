@@ -15,8 +15,8 @@ import Testing
         let mem = GuestMemory()
         try mem.add(start: PhysAddr(codePA), size: .kib(4), label: "probe")
         #expect(mem.write(PhysAddr(codePA), probe.bytes))
-        let low = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x4000_0000), poolPages: 32, granule: .size4K)
-        var high = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x4010_0000), poolPages: 32, granule: .size4K)
+        let low = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x4000_0000), poolPages: 32, granule: .g4k)
+        var high = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x4010_0000), poolPages: 32, granule: .g4k)
         high.map(va: codeVA, pa: codePA, level: 3, extra: 1 << 7)  // read-only, executable at EL1
         return (mem, low, high)
     }
@@ -181,8 +181,8 @@ import Testing
             try mem.add(start: PhysAddr(pa), size: .kib(4), label: "data")
             _ = mem.write64(PhysAddr(pa), v)
         }
-        var a = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x4100_0000), poolPages: 8, granule: .size4K)
-        var b = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x4200_0000), poolPages: 8, granule: .size4K)
+        var a = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x4100_0000), poolPages: 8, granule: .g4k)
+        var b = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x4200_0000), poolPages: 8, granule: .g4k)
         for t in [0, 1] {
             if t == 0 {
                 a.map(va: code, pa: code, level: 3)

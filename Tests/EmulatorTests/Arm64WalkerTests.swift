@@ -6,7 +6,7 @@ import Testing
 /// Arm64LinearMap): granule-sized table pages from a pool, any VA size.
 struct Arm64TinyTables {
     let mem: GuestMemory
-    let granule: Arm64Walker.Granule
+    let granule: Granule
     let vaBits: Int
     let root: PhysAddr
     var next: UInt64
@@ -15,7 +15,7 @@ struct Arm64TinyTables {
     /// Leaf attribute bits: AF | SH inner | AttrIndx 0 (+ bits[1:0]).
     static let leaf: UInt64 = 0x700
 
-    init(mem: GuestMemory, pool: PhysAddr, poolPages: Int, granule: Arm64Walker.Granule, vaBits: Int = 48) throws {
+    init(mem: GuestMemory, pool: PhysAddr, poolPages: Int, granule: Granule, vaBits: Int = 48) throws {
         try mem.add(start: pool, size: ByteCount(UInt64(poolPages) * granule.size), label: "tables")
         self.mem = mem
         self.granule = granule
@@ -25,7 +25,7 @@ struct Arm64TinyTables {
         poolEnd = pool.raw + UInt64(poolPages) * granule.size
     }
 
-    var startLevel: Int { granule.startLevel(inputBits: vaBits) }
+    var startLevel: Int { granule.startLevel(vaBits: vaBits) }
 
     func index(_ va: UInt64, _ level: Int) -> UInt64 {
         let shift = granule.levelShift(level)
@@ -66,7 +66,7 @@ struct Arm64TinyTables {
 
 /// TCR_EL1 for tests: both halves on their own granules and sizes, IPS from `ipsBits`.
 func arm64TCR(
-    t0sz: Int = 16, tg0: Arm64Walker.Granule = .size4K, t1sz: Int = 16, tg1: Arm64Walker.Granule = .size4K,
+    t0sz: Int = 16, tg0: Granule = .g4k, t1sz: Int = 16, tg1: Granule = .g4k,
     ipsBits: Int = 48, extra: UInt64 = 0
 ) -> UInt64 {
     let ips: UInt64 = [32: 0, 36: 1, 40: 2, 42: 3, 44: 4, 48: 5, 52: 6][ipsBits]!
@@ -91,33 +91,37 @@ func arm64TCR(
 
     @Test func granuleGeometry() {
         // Start levels at 48 bits: 4K 0 (4 levels), 16K 0 (4 levels, 2-entry L0), 64K 1 (3 levels).
-        #expect(Arm64Walker.Granule.size4K.startLevel(inputBits: 48) == 0)
-        #expect(Arm64Walker.Granule.size16K.startLevel(inputBits: 48) == 0)
-        #expect(Arm64Walker.Granule.size64K.startLevel(inputBits: 48) == 1)
-        #expect(Arm64Walker.Granule.size4K.startLevel(inputBits: 39) == 1)  // T0SZ 25: 3 levels
-        #expect(Arm64Walker.Granule.size4K.startLevel(inputBits: 30) == 2)  // T0SZ 34: 2 levels
-        #expect(Arm64Walker.Granule.size64K.startLevel(inputBits: 52) == 1)
-        #expect(Arm64Walker.Granule.size16K.startLevel(inputBits: 47) == 1)  // 16K, 47 bits: 3 levels
-        #expect(Arm64Walker.Granule.size16K.startLevel(inputBits: 36) == 2)
-        #expect(Arm64Walker.Granule.size4K.levelShift(0) == 39)
-        #expect(Arm64Walker.Granule.size16K.levelShift(0) == 47)
-        #expect(Arm64Walker.Granule.size64K.levelShift(1) == 42)
+        #expect(Granule.g4k.startLevel(vaBits: 48) == 0)
+        #expect(Granule.g16k.startLevel(vaBits: 48) == 0)
+        #expect(Granule.g64k.startLevel(vaBits: 48) == 1)
+        #expect(Granule.g4k.startLevel(vaBits: 39) == 1)  // T0SZ 25: 3 levels
+        #expect(Granule.g4k.startLevel(vaBits: 30) == 2)  // T0SZ 34: 2 levels
+        #expect(Granule.g64k.startLevel(vaBits: 52) == 1)
+        #expect(Granule.g16k.startLevel(vaBits: 47) == 1)  // 16K, 47 bits: 3 levels
+        #expect(Granule.g16k.startLevel(vaBits: 36) == 2)
+        #expect(Granule.g4k.levelShift(0) == 39)
+        #expect(Granule.g16k.levelShift(0) == 47)
+        #expect(Granule.g64k.levelShift(1) == 42)
         // TG0 and TG1 encode the granules differently.
-        #expect(Arm64Walker.Granule.tg0(0) == .size4K && Arm64Walker.Granule.tg1(2) == .size4K)
-        #expect(Arm64Walker.Granule.tg0(2) == .size16K && Arm64Walker.Granule.tg1(1) == .size16K)
-        #expect(Arm64Walker.Granule.tg0(1) == .size64K && Arm64Walker.Granule.tg1(3) == .size64K)
+        #expect(Granule(tg0: 0) == .g4k && Granule(tg1: 2) == .g4k)
+        #expect(Granule(tg0: 2) == .g16k && Granule(tg1: 1) == .g16k)
+        #expect(Granule(tg0: 1) == .g64k && Granule(tg1: 3) == .g64k)
+        // Reserved encodings select 4k; only the low 2 bits count; encoding round-trips.
+        #expect(Granule(tg0: 3) == .g4k && Granule(tg1: 0) == .g4k)
+        #expect(Granule(tg0: 0b110) == .g16k && Granule(tg1: 0b111) == .g64k)
+        #expect(Granule.allCases.allSatisfy { Granule(tg0: $0.tg0) == $0 && Granule(tg1: $0.tg1) == $0 })
     }
 
     @Test func fourLevels4KWithBlocks() throws {
         let mem = GuestMemory()
-        var t = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x10_0000), poolPages: 32, granule: .size4K)
+        var t = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x10_0000), poolPages: 32, granule: .g4k)
         t.map(va: 0x0000_7fff_ffff_f000, pa: 0x8_7654_3000, level: 3)  // last page of TTBR0's 48 bits
         t.map(va: 0x0000_0080_4000_0000, pa: 0x140_0000_0000, level: 1)  // 1 GiB block at 1.25 TiB
         t.map(va: 0x0000_0000_4020_0000, pa: 0x1_0060_0000, level: 2)  // 2 MiB block above 4 GiB
         let c = Arm64Walker.Control(sctlr: mmuOn, tcr: arm64TCR(), ttbr0: t.root.raw, ttbr1: 0)
         let p = try walk(0x0000_7fff_ffff_fff8, .write, c, mem).get()
         #expect(p.pa == PhysAddr(0x8_7654_3ff8))
-        #expect(p.level == .l3 && p.leafSize == .kib(4) && p.ttbr == 0 && p.granule == .size4K)
+        #expect(p.level == .l3 && p.leafSize == .kib(4) && p.ttbr == 0 && p.granule == .g4k)
         #expect(p.writable && p.executable && p.attrIndx == 0)
         let b1 = try walk(0x0000_0080_7fff_fff0, .read, c, mem).get()
         #expect(b1.pa == PhysAddr(0x140_3fff_fff0))
@@ -141,8 +145,8 @@ func arm64TCR(
 
     @Test func ttbr1AndTheRangeCheck() throws {
         let mem = GuestMemory()
-        var t0 = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x10_0000), poolPages: 8, granule: .size4K)
-        var t1 = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x20_0000), poolPages: 8, granule: .size4K)
+        var t0 = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x10_0000), poolPages: 8, granule: .g4k)
+        var t1 = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x20_0000), poolPages: 8, granule: .g4k)
         t0.map(va: 0x1234_5000, pa: 0x5000, level: 3)
         t1.map(va: 0xffff_0000_1234_5000, pa: 0x7000, level: 3)
         let c = Arm64Walker.Control(sctlr: mmuOn, tcr: arm64TCR(), ttbr0: t0.root.raw, ttbr1: t1.root.raw)
@@ -165,7 +169,7 @@ func arm64TCR(
         #expect(fault(walk(0xffff_0000_1234_5008, .read, epd, mem))?.reason == .walkDisabled)
         #expect(try walk(0x1234_5008, .read, epd, mem).get().pa == PhysAddr(0x5008))
         // T0SZ 34: a 2-level walk starting at level 2; 2^30 is out of range.
-        var t2 = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x30_0000), poolPages: 4, granule: .size4K, vaBits: 30)
+        var t2 = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x30_0000), poolPages: 4, granule: .g4k, vaBits: 30)
         t2.map(va: 0x3fe0_0000, pa: 0x4_0000_0000, level: 2)
         let short = Arm64Walker.Control(sctlr: mmuOn, tcr: arm64TCR(t0sz: 34), ttbr0: t2.root.raw, ttbr1: 0)
         let s = try walk(0x3fff_fff8, .read, short, mem).get()
@@ -175,12 +179,12 @@ func arm64TCR(
 
     @Test func sixteenK() throws {
         let mem = GuestMemory()
-        var t = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x40_0000), poolPages: 16, granule: .size16K)
+        var t = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x40_0000), poolPages: 16, granule: .g16k)
         // L0 has 2 entries (VA bit 47); L1 entries 64 GiB, L2 32 MiB blocks, L3 16 KiB pages.
         t.map(va: 0xffff_8000_0200_0000, pa: 0x1_0400_0000, level: 2)
         t.map(va: 0xffff_8000_0000_4000, pa: 0x9_8765_c000, level: 3)
         let c = Arm64Walker.Control(
-            sctlr: mmuOn, tcr: arm64TCR(tg0: .size16K, tg1: .size16K), ttbr0: 0, ttbr1: t.root.raw)
+            sctlr: mmuOn, tcr: arm64TCR(tg0: .g16k, tg1: .g16k), ttbr0: 0, ttbr1: t.root.raw)
         let b = try walk(0xffff_8000_03ff_fff8, .read, c, mem).get()
         #expect(b.pa == PhysAddr(0x1_05ff_fff8) && b.level == .l2 && b.leafSize == .mib(32))
         let p = try walk(0xffff_8000_0000_7ffc, .read, c, mem).get()
@@ -199,11 +203,11 @@ func arm64TCR(
 
     @Test func sixtyFourK() throws {
         let mem = GuestMemory()
-        var t = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x100_0000), poolPages: 8, granule: .size64K)
+        var t = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x100_0000), poolPages: 8, granule: .g64k)
         // Start level 1 (64 entries, 4 TiB each), L2 512 MiB blocks, L3 64 KiB pages.
         t.map(va: 0x0000_0400_2000_0000, pa: 0x20_0000_0000, level: 2)
         t.map(va: 0x0000_0000_0001_0000, pa: 0x5_0003_0000, level: 3)
-        let c = Arm64Walker.Control(sctlr: mmuOn, tcr: arm64TCR(tg0: .size64K), ttbr0: t.root.raw, ttbr1: 0)
+        let c = Arm64Walker.Control(sctlr: mmuOn, tcr: arm64TCR(tg0: .g64k), ttbr0: t.root.raw, ttbr1: 0)
         let b = try walk(0x0000_0400_3fff_fff0, .read, c, mem).get()
         #expect(b.pa == PhysAddr(0x20_1fff_fff0) && b.level == .l2 && b.leafSize == .mib(512))
         let p = try walk(0x0000_0000_0001_fff8, .write, c, mem).get()
@@ -219,13 +223,13 @@ func arm64TCR(
         // FEAT_LPA: PA[51:48] in descriptor bits [15:12] and TTBR bits [5:2]; 52-bit VAs (T0SZ 12).
         let mem = GuestMemory()
         var t = try Arm64TinyTables(
-            mem: mem, pool: PhysAddr(0x100_0000), poolPages: 8, granule: .size64K, vaBits: 52)
+            mem: mem, pool: PhysAddr(0x100_0000), poolPages: 8, granule: .g64k, vaBits: 52)
         let pa52: UInt64 = 0x000a_1234_5678_0000
         let paBits = (pa52 & 0x0000_ffff_ffff_0000) | ((pa52 >> 48) << 12)
         t.map(va: 0x000f_ffff_ffff_0000, pa: paBits, level: 3)
         t.map(va: 0x0004_0000_0000_0000, pa: 0x3000, level: 1)  // 4 TiB block at PA 3 << 48
         let c = Arm64Walker.Control(
-            sctlr: mmuOn, tcr: arm64TCR(t0sz: 12, tg0: .size64K, ipsBits: 52), ttbr0: t.root.raw, ttbr1: 0,
+            sctlr: mmuOn, tcr: arm64TCR(t0sz: 12, tg0: .g64k, ipsBits: 52), ttbr0: t.root.raw, ttbr1: 0,
             physicalAddressBits: 52)
         let p = try walk(0x000f_ffff_ffff_fff8, .read, c, mem).get()
         #expect(p.pa == PhysAddr(pa52 | 0xfff8))
@@ -239,7 +243,7 @@ func arm64TCR(
 
     @Test func reservedDescriptorsAndAddressSize() throws {
         let mem = GuestMemory()
-        var t = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x10_0000), poolPages: 16, granule: .size4K)
+        var t = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x10_0000), poolPages: 16, granule: .g4k)
         t.map(va: 0, pa: 0, level: 0, raw: 0x8000_0000_0701)  // block at L0 (4K): reserved
         t.map(va: 0x80_0000_1000, pa: 0, level: 3, raw: 0x2000_0701)  // 0b01 at L3: reserved
         t.map(va: 0x80_4000_0000, pa: 0x8000_0000_0000, level: 1)  // 1 GiB block at 128 TiB
@@ -262,7 +266,7 @@ func arm64TCR(
 
     @Test func permissionsAndAccessFlag() throws {
         let mem = GuestMemory()
-        var t = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x10_0000), poolPages: 16, granule: .size4K)
+        var t = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x10_0000), poolPages: 16, granule: .g4k)
         let ap2: UInt64 = 1 << 7
         let ap1: UInt64 = 1 << 6
         let pxn: UInt64 = 1 << 53

@@ -145,8 +145,7 @@ struct FixtureDecoderTests {
         #expect(k.entry == PhysAddr(0x100_0200))
         #expect(k.inject == [.wrongDigest, .flipSourceByte(segment: "kernel", offset: ByteCount(0x1000))])
 
-        #expect(s.policy.identityMap == .gbpagesExact)
-        #expect(s.policy.mapSegments == false)
+        #expect(s.policy == .x86_64(X86Policy(identityMap: .gbpagesExact, mapSegments: false)))
         #expect(s.nextKernelTouches == [PhysAddr(0x8000_0000), PhysAddr(0x7fe0_0000)])
         #expect(s.expect == Expectation(verdict: .rejected, address: 0x8000_0000, errno: "EADDRNOTAVAIL"))
         #expect(s.budget == 2_000_000_000)
@@ -174,8 +173,7 @@ struct FixtureDecoderTests {
         #expect(k.placement == .topDown)
         #expect(k.entry == nil)
         #expect(k.inject == [])
-        #expect(s.policy.identityMap == .ram2m)
-        #expect(s.policy.mapSegments == true)
+        #expect(s.policy == .x86_64(X86Policy(identityMap: .ram2m, mapSegments: true)))
         #expect(s.nextKernelTouches == [])
         #expect(s.expect == nil)
         #expect(s.budget == nil)
@@ -198,6 +196,7 @@ struct FixtureDecoderTests {
             """
         let s = try decodeResult(yaml).get()
         #expect(s.machine.arch == .arm64)
+        #expect(s.policy == .arm64(Arm64Policy(relocation: .mmuOff, granule: .g4k, mappings: .blocks)))
         let k = try #require(s.kexec)
         #expect(k.syscall == .kexecLoad)
         #expect(k.kernel == nil)

@@ -25,14 +25,12 @@ import Testing
         kernel: String, initrd: PayloadSpec?, machine: Machine = machine([(0x4000_0000, 0x1_3fff_ffff)]),
         relocation: RelocationMode = .mmuOff
     ) -> Scenario {
-        var policy = PolicySpec()
-        policy.relocation = relocation
-        return Scenario(
+        Scenario(
             name: "arm64 Image file", machine: machine,
             kexec: KexecRequest(
                 syscall: .kexecFileLoad, type: .normal, kernel: PayloadSpec(file: kernel), initrd: initrd,
                 cmdline: "console=ttyAMA0"),
-            policy: policy, expect: Expectation(verdict: .landed))
+            policy: .arm64(Arm64Policy(relocation: relocation)), expect: Expectation(verdict: .landed))
     }
 
     func ev(_ r: RunResult) -> [String: String] { r.verdict.evidenceByName }

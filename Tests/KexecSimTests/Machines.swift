@@ -29,6 +29,6 @@ enum TestMachines {
             kexec: KexecRequest(
                 syscall: .kexecFileLoad, type: .normal, kernel: PayloadSpec(size: kernel),
                 initrd: initrd.map { PayloadSpec(size: $0) }, placement: placement, inject: inject),
-            policy: PolicySpec(identityMap: policy), expect: Expectation(verdict: .landed))
+            policy: .x86_64(X86Policy(identityMap: policy)), expect: Expectation(verdict: .landed))
     }
 }

@@ -159,7 +159,7 @@ final class XMLCollector: NSObject, XMLParserDelegate {
             worker.arguments(for: jobs[2]) == [
                 "run", jobs[2].fixturePath, "--policy", "ram-2m", "--json", "--timeout", "4.000",
             ])
-        #expect(MatrixPlanner.arm64PolicyLabel(PolicySpec()) == "mmu-off 4k blocks")
+        #expect(MatrixPlanner.arm64PolicyLabel(Arm64Policy()) == "mmu-off 4k blocks")
         // The label is a row of the table and a JUnit testcase name.
         let rs = jobs.map {
             MatrixRunResult(job: $0, status: .passed, verdict: "landed", summary: "ok", matches: true, elapsed: 1)

@@ -30,7 +30,7 @@ import Testing
         return Scenario(
             name: "24 TiB machine, tiny payload", machine: m,
             kexec: KexecRequest(kernel: PayloadSpec(size: .mib(1)), initrd: PayloadSpec(size: .kib(64))),
-            policy: PolicySpec(identityMap: .ram1g), expect: KexecModel.Expectation(verdict: .landed))
+            policy: .x86_64(X86Policy(identityMap: .ram1g)), expect: KexecModel.Expectation(verdict: .landed))
     }
 
     static func attrs(_ c: XMLCollector, _ name: String, cls: String) -> [XMLCollector.Element] {

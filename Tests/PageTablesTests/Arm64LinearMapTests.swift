@@ -7,7 +7,7 @@ import Testing
 func arm64RAM(_ size: UInt64) -> [AddressRange] { [range(2 * GiB, 2 * GiB + size - 1)] }
 
 func arm64Cost(
-    _ ram: [AddressRange], _ g: Arm64Granule, _ m: Arm64Mappings, protected: [AddressRange] = []
+    _ ram: [AddressRange], _ g: Granule, _ m: Arm64Mappings, protected: [AddressRange] = []
 ) -> Arm64TableCost {
     Arm64LinearMap.cost(
         ram: ram, protected: protected, granule: g, mappings: m, layout: Arm64Layout(ram: ram, granule: g))
@@ -17,7 +17,7 @@ func arm64Cost(
 final class Arm64Pages {
     var next: UInt64
     init(_ start: UInt64) { next = start }
-    func take(_ g: Arm64Granule) -> () throws -> PhysAddr {
+    func take(_ g: Granule) -> () throws -> PhysAddr {
         {
             self.next = (self.next + g.size - 1) & ~(g.size - 1)
             defer { self.next += g.size }
@@ -174,8 +174,8 @@ final class Arm64Pages {
     }
 
     /// The estimate equals what build allocates, for every granule and mapping, with awkward ranges.
-    @Test(arguments: Arm64Granule.allCases)
-    func costMatchesBuild(granule: Arm64Granule) throws {
+    @Test(arguments: Granule.allCases)
+    func costMatchesBuild(granule: Granule) throws {
         let cases: [(ram: [AddressRange], protected: [AddressRange])] = [
             (arm64RAM(6 * GiB), []),
             (arm64RAM(6 * GiB), [range(3 * GiB + 0x1000, 3 * GiB + 33 * MiB)]),
@@ -250,7 +250,7 @@ final class Arm64Pages {
     @Test func copyKeepsShapeAndMapping() throws {
         let ram = arm64RAM(5 * GiB)
         let crash = range(3 * GiB, 3 * GiB + 64 * MiB - 1)
-        for g in Arm64Granule.allCases {
+        for g in Granule.allCases {
             let layout = Arm64Layout(ram: ram, granule: g)
             let pages = Arm64Pages(0x10_0000)
             let first = try Arm64LinearMap.build(
@@ -268,7 +268,7 @@ final class Arm64Pages {
     }
 
     @Test func identityMapPage() throws {
-        for (g, levels) in [(Arm64Granule.g4k, [1, 1, 1, 1]), (.g16k, [1, 1, 1, 1]), (.g64k, [0, 1, 1, 1])] {
+        for (g, levels) in [(Granule.g4k, [1, 1, 1, 1]), (.g16k, [1, 1, 1, 1]), (.g64k, [0, 1, 1, 1])] {
             let t = try Arm64LinearMap.identityMapPage(
                 PhysAddr(0x41_0000_0123), granule: g, allocate: Arm64Pages(0x10_0000).take(g))
             #expect(t.cost.levels == levels, "\(g)")

@@ -26,7 +26,7 @@ func fourGiBMachine() throws -> Machine {
 }
 
 func ramRequests(_ m: Machine) -> [IdentityMapRequest] {
-    X86IdentityMap.requests(machine: m, segments: [], policy: PolicySpec(), imageType: .normal, crashkernel: [])
+    X86IdentityMap.requests(machine: m, segments: [], policy: X86Policy(), imageType: .normal, crashkernel: [])
 }
 
 let transitionVA = VirtAddr(0xffff_ffff_a000_0000)

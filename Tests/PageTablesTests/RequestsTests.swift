@@ -21,7 +21,7 @@ import Testing
 
     @Test func kernelOrderWithMemLimitAndSegments() throws {
         let r = X86IdentityMap.requests(
-            machine: try limitedMachine(), segments: segments, policy: PolicySpec(identityMap: .ram2m),
+            machine: try limitedMachine(), segments: segments, policy: X86Policy(identityMap: .ram2m),
             imageType: .normal, crashkernel: [])
         #expect(
             r == [
@@ -41,7 +41,7 @@ import Testing
     @Test func withoutSegmentMapping() throws {
         let r = X86IdentityMap.requests(
             machine: try limitedMachine(), segments: segments,
-            policy: PolicySpec(identityMap: .ram2m, mapSegments: false),
+            policy: X86Policy(identityMap: .ram2m, mapSegments: false),
             imageType: .normal, crashkernel: [])
         #expect(r.map(\.reason) == [.ram, .ram, .efiSystemTable, .acpi, .nvs])
     }
@@ -50,7 +50,7 @@ import Testing
         let crash = [range(0x2000_0000, 0x2fff_ffff)]
         let segs: [(name: String, range: AddressRange)] = [("kernel", range(0x2e00_0000, 0x2ebf_ffff))]
         let r = X86IdentityMap.requests(
-            machine: try limitedMachine(), segments: segs, policy: PolicySpec(identityMap: .kdumpOnly),
+            machine: try limitedMachine(), segments: segs, policy: X86Policy(identityMap: .kdumpOnly),
             imageType: .crash, crashkernel: crash)
         #expect(
             r == [
@@ -59,7 +59,7 @@ import Testing
             ])
         // A normal image under kdump-only asks for everything, like ram-2m.
         let normal = X86IdentityMap.requests(
-            machine: try limitedMachine(), segments: segs, policy: PolicySpec(identityMap: .kdumpOnly),
+            machine: try limitedMachine(), segments: segs, policy: X86Policy(identityMap: .kdumpOnly),
             imageType: .normal, crashkernel: crash)
         #expect(normal.count == 6)
         #expect(normal.first == request(0, 0x7eff_ffff, .ram))

@@ -8,7 +8,7 @@ import Yams
 
 private let machineKeys = [
     "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
-    "efi_system_table", "mem_limit", "crashkernel_protection",
+    "efi_system_table", "mem_limit", "crashkernel_protection", "kernel",
 ]
 private let regionKeys = ["range", "start", "size", "type"]
 
@@ -20,6 +20,14 @@ extension Walker {
         let arch = try choice(required(f, "arch"), f.field("arch"), Arch.allCases)
         let (memory, imported) = try memoryMap(required(f, "memory"), path: f.field("memory"))
         var machine = Machine(arch: arch, memory: memory, source: file)
+        // The running kernel's version comes first: rules decoded below (the crashkernel
+        // reservation) depend on it. Given wins; else the imported log's banner.
+        if let n = f.value("kernel") {
+            machine.kernel = try kernelVersion(n, f.field("kernel"))
+        } else if let v = imported?.kernel {
+            // Older than anything modelled: the oldest modelled version's rules are the nearest.
+            machine.kernel = max(v, KernelVersion.oldestModelled)
+        }
         if let n = f.value("name") { machine.name = try text(n, f.field("name"), allowEmpty: false) }
         if let n = f.value("platform") { machine.platform = try choice(n, f.field("platform"), Platform.allCases) }
         if let n = f.value("paging") { machine.paging = try choice(n, f.field("paging"), PagingLevels.allCases) }
@@ -45,6 +53,22 @@ extension Walker {
                 n, f.field("crashkernel_protection"), CrashkernelProtection.allCases)
         }
         return machine
+    }
+
+    /// `kernel: "6.1"` (X.Y, X.Y.Z or X.Y-rcN), no older than the oldest modelled version.
+    func kernelVersion(_ node: Node, _ field: String) throws(InputError) -> KernelVersion {
+        let t = try text(node, field, allowEmpty: false)
+        guard let v = KernelVersion(t) else {
+            throw fail(
+                node, field,
+                "\"\(t)\" is not a kernel version (expected X.Y, X.Y.Z or X.Y-rcN, e.g. \"6.1\" or \"6.1.79\")")
+        }
+        guard v >= KernelVersion.oldestModelled else {
+            throw fail(
+                node, field,
+                "kernel \(v) is older than any version kexec-sim models (\(KernelVersion.oldestModelled) and newer)")
+        }
+        return v
     }
 
     /// crashkernel= parsed against the machine's usable RAM and reserved as the machine's kernel would.

@@ -49,10 +49,6 @@ public struct KernelVersion: Sendable, Hashable, Comparable, CustomStringConvert
     public init?(banner line: String) {
         guard let at = line.range(of: "Linux version ") else { return nil }
         let rest = line[at.upperBound...]
-        if let deb = rest.range(of: "Debian ", options: .backwards) {
-            let word = rest[deb.upperBound...].prefix { $0.isNumber || $0 == "." }
-            if let v = KernelVersion(String(word)), v.patch != nil { self = v; return }
-        }
         let release = rest.prefix { !$0.isWhitespace }
         // 6.1.0-40-amd64 → 6.1.0; 6.9.0-rc1+ → 6.9-rc1; 7.1.0-arch1 → 7.1.0
         let numeric = release.prefix { $0.isNumber || $0 == "." }
@@ -63,6 +59,18 @@ public struct KernelVersion: Sendable, Hashable, Comparable, CustomStringConvert
             text = "\(xy)-rc\(n)"
         }
         guard let v = KernelVersion(text) else { return nil }
+        // Debian names the stable release after the build number: `#1 SMP … Debian 6.1.192-3 (…)`.
+        // Only there (the compiler's own "Debian 12.2.0-14" comes earlier), and only when it is the
+        // same X.Y as the release string.
+        if let hash = rest.range(of: "#", options: .backwards),
+            let deb = rest[hash.upperBound...].range(of: "Debian ")
+        {
+            let word = rest[deb.upperBound...].prefix { $0.isNumber || $0 == "." }
+            if let d = KernelVersion(String(word)), d.patch != nil, d.line == v.line {
+                self = d
+                return
+            }
+        }
         self = v
     }
 
@@ -72,6 +80,17 @@ public struct KernelVersion: Sendable, Hashable, Comparable, CustomStringConvert
         if let rc { s += "-rc\(rc)" }
         return s
     }
+
+    /// The release lines whose rules kexec-sim models (Debian 11, RHEL 9, Debian 12, 6.6 LTS, 6.8,
+    /// Debian 12 backports / Debian 13, and the newest mainline read).
+    public static let modelled: [KernelVersion] = [
+        KernelVersion(5, 10), KernelVersion(5, 14), KernelVersion(6, 1), KernelVersion(6, 6), KernelVersion(6, 8),
+        KernelVersion(6, 12), KernelVersion(6, 18),
+    ]
+    /// What a fixture without `machine.kernel` runs as.
+    public static let newestModelled = KernelVersion(6, 18)
+    /// Nothing older is modelled.
+    public static let oldestModelled = KernelVersion(5, 10)
 
     /// X.Y of this version (the release line its stable updates belong to).
     public var line: KernelVersion { KernelVersion(major, minor) }

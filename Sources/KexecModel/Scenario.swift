@@ -32,7 +32,13 @@ public struct Machine: Sendable {
     public var memLimit: ByteCount?
     public var paging: PagingLevels
     public var crashkernelProtection: CrashkernelProtection = .none
+    /// The running (first) kernel's version (`machine.kernel`, a log's banner, or `--kernel`);
+    /// nil: the newest modelled (`kernelVersion`).
+    public var kernel: KernelVersion?
     public var source: String
+
+    /// The version whose rules apply.
+    public var kernelVersion: KernelVersion { kernel ?? .newestModelled }
 
     public init(
         name: String? = nil, arch: Arch, platform: Platform = .generic, memory: MemoryMap,

@@ -63,7 +63,22 @@ public enum BootLog {
             message: "the log holds \(count) boot\(count == 1 ? "" : "s"), so there is no boot \(boot)", field: "boot")
     }
 
+    /// Imports one boot's lines: its memory map (by format) and the running kernel's version from its
+    /// `Linux version` banner.
     private static func importLines(_ lines: [LogLine], format: ImportFormat, file: String) throws(ImportError)
+        -> ImportedMachine
+    {
+        var m = try importMemory(lines, format: format, file: file)
+        for l in lines {
+            guard l.body.hasPrefix("Linux version "), let v = KernelVersion(banner: String(l.body)) else { continue }
+            m.kernel = v
+            m.kernelLine = ImportedLine(number: l.number, text: String(l.raw))
+            break
+        }
+        return m
+    }
+
+    private static func importMemory(_ lines: [LogLine], format: ImportFormat, file: String) throws(ImportError)
         -> ImportedMachine
     {
         var chosen = format

@@ -66,6 +66,9 @@ public struct ImportedMachine: Sendable, Equatable {
     public var suggestedArch: Arch?
     /// What was skipped or interpreted, for the reader.
     public var notes: [String]
+    /// The running kernel's version, from the boot's `Linux version` banner, and that line.
+    public var kernel: KernelVersion?
+    public var kernelLine: ImportedLine?
 
     public init(
         format: ImportFormat, memory: MemoryMap, sources: [RegionSource], crashkernelRanges: [AddressRange] = [],

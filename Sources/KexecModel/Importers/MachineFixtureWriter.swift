@@ -7,6 +7,15 @@ public enum MachineFixtureWriter {
         for n in m.notes { out.append("# note: \(comment(n))") }
         out.append("name: \(quoted(name))")
         out.append("arch: \(arch.rawValue)")
+        if let v = m.kernel {
+            if let l = m.kernelLine { out.append("# line \(l.number): \(comment(l.message))") }
+            if v < KernelVersion.oldestModelled {
+                out.append(
+                    "# Linux \(v) is older than any modelled version: \(KernelVersion.oldestModelled)'s rules are the nearest."
+                )
+            }
+            out.append("kernel: \"\(max(v, KernelVersion.oldestModelled))\"")
+        }
         out.append("memory:")
         for (i, r) in m.memory.regions.enumerated() {
             let src = i < m.sources.count ? m.sources[i] : RegionSource(lines: [])

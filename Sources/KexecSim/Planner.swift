@@ -80,20 +80,20 @@ public enum Planner {
                     let hdrSize = ByteCount(64 + 56 * phdrs)
                     let memsz = hdrSize.alignedUp(kexecPageSize)!
                     let at = try placer.place(
-                        BufferRequest(name: "elfcorehdr", memsz: memsz, align: kexecPageSize, bufMin: PhysAddr(0)))
-                    segments.append(Segment(name: "elfcorehdr", mem: at, memsz: memsz, bytes: [], bufsz: hdrSize))
+                        BufferRequest(role: .elfcorehdr, memsz: memsz, align: kexecPageSize, bufMin: PhysAddr(0)))
+                    segments.append(Segment(role: .elfcorehdr, mem: at, memsz: memsz, bytes: [], bufsz: hdrSize))
                 }
                 let bpSize = ByteCount(UInt64(0x1000 + req.cmdline.utf8.count + 1))
                 let pAt = try placer.place(
-                    BufferRequest(name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
+                    BufferRequest(role: .purgatory, memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
                 segments.append(
                     Segment(
-                        name: "purgatory", mem: pAt, memsz: purgMemsz, bytes: [],
-                        bufsz: ByteCount(UInt64(blob.bytes.count)), isPurgatory: true))
+                        role: .purgatory, mem: pAt, memsz: purgMemsz, bytes: [],
+                        bufsz: ByteCount(UInt64(blob.bytes.count))))
                 let bpMemsz = bpSize.alignedUp(kexecPageSize)!
                 let bAt = try placer.place(
-                    BufferRequest(name: "boot_params", memsz: bpMemsz, align: kexecPageSize, bufMin: minBootParams))
-                segments.append(Segment(name: "boot_params", mem: bAt, memsz: bpMemsz, bytes: [], bufsz: bpSize))
+                    BufferRequest(role: .bootParams, memsz: bpMemsz, align: kexecPageSize, bufMin: minBootParams))
+                segments.append(Segment(role: .bootParams, mem: bAt, memsz: bpMemsz, bytes: [], bufsz: bpSize))
                 bootParams = bAt
                 if let image = bzImage {
                     let k = try RealImages.x86BzImageSegment(image, placer: &placer)
@@ -107,8 +107,8 @@ public enum Planner {
                                 file: scenario.file, line: nil, field: "kexec.kernel.size", message: "size overflows"))
                     }
                     let kAt = try placer.place(
-                        BufferRequest(name: "kernel", memsz: kMemsz, align: kernelAlign, bufMin: minKernel))
-                    segments.append(Segment(name: "kernel", mem: kAt, memsz: kMemsz, bytes: [], bufsz: ksize))
+                        BufferRequest(role: .kernel, memsz: kMemsz, align: kernelAlign, bufMin: minKernel))
+                    segments.append(Segment(role: .kernel, mem: kAt, memsz: kMemsz, bytes: [], bufsz: ksize))
                     kernelEntry = PhysAddr(kAt.raw + 0x200)
                 }
                 if let isize {
@@ -118,9 +118,9 @@ public enum Planner {
                                 file: scenario.file, line: nil, field: "kexec.initrd.size", message: "size overflows"))
                     }
                     let iAt = try placer.place(
-                        BufferRequest(name: "initrd", memsz: iMemsz, align: kexecPageSize, bufMin: minInitrd))
+                        BufferRequest(role: .initrd, memsz: iMemsz, align: kexecPageSize, bufMin: minInitrd))
                     segments.append(
-                        Segment(name: "initrd", mem: iAt, memsz: iMemsz, bytes: initrdFile ?? [], bufsz: isize))
+                        Segment(role: .initrd, mem: iAt, memsz: iMemsz, bytes: initrdFile ?? [], bufsz: isize))
                     if let f = initrdFile, let path = req.initrd?.file {
                         imageInfo.append(("initrd_file", "\(path) (\(f.count) bytes)"))
                     }
@@ -131,13 +131,13 @@ public enum Planner {
                 segments = try RealImages.userSegments(
                     req, machine: machine, crash: crash, limits: limits, placer: &placer)
                 let pAt = try placer.place(
-                    BufferRequest(name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
+                    BufferRequest(role: .purgatory, memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
                 segments.append(
                     Segment(
-                        name: "purgatory", mem: pAt, memsz: purgMemsz, bytes: [],
-                        bufsz: ByteCount(UInt64(blob.bytes.count)), isPurgatory: true))
+                        role: .purgatory, mem: pAt, memsz: purgMemsz, bytes: [],
+                        bufsz: ByteCount(UInt64(blob.bytes.count))))
                 kernelEntry = req.entry ?? PhysAddr((req.segments.first?.mem.raw ?? 0) &+ 0x200)
-                bootParams = req.segments.first { $0.name == "boot_params" }?.mem ?? PhysAddr(0)
+                bootParams = segments.first { $0.role == .bootParams }?.mem ?? PhysAddr(0)
             }
             try SanityCheck.check(
                 segments: segments, syscall: req.syscall, type: req.type, totalRAM: machine.memory.totalRAM,
@@ -160,11 +160,11 @@ public enum Planner {
                         file: scenario.file, line: nil, field: "kexec.\(s.name)",
                         message: "payload of \(s.bufsz) is more than this tool generates (8GiB)"))
             }
-            if s.name == "boot_params", let image = bzImage {
+            if s.role == .bootParams, let image = bzImage {
                 segments[i].bytes = RealImages.x86BootParams(
                     machine: machine, cmdline: req.cmdline, loadAddress: s.mem, kernel: image,
-                    initrd: segments.first { $0.name == "initrd" })
-            } else if s.name == "boot_params" && req.syscall == .kexecFileLoad {
+                    initrd: segments.first { $0.role == .initrd })
+            } else if s.role == .bootParams && req.syscall == .kexecFileLoad {
                 segments[i].bytes = Payload.bootParams(machine: machine, cmdline: req.cmdline, loadAddress: s.mem)
             } else {
                 segments[i].bytes = Payload.synthetic(name: s.name, size: Int(s.bufsz.raw))

@@ -142,9 +142,9 @@ public enum Arm64Planner {
         if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
         let pi = segments.firstIndex { $0.isPurgatory }!
         // Same purgatory_data layout as x86_64, with the DTB where x86 keeps boot_params.
-        segments[pi].bytes = Planner.patchPurgatory(
-            blob: blob, entry: kernelEntry, rsi: dtb, regions: regions, digest: stored)
-        let purgEntry = PhysAddr(segments[pi].mem.raw + blob.offset(of: "purgatory_start"))
+        segments[pi].bytes = try Planner.filledPurgatory(
+            blob, entry: kernelEntry, entryArg: dtb, regions: regions, digest: stored)
+        let purgEntry = PhysAddr(segments[pi].mem.raw + Arm64GuestCode.Purgatory.purgatoryStart)
         var (kimage, allocator): (Kimage, PageAllocator)
         do {
             (kimage, allocator) = try KimageBuilder.build(

@@ -174,11 +174,11 @@ public enum Planner {
         var stored = digest
         if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
         let pIndex = segments.firstIndex { $0.isPurgatory }!
-        segments[pIndex].bytes = patchPurgatory(
-            blob: blob, entry: kernelEntry, rsi: bootParams, regions: regions, digest: stored)
+        segments[pIndex].bytes = try filledPurgatory(
+            blob, entry: kernelEntry, entryArg: bootParams, regions: regions, digest: stored)
 
         // The kimage: control page, swap page, source pages, IND_* list.
-        let start = PhysAddr(segments[pIndex].mem.raw + blob.offset(of: "purgatory_start"))
+        let start = PhysAddr(segments[pIndex].mem.raw + X86_64GuestCode.Purgatory.purgatoryStart)
         var (kimage, allocator): (Kimage, PageAllocator)
         do {
             (kimage, allocator) = try KimageBuilder.build(
@@ -220,9 +220,9 @@ public enum Planner {
 
     /// The digest purgatory checks (kexec_calculate_store_digests): every segment but purgatory,
     /// its buffer then zeros up to memsz; and the (start, len) regions it covers.
-    static func segmentsDigest(_ segments: [Segment]) -> (digest: [UInt8], regions: [(UInt64, UInt64)]) {
+    static func segmentsDigest(_ segments: [Segment]) -> (digest: [UInt8], regions: [PurgatoryRegion]) {
         var sha = SHA256()
-        var regions: [(UInt64, UInt64)] = []
+        var regions: [PurgatoryRegion] = []
         let zeros = [UInt8](repeating: 0, count: 1 << 16)
         for s in segments where !s.isPurgatory {
             sha.update(data: s.bytes)
@@ -232,30 +232,26 @@ public enum Planner {
                 sha.update(data: zeros[0..<n])
                 pad -= UInt64(n)
             }
-            regions.append((s.mem.raw, s.memsz.raw))
+            regions.append(PurgatoryRegion(start: s.mem.raw, length: s.memsz.raw))
         }
         return (Array(sha.finalize()), regions)
     }
 
-    /// A copy of the purgatory blob with purgatory_data filled in (layout in purgatory.c).
-    static func patchPurgatory(
-        blob: GuestBlob, entry: PhysAddr, rsi: PhysAddr, regions: [(UInt64, UInt64)], digest: [UInt8]
-    )
-        -> [UInt8]
-    {
-        var b = blob.bytes
-        let base = Int(blob.offset(of: "purgatory_data"))
-        func put(_ off: Int, _ v: UInt64) {
-            for i in 0..<8 { b[base + off + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
+    /// The purgatory's bytes with `purgatory_data` filled in (`GuestBlob.patchingPurgatoryData`):
+    /// the next kernel's entry, its argument (x86_64 boot_params in rsi, arm64 the DTB in x0), the
+    /// digest regions and the digest.
+    ///
+    /// Never traps: more regions than `purgatory_data` holds (16, KEXEC_SEGMENT_MAX), a digest of
+    /// the wrong size or a blob without `purgatory_data` is `PlanError.unsupported`, e.g.
+    /// "purgatory: purgatory_data holds at most 16 regions, 17 given".
+    static func filledPurgatory(
+        _ blob: GuestBlob, entry: PhysAddr, entryArg: PhysAddr, regions: [PurgatoryRegion], digest: [UInt8]
+    ) throws(PlanError) -> [UInt8] {
+        do {
+            return try blob.patchingPurgatoryData(
+                entry: entry.raw, entryArg: entryArg.raw, regions: regions, digest: digest)
+        } catch {
+            throw .unsupported("purgatory: \(error)")
         }
-        put(0, entry.raw)
-        put(8, rsi.raw)
-        put(16, UInt64(regions.count))
-        for (i, r) in regions.prefix(16).enumerated() {
-            put(24 + i * 16, r.0)
-            put(32 + i * 16, r.1)
-        }
-        for i in 0..<32 { b[base + 280 + i] = digest[i] }
-        return b
     }
 }

@@ -13,6 +13,8 @@ protocol RunBackend {
     static var relocateKernel: GuestBlob { get }
     static var purgatory: GuestBlob { get }
     static var probe: GuestBlob { get }
+    /// Offset of the purgatory's `sha256_mismatch_spin` from its load base.
+    static var mismatchSpinOffset: UInt64 { get }
 
     /// Sets the engine up as the first kernel leaves it at the call of the relocation routine, with
     /// `startAddress` as the routine's jump target; returns the PC to start at.
@@ -54,6 +56,7 @@ enum X86RunBackend: RunBackend {
     static var relocateKernel: GuestBlob { X86_64GuestCode.relocateKernel }
     static var purgatory: GuestBlob { X86_64GuestCode.purgatory }
     static var probe: GuestBlob { X86_64GuestCode.probe }
+    static var mismatchSpinOffset: UInt64 { X86_64GuestCode.Purgatory.sha256MismatchSpin }
 
     static func prepare(_ e: X86Engine, plan: Plan, startAddress: PhysAddr) -> VirtAddr {
         guard let x = plan.x86 else { return VirtAddr(0) }
@@ -123,8 +126,8 @@ enum X86RunBackend: RunBackend {
         e.write(.rsi, list)
         e.write(.rcx, UInt64(count))
         let stop = e.run(
-            from: VirtAddr(base + probe.offset(of: "touch_probe")),
-            until: VirtAddr(base + probe.offset(of: "touch_probe_done")), budget: 0, timeoutMicros: timeoutMicros)
+            from: VirtAddr(base + X86_64GuestCode.Probe.touchProbe),
+            until: VirtAddr(base + X86_64GuestCode.Probe.touchProbeDone), budget: 0, timeoutMicros: timeoutMicros)
         return (stop, Int(e.read(.rcx)))
     }
 }

@@ -3,7 +3,10 @@
 /// `relocateKernel` is loaded at offset 0 of the control code page and has two entry points:
 /// `arm64_relocate_new_kernel` (offset 0; MMU off, pre-v5.15) and
 /// `arm64_relocate_new_kernel_mmu_on` (MMU on: TTBR0 = identity map of the control page, the
-/// routine switches TTBR1 to the linear-map copy). Registers on entry, both:
+/// routine switches TTBR1 to the linear-map copy); their offsets are
+/// `RelocateKernel.arm64RelocateNewKernel` and `RelocateKernel.arm64RelocateNewKernelMmuOn`, and
+/// the MMU-on variant runs with the MMU off from `RelocateKernel.arm64RelocateMmuOff` (after its
+/// `msr sctlr_el1` + `isb`). Registers on entry, both:
 ///
 /// | reg | meaning |
 /// |---|---|
@@ -47,12 +50,6 @@ public enum Arm64GuestCode {
         bssSize: Arm64Generated.probeBssSize,
         symbols: Arm64Generated.probeSymbols
     )
-
-    /// Entry symbols of `relocateKernel`.
-    public static let mmuOffEntry = "arm64_relocate_new_kernel"
-    public static let mmuOnEntry = "arm64_relocate_new_kernel_mmu_on"
-    /// The instruction after the MMU-on variant's `msr sctlr_el1` + `isb` (MMU off from here).
-    public static let mmuOffPoint = "arm64_relocate_mmu_off"
 
     /// Largest relocation routine accepted (arm64 KEXEC_CONTROL_PAGE_SIZE).
     public static let controlCodeMaxSize: UInt64 = 4096

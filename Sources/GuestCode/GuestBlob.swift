@@ -1,7 +1,9 @@
 /// A flat piece of guest code: bytes to load at some base, followed by `bssSize` zero bytes.
 ///
 /// Symbol offsets are relative to the load base. The bytes are built from `asm/`, `c/` and
-/// `link/` by `scripts/build-guest-code`, which writes `Generated/`.
+/// `link/` by `scripts/build-guest-code`, which writes `Generated/`: code uses the generated
+/// constants (`X86_64GuestCode.Purgatory.purgatoryStart`, `Arm64GuestCode.Probe.touchProbe`, …);
+/// `symbols` names an offset (the nearest symbol at or below a PC, for evidence).
 public struct GuestBlob: Sendable {
     public let name: String
     /// Loadable image based at 0.
@@ -21,15 +23,6 @@ public struct GuestBlob: Sendable {
         self.bssSize = bssSize
         self.symbols = symbols
         self.purgatoryDataLayout = purgatoryDataLayout
-    }
-
-    /// Offset of `symbol` from the load base; the symbol must exist (it traps otherwise: prefer
-    /// the generated constants, e.g. `X86_64GuestCode.Purgatory.purgatoryStart`).
-    public func offset(of symbol: String) -> UInt64 {
-        guard let value = symbols[symbol] else {
-            preconditionFailure("\(name) has no symbol \(symbol)")
-        }
-        return value
     }
 
     /// Bytes the blob occupies once loaded: the image plus its bss.

@@ -61,7 +61,7 @@ extension Arm64Planner {
         while true {
             var p = placer
             let base = try p.place(
-                BufferRequest(name: "kernel", memsz: kMemsz, align: kernelAlign, bufMin: bufMin, topDown: false))
+                BufferRequest(role: .kernel, memsz: kMemsz, align: kernelAlign, bufMin: bufMin, topDown: false))
             let (aboveRaw, wraps) = base.raw.addingReportingOverflow(kMemsz.raw)
             guard !wraps else {
                 throw Rejection(.EADDRNOTAVAIL, check: "kexec_locate_mem_hole", "kernel: no hole above \(base)")
@@ -77,9 +77,9 @@ extension Arm64Planner {
                     // Elf64_Ehdr + Elf64_Phdr × (PT_NOTE, kernel text, one PT_LOAD per range).
                     let len = ByteCount(64 + 56 * UInt64(outside.ranges.count + 2))
                     let at = try p.place(
-                        BufferRequest(name: "elfcorehdr", memsz: len, align: .kib(64), bufMin: above, topDown: true))
+                        BufferRequest(role: .elfcorehdr, memsz: len, align: .kib(64), bufMin: above, topDown: true))
                     elfSeg = Segment(
-                        name: "elfcorehdr", mem: at, memsz: len.alignedUp(kexecPageSize) ?? len, bytes: [], bufsz: len)
+                        role: .elfcorehdr, mem: at, memsz: len.alignedUp(kexecPageSize) ?? len, bytes: [], bufsz: len)
                     chosenHere.elfcorehdr = AddressRange(start: at, size: len)
                 }
                 if let initrd {
@@ -88,10 +88,10 @@ extension Arm64Planner {
                     let bufMax = windowEnd.overflow ? PhysAddr(.max) : PhysAddr(windowEnd.partialValue)
                     let at = try p.place(
                         BufferRequest(
-                            name: "initrd", memsz: len, align: kexecPageSize, bufMin: above, bufMax: bufMax,
+                            role: .initrd, memsz: len, align: kexecPageSize, bufMin: above, bufMax: bufMax,
                             topDown: false))
                     let memsz = len.alignedUp(kexecPageSize) ?? len
-                    var seg = Segment(name: "initrd", mem: at, memsz: memsz, bytes: [], bufsz: len)
+                    var seg = Segment(role: .initrd, mem: at, memsz: memsz, bytes: [], bufsz: len)
                     if case .file(_, let bytes) = initrd { seg.bytes = bytes }
                     initrdSeg = seg
                     chosenHere.initrd = AddressRange(start: at, size: len)
@@ -99,14 +99,14 @@ extension Arm64Planner {
                 let blob = Dtb.build(memory: memory, chosen: chosenHere)
                 let dtbLen = ByteCount(UInt64(blob.count))
                 let dtbAt = try p.place(
-                    BufferRequest(name: "dtb", memsz: dtbLen, align: kernelAlign, bufMin: above, topDown: true))
+                    BufferRequest(role: .dtb, memsz: dtbLen, align: kernelAlign, bufMin: above, topDown: true))
                 let dtbSeg = Segment(
-                    name: "dtb", mem: dtbAt, memsz: dtbLen.alignedUp(kexecPageSize) ?? dtbLen, bytes: blob,
+                    role: .dtb, mem: dtbAt, memsz: dtbLen.alignedUp(kexecPageSize) ?? dtbLen, bytes: blob,
                     bufsz: dtbLen)
                 placer = p
                 let entry = PhysAddr(base.raw &+ image.textOffset)
                 let kernel = Segment(
-                    name: "kernel", mem: entry, memsz: ByteCount(kMemsz.raw &- image.textOffset), bytes: file,
+                    role: .kernel, mem: entry, memsz: ByteCount(kMemsz.raw &- image.textOffset), bytes: file,
                     bufsz: ByteCount(UInt64(file.count)))
                 var ev: [(String, String)] = [("kernel_file", "\(path) (\(file.count) bytes)")] + image.evidence
                 ev.append(

@@ -89,14 +89,14 @@ public enum Arm64Planner {
                 let kMemsz = k.alignedUp(kexecPageSize)!
                 let bufMin = ram.first?.first ?? PhysAddr(0)
                 let kAt = try placer.place(
-                    BufferRequest(name: "kernel", memsz: kMemsz, align: kernelAlign, bufMin: bufMin))
-                segments.append(Segment(name: "kernel", mem: kAt, memsz: kMemsz, bytes: [], bufsz: k))
+                    BufferRequest(role: .kernel, memsz: kMemsz, align: kernelAlign, bufMin: bufMin))
+                segments.append(Segment(role: .kernel, mem: kAt, memsz: kMemsz, bytes: [], bufsz: k))
                 kernelEntry = kAt
                 if let i = try size(req.initrd, "kexec.initrd") {
                     let iMemsz = i.alignedUp(kexecPageSize)!
                     let iAt = try placer.place(
-                        BufferRequest(name: "initrd", memsz: iMemsz, align: kexecPageSize, bufMin: bufMin))
-                    segments.append(Segment(name: "initrd", mem: iAt, memsz: iMemsz, bytes: [], bufsz: i))
+                        BufferRequest(role: .initrd, memsz: iMemsz, align: kexecPageSize, bufMin: bufMin))
+                    segments.append(Segment(role: .initrd, mem: iAt, memsz: iMemsz, bytes: [], bufsz: i))
                     initrdRange = AddressRange(start: iAt, size: i)
                 }
                 // The DTB's size does not depend on the addresses in it (fixed-width cells).
@@ -104,21 +104,21 @@ public enum Arm64Planner {
                 chosen.initrd = initrdRange
                 let dtbSize = ByteCount(UInt64(Dtb.build(memory: machine.memory, chosen: chosen).count))
                 let dMemsz = dtbSize.alignedUp(kexecPageSize)!
-                dtb = try placer.place(BufferRequest(name: "dtb", memsz: dMemsz, align: kexecPageSize, bufMin: bufMin))
-                segments.append(Segment(name: "dtb", mem: dtb, memsz: dMemsz, bytes: [], bufsz: dtbSize))
+                dtb = try placer.place(BufferRequest(role: .dtb, memsz: dMemsz, align: kexecPageSize, bufMin: bufMin))
+                segments.append(Segment(role: .dtb, mem: dtb, memsz: dMemsz, bytes: [], bufsz: dtbSize))
             case .kexecLoad:
                 segments = try RealImages.userSegments(
                     req, machine: machine, crash: crash, limits: limits, placer: &placer)
                 kernelEntry = req.entry ?? (req.segments.first?.mem ?? PhysAddr(0))
-                dtb = req.segments.first { $0.name == "dtb" }?.mem ?? PhysAddr(0)
+                dtb = segments.first { $0.role == .dtb }?.mem ?? PhysAddr(0)
             }
             let pAt = try placer.place(
                 BufferRequest(
-                    name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: ram.first?.first ?? PhysAddr(0)))
+                    role: .purgatory, memsz: purgMemsz, align: kexecPageSize, bufMin: ram.first?.first ?? PhysAddr(0)))
             segments.append(
                 Segment(
-                    name: "purgatory", mem: pAt, memsz: purgMemsz, bytes: [],
-                    bufsz: ByteCount(UInt64(blob.bytes.count)), isPurgatory: true))
+                    role: .purgatory, mem: pAt, memsz: purgMemsz, bytes: [],
+                    bufsz: ByteCount(UInt64(blob.bytes.count))))
             try SanityCheck.check(
                 segments: segments, syscall: req.syscall, type: req.type, totalRAM: machine.memory.totalRAM,
                 crashRegions: crash, limits: limits)
@@ -130,7 +130,7 @@ public enum Arm64Planner {
             throw .unsupported("\(error)")
         }
         for i in segments.indices where !segments[i].isPurgatory && segments[i].bytes.isEmpty {
-            if segments[i].name == "dtb" && req.syscall == .kexecFileLoad {
+            if segments[i].role == .dtb && req.syscall == .kexecFileLoad {
                 var chosen = chosenBase
                 chosen.initrd = initrdRange
                 segments[i].bytes = Dtb.build(memory: machine.memory, chosen: chosen)
@@ -143,9 +143,9 @@ public enum Arm64Planner {
         if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
         let pi = segments.firstIndex { $0.isPurgatory }!
         // Same purgatory_data layout as x86_64, with the DTB where x86 keeps boot_params.
-        segments[pi].bytes = Planner.patchPurgatory(
-            blob: blob, entry: kernelEntry, rsi: dtb, regions: regions, digest: stored)
-        let purgEntry = PhysAddr(segments[pi].mem.raw + blob.offset(of: "purgatory_start"))
+        segments[pi].bytes = try Planner.filledPurgatory(
+            blob, entry: kernelEntry, entryArg: dtb, regions: regions, digest: stored)
+        let purgEntry = PhysAddr(segments[pi].mem.raw + Arm64GuestCode.Purgatory.purgatoryStart)
         var (kimage, allocator): (Kimage, PageAllocator)
         do {
             (kimage, allocator) = try KimageBuilder.build(

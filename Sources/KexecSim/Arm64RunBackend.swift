@@ -14,12 +14,12 @@ enum Arm64RunBackend: RunBackend {
     static var relocateKernel: GuestBlob { Arm64GuestCode.relocateKernel }
     static var purgatory: GuestBlob { Arm64GuestCode.purgatory }
     static var probe: GuestBlob { Arm64GuestCode.probe }
+    static var mismatchSpinOffset: UInt64 { Arm64GuestCode.Purgatory.sha256MismatchSpin }
     /// The first kernel's exception vectors (`vectors` in its image, a kernel virtual address as a
     /// 6.x kernel with 48-bit VAs has it): nothing in kexec's path changes VBAR_EL1.
     static let firstKernelVectors: UInt64 = 0xffff_8000_0801_0800
 
     static func prepare(_ e: Arm64Engine, plan: Plan, startAddress: PhysAddr) -> VirtAddr {
-        let code = relocateKernel
         let control = plan.kimage.controlPage.raw
         e.write(.x0, plan.kimage.head)
         e.write(.x1, startAddress.raw)
@@ -30,7 +30,7 @@ enum Arm64RunBackend: RunBackend {
             let first = a.tables(named: "linear map"), let copy = a.tables(named: "linear-map copy"),
             let idmap = a.tables(named: "idmap")
         else {
-            return VirtAddr(control + code.offset(of: Arm64GuestCode.mmuOffEntry))
+            return VirtAddr(control + Arm64GuestCode.RelocateKernel.arm64RelocateNewKernel)
         }
         e.enableMMU(
             tcr: first.tcr(idmapT0SZ: idmap.txsz), ttbr0: idmap.root.raw, ttbr1: first.root.raw,
@@ -38,7 +38,7 @@ enum Arm64RunBackend: RunBackend {
         e.write(.x3, layout.physToVirtOffset)
         e.write(.x4, copy.root.raw)
         e.write(.x5, a.zeroPage.raw)
-        return VirtAddr(control + code.offset(of: Arm64GuestCode.mmuOnEntry))
+        return VirtAddr(control + Arm64GuestCode.RelocateKernel.arm64RelocateNewKernelMmuOn)
     }
 
     static func relocationOffset(_ pc: UInt64, plan: Plan) -> UInt64? {
@@ -124,6 +124,10 @@ enum Arm64RunBackend: RunBackend {
                     + "the CPU never gets anywhere; the emulator stops at the first exception instead"
             ),
         ]
+    }
+
+    static var touchProbeOffsets: (start: UInt64, done: UInt64) {
+        (Arm64GuestCode.Probe.touchProbe, Arm64GuestCode.Probe.touchProbeDone)
     }
 
     static func setTouchProbeArguments(_ e: Arm64Engine, list: UInt64, count: Int) {

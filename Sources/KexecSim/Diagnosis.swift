@@ -238,8 +238,8 @@ struct Diagnosis<B: RunBackend> {
         engine.backOnDemand = { pa, _ in m.memory.region(containing: pa) != nil }
         B.setTouchProbeArguments(engine, list: list, count: count)
         let stop = engine.run(
-            from: VirtAddr(base + B.probe.offset(of: "touch_probe")),
-            until: VirtAddr(base + B.probe.offset(of: "touch_probe_done")), budget: 0, timeoutMicros: timeoutMicros)
+            from: VirtAddr(base + B.touchProbeOffsets.start),
+            until: VirtAddr(base + B.touchProbeOffsets.done), budget: 0, timeoutMicros: timeoutMicros)
         let index = count - B.touchesLeft(engine)
         let addr = index < touches.count ? touches[index].raw : 0
         let region = machine.memory.describe(PhysAddr(addr))

@@ -17,7 +17,9 @@ extension GuestLayout {
         let shielded = k.type == .crash && sc.machine.arch == .arm64 && sc.machine.crashkernelProtection == .unmapped
         for inj in sc.kexec?.inject ?? [] {
             guard case .flipSourceByte(let name, let offset) = inj, !shielded else { continue }
-            guard let si = plan.segments.firstIndex(where: { $0.name == name }),
+            // The fixture names the segment by its label; the first segment with that label.
+            let roles = SegmentRole.roles(labelled: name)
+            guard let si = plan.segments.firstIndex(where: { roles.contains($0.role) }),
                 offset.raw < plan.segments[si].memsz.raw
             else {
                 throw Failure.memory("inject flip-source-byte: no segment \(name) with offset \(offset)")

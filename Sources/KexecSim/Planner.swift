@@ -91,20 +91,20 @@ public enum Planner {
                     let hdrSize = ByteCount(64 + 56 * phdrs)
                     let memsz = hdrSize.alignedUp(kexecPageSize)!
                     let at = try placer.place(
-                        BufferRequest(name: "elfcorehdr", memsz: memsz, align: kexecPageSize, bufMin: PhysAddr(0)))
-                    segments.append(Segment(name: "elfcorehdr", mem: at, memsz: memsz, bytes: [], bufsz: hdrSize))
+                        BufferRequest(role: .elfcorehdr, memsz: memsz, align: kexecPageSize, bufMin: PhysAddr(0)))
+                    segments.append(Segment(role: .elfcorehdr, mem: at, memsz: memsz, bytes: [], bufsz: hdrSize))
                 }
                 let bpSize = ByteCount(UInt64(0x1000 + req.cmdline.utf8.count + 1))
                 let pAt = try placer.place(
-                    BufferRequest(name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
+                    BufferRequest(role: .purgatory, memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
                 segments.append(
                     Segment(
-                        name: "purgatory", mem: pAt, memsz: purgMemsz, bytes: [],
-                        bufsz: ByteCount(UInt64(blob.bytes.count)), isPurgatory: true))
+                        role: .purgatory, mem: pAt, memsz: purgMemsz, bytes: [],
+                        bufsz: ByteCount(UInt64(blob.bytes.count))))
                 let bpMemsz = bpSize.alignedUp(kexecPageSize)!
                 let bAt = try placer.place(
-                    BufferRequest(name: "boot_params", memsz: bpMemsz, align: kexecPageSize, bufMin: minBootParams))
-                segments.append(Segment(name: "boot_params", mem: bAt, memsz: bpMemsz, bytes: [], bufsz: bpSize))
+                    BufferRequest(role: .bootParams, memsz: bpMemsz, align: kexecPageSize, bufMin: minBootParams))
+                segments.append(Segment(role: .bootParams, mem: bAt, memsz: bpMemsz, bytes: [], bufsz: bpSize))
                 bootParams = bAt
                 if let image = bzImage {
                     let k = try RealImages.x86BzImageSegment(image, placer: &placer)
@@ -118,8 +118,8 @@ public enum Planner {
                                 file: scenario.file, line: nil, field: "kexec.kernel.size", message: "size overflows"))
                     }
                     let kAt = try placer.place(
-                        BufferRequest(name: "kernel", memsz: kMemsz, align: kernelAlign, bufMin: minKernel))
-                    segments.append(Segment(name: "kernel", mem: kAt, memsz: kMemsz, bytes: [], bufsz: ksize))
+                        BufferRequest(role: .kernel, memsz: kMemsz, align: kernelAlign, bufMin: minKernel))
+                    segments.append(Segment(role: .kernel, mem: kAt, memsz: kMemsz, bytes: [], bufsz: ksize))
                     kernelEntry = PhysAddr(kAt.raw + 0x200)
                 }
                 if let isize {
@@ -129,9 +129,9 @@ public enum Planner {
                                 file: scenario.file, line: nil, field: "kexec.initrd.size", message: "size overflows"))
                     }
                     let iAt = try placer.place(
-                        BufferRequest(name: "initrd", memsz: iMemsz, align: kexecPageSize, bufMin: minInitrd))
+                        BufferRequest(role: .initrd, memsz: iMemsz, align: kexecPageSize, bufMin: minInitrd))
                     segments.append(
-                        Segment(name: "initrd", mem: iAt, memsz: iMemsz, bytes: initrdFile ?? [], bufsz: isize))
+                        Segment(role: .initrd, mem: iAt, memsz: iMemsz, bytes: initrdFile ?? [], bufsz: isize))
                     if let f = initrdFile, let path = req.initrd?.file {
                         imageInfo.append(("initrd_file", "\(path) (\(f.count) bytes)"))
                     }
@@ -142,13 +142,13 @@ public enum Planner {
                 segments = try RealImages.userSegments(
                     req, machine: machine, crash: crash, limits: limits, placer: &placer)
                 let pAt = try placer.place(
-                    BufferRequest(name: "purgatory", memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
+                    BufferRequest(role: .purgatory, memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
                 segments.append(
                     Segment(
-                        name: "purgatory", mem: pAt, memsz: purgMemsz, bytes: [],
-                        bufsz: ByteCount(UInt64(blob.bytes.count)), isPurgatory: true))
+                        role: .purgatory, mem: pAt, memsz: purgMemsz, bytes: [],
+                        bufsz: ByteCount(UInt64(blob.bytes.count))))
                 kernelEntry = req.entry ?? PhysAddr((req.segments.first?.mem.raw ?? 0) &+ 0x200)
-                bootParams = req.segments.first { $0.name == "boot_params" }?.mem ?? PhysAddr(0)
+                bootParams = segments.first { $0.role == .bootParams }?.mem ?? PhysAddr(0)
             }
             try SanityCheck.check(
                 segments: segments, syscall: req.syscall, type: req.type, totalRAM: machine.memory.totalRAM,
@@ -171,11 +171,11 @@ public enum Planner {
                         file: scenario.file, line: nil, field: "kexec.\(s.name)",
                         message: "payload of \(s.bufsz) is more than this tool generates (8GiB)"))
             }
-            if s.name == "boot_params", let image = bzImage {
+            if s.role == .bootParams, let image = bzImage {
                 segments[i].bytes = RealImages.x86BootParams(
                     machine: machine, cmdline: req.cmdline, loadAddress: s.mem, kernel: image,
-                    initrd: segments.first { $0.name == "initrd" })
-            } else if s.name == "boot_params" && req.syscall == .kexecFileLoad {
+                    initrd: segments.first { $0.role == .initrd })
+            } else if s.role == .bootParams && req.syscall == .kexecFileLoad {
                 segments[i].bytes = Payload.bootParams(machine: machine, cmdline: req.cmdline, loadAddress: s.mem)
             } else {
                 segments[i].bytes = Payload.synthetic(name: s.name, size: Int(s.bufsz.raw))
@@ -185,11 +185,11 @@ public enum Planner {
         var stored = digest
         if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
         let pIndex = segments.firstIndex { $0.isPurgatory }!
-        segments[pIndex].bytes = patchPurgatory(
-            blob: blob, entry: kernelEntry, rsi: bootParams, regions: regions, digest: stored)
+        segments[pIndex].bytes = try filledPurgatory(
+            blob, entry: kernelEntry, entryArg: bootParams, regions: regions, digest: stored)
 
         // The kimage: control page, swap page, source pages, IND_* list.
-        let start = PhysAddr(segments[pIndex].mem.raw + blob.offset(of: "purgatory_start"))
+        let start = PhysAddr(segments[pIndex].mem.raw + X86_64GuestCode.Purgatory.purgatoryStart)
         var (kimage, allocator): (Kimage, PageAllocator)
         do {
             (kimage, allocator) = try KimageBuilder.build(
@@ -231,9 +231,9 @@ public enum Planner {
 
     /// The digest purgatory checks (kexec_calculate_store_digests): every segment but purgatory,
     /// its buffer then zeros up to memsz; and the (start, len) regions it covers.
-    static func segmentsDigest(_ segments: [Segment]) -> (digest: [UInt8], regions: [(UInt64, UInt64)]) {
+    static func segmentsDigest(_ segments: [Segment]) -> (digest: [UInt8], regions: [PurgatoryRegion]) {
         var sha = SHA256()
-        var regions: [(UInt64, UInt64)] = []
+        var regions: [PurgatoryRegion] = []
         let zeros = [UInt8](repeating: 0, count: 1 << 16)
         for s in segments where !s.isPurgatory {
             sha.update(data: s.bytes)
@@ -243,30 +243,26 @@ public enum Planner {
                 sha.update(data: zeros[0..<n])
                 pad -= UInt64(n)
             }
-            regions.append((s.mem.raw, s.memsz.raw))
+            regions.append(PurgatoryRegion(start: s.mem.raw, length: s.memsz.raw))
         }
         return (Array(sha.finalize()), regions)
     }
 
-    /// A copy of the purgatory blob with purgatory_data filled in (layout in purgatory.c).
-    static func patchPurgatory(
-        blob: GuestBlob, entry: PhysAddr, rsi: PhysAddr, regions: [(UInt64, UInt64)], digest: [UInt8]
-    )
-        -> [UInt8]
-    {
-        var b = blob.bytes
-        let base = Int(blob.offset(of: "purgatory_data"))
-        func put(_ off: Int, _ v: UInt64) {
-            for i in 0..<8 { b[base + off + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
+    /// The purgatory's bytes with `purgatory_data` filled in (`GuestBlob.patchingPurgatoryData`):
+    /// the next kernel's entry, its argument (x86_64 boot_params in rsi, arm64 the DTB in x0), the
+    /// digest regions and the digest.
+    ///
+    /// Never traps: more regions than `purgatory_data` holds (16, KEXEC_SEGMENT_MAX), a digest of
+    /// the wrong size or a blob without `purgatory_data` is `PlanError.unsupported`, e.g.
+    /// "purgatory: purgatory_data holds at most 16 regions, 17 given".
+    static func filledPurgatory(
+        _ blob: GuestBlob, entry: PhysAddr, entryArg: PhysAddr, regions: [PurgatoryRegion], digest: [UInt8]
+    ) throws(PlanError) -> [UInt8] {
+        do {
+            return try blob.patchingPurgatoryData(
+                entry: entry.raw, entryArg: entryArg.raw, regions: regions, digest: digest)
+        } catch {
+            throw .unsupported("purgatory: \(error)")
         }
-        put(0, entry.raw)
-        put(8, rsi.raw)
-        put(16, UInt64(regions.count))
-        for (i, r) in regions.prefix(16).enumerated() {
-            put(24 + i * 16, r.0)
-            put(32 + i * 16, r.1)
-        }
-        for i in 0..<32 { b[base + 280 + i] = digest[i] }
-        return b
     }
 }

@@ -83,12 +83,16 @@ public enum RealImages {
     }
 
     /// kexec_load's segments as userspace passes them, checked as the kernel checks them first, and
-    /// reserved in the placer so that what is added later (purgatory) goes around them.
+    /// reserved in the placer so that what is added later (purgatory) goes around them. Each keeps
+    /// the fixture's label through `SegmentRole(userLabel:)`: `kernel`, `boot_params`, `dtb`, … take
+    /// those roles, any other label (and `purgatory`) is a `.user` segment.
     public static func userSegments(
         _ req: KexecRequest, machine: Machine, crash: [AddressRange], limits: ArchLimits, placer: inout Placer
     ) throws(Rejection) -> [Segment] {
         let segments = req.segments.map {
-            Segment(name: $0.name, mem: $0.mem, memsz: $0.memsz, bytes: [], bufsz: $0.bufsz, source: $0.source)
+            Segment(
+                role: SegmentRole(userLabel: $0.name), mem: $0.mem, memsz: $0.memsz, bytes: [], bufsz: $0.bufsz,
+                source: $0.source)
         }
         try SanityCheck.check(
             segments: segments, syscall: .kexecLoad, type: req.type, totalRAM: machine.memory.totalRAM,
@@ -121,8 +125,8 @@ public enum RealImages {
         let memsz = ByteCount(h.kernelMemsz)
         let at = try placer.place(
             BufferRequest(
-                name: "kernel", memsz: memsz, align: ByteCount(h.kernelBufAlign), bufMin: PhysAddr(h.kernelBufMin)))
-        return Segment(name: "kernel", mem: at, memsz: memsz, bytes: Array(k.payload))
+                role: .kernel, memsz: memsz, align: ByteCount(h.kernelBufAlign), bufMin: PhysAddr(h.kernelBufMin)))
+        return Segment(role: .kernel, mem: at, memsz: memsz, bytes: Array(k.payload))
     }
 
     /// boot_params for a bzImage, as bzImage64_load fills it:

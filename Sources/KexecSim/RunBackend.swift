@@ -13,6 +13,8 @@ protocol RunBackend {
     static var relocateKernel: GuestBlob { get }
     static var purgatory: GuestBlob { get }
     static var probe: GuestBlob { get }
+    /// Offset of the purgatory's `sha256_mismatch_spin` from its load base.
+    static var mismatchSpinOffset: UInt64 { get }
 
     /// Sets the engine up as the first kernel leaves it at the call of the relocation routine, with
     /// `startAddress` as the routine's jump target; returns the PC to start at.
@@ -38,6 +40,9 @@ protocol RunBackend {
     /// What the hardware does with an exception kexec's path cannot handle, and the registers that say so.
     static func exceptionEvidence(_ e: Engine<Arch>) -> [Evidence]
 
+    /// Offsets of the touch probe's entry and of its end (where the host stops it) in `probe`.
+    static var touchProbeOffsets: (start: UInt64, done: UInt64) { get }
+
     /// The touch probe's arguments: the address of the list and how many addresses it holds.
     static func setTouchProbeArguments(_ e: Engine<Arch>, list: UInt64, count: Int)
 
@@ -54,6 +59,7 @@ enum X86RunBackend: RunBackend {
     static var relocateKernel: GuestBlob { X86_64GuestCode.relocateKernel }
     static var purgatory: GuestBlob { X86_64GuestCode.purgatory }
     static var probe: GuestBlob { X86_64GuestCode.probe }
+    static var mismatchSpinOffset: UInt64 { X86_64GuestCode.Purgatory.sha256MismatchSpin }
 
     static func prepare(_ e: X86Engine, plan: Plan, startAddress: PhysAddr) -> VirtAddr {
         guard let x = plan.x86 else { return VirtAddr(0) }
@@ -115,6 +121,10 @@ enum X86RunBackend: RunBackend {
                     + "and resets (the machine reboots into its firmware instead of the new kernel)"
             )
         ]
+    }
+
+    static var touchProbeOffsets: (start: UInt64, done: UInt64) {
+        (X86_64GuestCode.Probe.touchProbe, X86_64GuestCode.Probe.touchProbeDone)
     }
 
     static func setTouchProbeArguments(_ e: X86Engine, list: UInt64, count: Int) {

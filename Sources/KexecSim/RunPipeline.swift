@@ -56,7 +56,7 @@ public enum Runner {
         let e: Engine<B.Arch>
         do {
             e = try Engine<B.Arch>(memory: mem)
-            let spin = plan.purgatoryBase.raw + B.purgatory.offset(of: "sha256_mismatch_spin")
+            let spin = plan.purgatoryBase.raw + B.mismatchSpinOffset
             try e.stop(at: VirtAddr(spin), name: "sha256_mismatch_spin")
         } catch {
             return result(Verdict(kind: .halt, summary: "engine: \(error)"))

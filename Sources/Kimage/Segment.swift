@@ -41,33 +41,41 @@ public struct BufferRequest: Sendable {
         self.bufMax = bufMax
         self.topDown = topDown
     }
+    /// A request for the segment `role` stands for, named by its label.
+    public init(
+        role: SegmentRole, memsz: ByteCount, align: ByteCount, bufMin: PhysAddr, bufMax: PhysAddr = PhysAddr(.max),
+        topDown: Bool? = nil
+    ) {
+        self.init(name: role.name, memsz: memsz, align: align, bufMin: bufMin, bufMax: bufMax, topDown: topDown)
+    }
 }
 
 /// A segment with its destination and contents (struct kexec_segment + the buffer).
 public struct Segment: Sendable {
-    public var name: String
+    /// What the segment is for; `name` and `isPurgatory` follow from it.
+    public var role: SegmentRole
     public var mem: PhysAddr
     public var memsz: ByteCount
     /// The buffer; bytes past it up to memsz are zero. bytes.count is bufsz.
     public var bytes: [UInt8]
-    /// True for the purgatory segment: its digest is not taken and its bss may change.
-    public var isPurgatory: Bool
     public var source: SourceLocation?
     /// Size of the buffer userspace passes; `bytes` holds it once contents are generated.
     public var bufsz: ByteCount
     public init(
-        name: String, mem: PhysAddr, memsz: ByteCount, bytes: [UInt8], bufsz: ByteCount? = nil,
-        isPurgatory: Bool = false,
+        role: SegmentRole, mem: PhysAddr, memsz: ByteCount, bytes: [UInt8], bufsz: ByteCount? = nil,
         source: SourceLocation? = nil
     ) {
-        self.name = name
+        self.role = role
         self.mem = mem
         self.memsz = memsz
         self.bytes = bytes
         self.bufsz = bufsz ?? ByteCount(UInt64(bytes.count))
-        self.isPurgatory = isPurgatory
         self.source = source
     }
+    /// The role's label (`role.name`), as reports, evidence and the SVG show it.
+    public var name: String { role.name }
+    /// True for the purgatory segment: its digest is not taken and its bss may change.
+    public var isPurgatory: Bool { role == .purgatory }
     /// [mem, mem+memsz); nil when empty or wrapping.
     public var range: AddressRange? { AddressRange(start: mem, size: memsz) }
 }

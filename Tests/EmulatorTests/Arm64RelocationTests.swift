@@ -190,10 +190,10 @@ struct Arm64KexecScene {
     }
 
     var mmuOffEntry: VirtAddr {
-        VirtAddr(Self.control + Arm64GuestCode.relocateKernel.offset(of: Arm64GuestCode.mmuOffEntry))
+        VirtAddr(Self.control + Arm64GuestCode.RelocateKernel.arm64RelocateNewKernel)
     }
     var mmuOnEntry: VirtAddr {
-        VirtAddr(Self.control + Arm64GuestCode.relocateKernel.offset(of: Arm64GuestCode.mmuOnEntry))
+        VirtAddr(Self.control + Arm64GuestCode.RelocateKernel.arm64RelocateNewKernelMmuOn)
     }
 
     /// An MMU-on engine: TTBR1 = the first kernel's linear map, TTBR0 = the identity map of the
@@ -353,7 +353,7 @@ struct Arm64KexecScene {
     /// kernel, dtb, the regions, and `digest`.
     func load(_ mem: GuestMemory, regions: [(UInt64, UInt64)], digest: [UInt8]) {
         var bytes = blob.bytes
-        let data = Int(blob.offset(of: "purgatory_data"))
+        let data = Int(Arm64GuestCode.Purgatory.purgatoryData)
         func put(_ off: UInt64, _ v: UInt64) {
             for i in 0..<8 { bytes[data + Int(off) + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
         }
@@ -372,8 +372,8 @@ struct Arm64KexecScene {
                 [UInt8](repeating: 0, count: Int(blob.bssSize))))
     }
 
-    var start: VirtAddr { VirtAddr(Arm64KexecScene.purgatory + blob.offset(of: "purgatory_start")) }
-    var spin: VirtAddr { VirtAddr(Arm64KexecScene.purgatory + blob.offset(of: "sha256_mismatch_spin")) }
+    var start: VirtAddr { VirtAddr(Arm64KexecScene.purgatory + Arm64GuestCode.Purgatory.purgatoryStart) }
+    var spin: VirtAddr { VirtAddr(Arm64KexecScene.purgatory + Arm64GuestCode.Purgatory.sha256MismatchSpin) }
 
     func regionsAndDigest(_ scene: Arm64KexecScene) -> ([(UInt64, UInt64)], [UInt8]) {
         let regions = scene.segments.map { ($0.dest, UInt64($0.pages) * scene.pageSize) }

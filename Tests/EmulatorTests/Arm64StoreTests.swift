@@ -33,11 +33,11 @@ import Testing
         e.write(.x0, va)
         e.write(.x1, value)
         return e.run(
-            from: VirtAddr(codeVA + probe.offset(of: "store_probe")),
-            until: VirtAddr(codeVA + probe.offset(of: "store_probe_done")), budget: 0, timeoutMicros: 5_000_000)
+            from: VirtAddr(codeVA + Arm64GuestCode.Probe.storeProbe),
+            until: VirtAddr(codeVA + Arm64GuestCode.Probe.storeProbeDone), budget: 0, timeoutMicros: 5_000_000)
     }
 
-    var done: StopReason<Arm64Walker.Fault> { .reached(pc: VirtAddr(codeVA + probe.offset(of: "store_probe_done"))) }
+    var done: StopReason<Arm64Walker.Fault> { .reached(pc: VirtAddr(codeVA + Arm64GuestCode.Probe.storeProbeDone)) }
 
     @Test func storesLandAtTheTranslatedPA() throws {
         var (mem, low, high) = try machine()
@@ -93,7 +93,7 @@ import Testing
         #expect(f.va == VirtAddr(0x7_0000_1000))  // the MMU sees the page
         #expect(f.level == .l1 && f.reason == .invalid && f.index == 28)
         #expect(access == .write)
-        #expect(pc == VirtAddr(codeVA + probe.offset(of: "store_probe")))
+        #expect(pc == VirtAddr(codeVA + Arm64GuestCode.Probe.storeProbe))
         #expect(
             e.lastFault
                 == Arm64Walker.Fault(
@@ -142,10 +142,10 @@ import Testing
             e.write(.x0, 0x1000_0000)
             e.write(.x1, n)
             return e.run(
-                from: VirtAddr(codeVA + probe.offset(of: "touch_probe")),
-                until: VirtAddr(codeVA + probe.offset(of: "touch_probe_done")), budget: 1000)
+                from: VirtAddr(codeVA + Arm64GuestCode.Probe.touchProbe),
+                until: VirtAddr(codeVA + Arm64GuestCode.Probe.touchProbeDone), budget: 1000)
         }
-        #expect(touch(2) == .reached(pc: VirtAddr(codeVA + probe.offset(of: "touch_probe_done"))))
+        #expect(touch(2) == .reached(pc: VirtAddr(codeVA + Arm64GuestCode.Probe.touchProbeDone)))
         #expect(e.read(.x2) == 0x66)
         guard case .translationFault(let f, let access, _) = touch(3) else {
             Issue.record("expected a fault on the third address")

@@ -23,8 +23,8 @@ import Testing
         engine.write(.rax, value)
         engine.write(.rbx, va)
         return engine.run(
-            from: VirtAddr(codeVA + probe.offset(of: "store_probe")),
-            until: VirtAddr(codeVA + probe.offset(of: "store_probe_done")),
+            from: VirtAddr(codeVA + X86_64GuestCode.Probe.storeProbe),
+            until: VirtAddr(codeVA + X86_64GuestCode.Probe.storeProbeDone),
             budget: 0, timeoutMicros: 5_000_000)
     }
 
@@ -48,7 +48,7 @@ import Testing
             let off: UInt64 = x.level == 1 ? 0xff8 : 0x1ff8
             let stop = store(engine, va: x.va + off, value: value)
             #expect(
-                stop == .reached(pc: VirtAddr(codeVA + probe.offset(of: "store_probe_done"))), "\(hex(x.va)): \(stop)")
+                stop == .reached(pc: VirtAddr(codeVA + X86_64GuestCode.Probe.storeProbeDone)), "\(hex(x.va)): \(stop)")
             #expect(
                 mem.read64(PhysAddr(x.pa + off)) == value,
                 "store through \(hex(x.va)) should land at \(hex(x.pa + off))")
@@ -70,7 +70,7 @@ import Testing
         #expect(f.va == VirtAddr(0x7_0000_1000))  // the MMU sees the page
         #expect(f.level == .pud && f.reason == .notPresent)
         #expect(access == .write)
-        #expect(pc == VirtAddr(codeVA + probe.offset(of: "store_probe")))
+        #expect(pc == VirtAddr(codeVA + X86_64GuestCode.Probe.storeProbe))
     }
 
     @Test func unbackedPagesAreBackedOnDemandOrReported() throws {
@@ -81,7 +81,7 @@ import Testing
         engine.backOnDemand = { pa, _ in pa.raw < 0x8000_0000 }
         engine.enterLongMode(cr3: t.root, fiveLevel: false)
         let ok = store(engine, va: 0x4000_5008, value: 0xabcd)
-        #expect(ok == .reached(pc: VirtAddr(codeVA + probe.offset(of: "store_probe_done"))))
+        #expect(ok == .reached(pc: VirtAddr(codeVA + X86_64GuestCode.Probe.storeProbeDone)))
         #expect(engine.onDemandPages == [PhysAddr(0x4000_5000)])
         #expect(mem.read64(PhysAddr(0x4000_5008)) == 0xabcd)
         let bad = store(engine, va: 0x6000_0010, value: 1)
@@ -101,13 +101,13 @@ import Testing
         t.map(va: listVA, pa: 0x30_0000, level: 1)
         try mem.add(start: PhysAddr(0x30_0000), size: .kib(4), label: "list")
         for i in 0..<8 { #expect(mem.write64(PhysAddr(0x30_0000 + UInt64(i) * 8), listVA)) }
-        let start = VirtAddr(codeVA + probe.offset(of: "touch_probe"))
-        let done = VirtAddr(codeVA + probe.offset(of: "touch_probe_done"))
+        let start = VirtAddr(codeVA + X86_64GuestCode.Probe.touchProbe)
+        let done = VirtAddr(codeVA + X86_64GuestCode.Probe.touchProbeDone)
         for (budget, timeout) in [(UInt64(0), UInt64(5_000_000)), (0, 0), (100_000, 5_000_000), (100_000, 0)] {
             let e = try X86Engine(memory: mem)
             e.enterLongMode(cr3: t.root, fiveLevel: false)
             try e.stopWithoutReason(at: start, times: 1)
-            try e.stopWithoutReason(at: VirtAddr(codeVA + probe.offset(of: "touch_probe") + 3), times: 2)
+            try e.stopWithoutReason(at: VirtAddr(codeVA + X86_64GuestCode.Probe.touchProbe + 3), times: 2)
             e.write(.rsi, listVA)
             e.write(.rcx, 8)
             let stop = e.run(from: start, until: done, budget: budget, timeoutMicros: timeout)

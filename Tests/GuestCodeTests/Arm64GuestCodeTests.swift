@@ -13,10 +13,10 @@ private func word(_ blob: GuestBlob, _ offset: UInt64) -> UInt32 {
         let blob = Arm64GuestCode.relocateKernel
         #expect(UInt64(blob.bytes.count) <= Arm64GuestCode.controlCodeMaxSize)
         #expect(blob.bytes.count % 4 == 0 && blob.bssSize == 0)
-        #expect(blob.offset(of: Arm64GuestCode.mmuOffEntry) == 0)
-        #expect(blob.offset(of: "arm64_relocate_new_kernel_end") == UInt64(blob.bytes.count))
-        let on = blob.offset(of: Arm64GuestCode.mmuOnEntry)
-        let off = blob.offset(of: Arm64GuestCode.mmuOffPoint)
+        #expect(Arm64GuestCode.RelocateKernel.arm64RelocateNewKernel == 0)
+        #expect(Arm64GuestCode.RelocateKernel.arm64RelocateNewKernelEnd == UInt64(blob.bytes.count))
+        let on = Arm64GuestCode.RelocateKernel.arm64RelocateNewKernelMmuOn
+        let off = Arm64GuestCode.RelocateKernel.arm64RelocateMmuOff
         #expect(on > 0 && on < off && off < UInt64(blob.bytes.count))
         // Both entries start by saving the DTB / entry: mov x18, x2 and mov x28, x1.
         #expect(word(blob, 0) == 0xaa02_03f2)
@@ -43,17 +43,17 @@ private func word(_ blob: GuestBlob, _ offset: UInt64) -> UInt32 {
         ] {
             #expect(blob.symbols[name] != nil, "missing \(name)")
         }
-        let data = blob.offset(of: "purgatory_data")
+        let data = Arm64GuestCode.Purgatory.purgatoryData
         #expect(data % 8 == 0)
         #expect(data + Arm64GuestCode.purgatoryDataSize <= size)
         #expect(blob.bssSize >= 4096)
-        let top = blob.offset(of: "purgatory_stack_top")
+        let top = Arm64GuestCode.Purgatory.purgatoryStackTop
         #expect(top % 16 == 0)
         #expect(top >= size + 4096 && top <= blob.memorySize)
         // The mismatch spin is a branch-to-self (b .).
-        #expect(word(blob, blob.offset(of: "sha256_mismatch_spin")) == 0x1400_0000)
+        #expect(word(blob, Arm64GuestCode.Purgatory.sha256MismatchSpin) == 0x1400_0000)
         // adr x19, purgatory_stack_top; mov sp, x19 open the entry.
-        let start = blob.offset(of: "purgatory_start")
+        let start = Arm64GuestCode.Purgatory.purgatoryStart
         #expect(word(blob, start) & 0x9f00_001f == 0x1000_0013)
         #expect(word(blob, start + 4) == 0x9100_027f)
         #expect(Arm64GuestCode.PurgatoryDataLayout.digest + 32 == Arm64GuestCode.purgatoryDataSize)
@@ -61,19 +61,19 @@ private func word(_ blob: GuestBlob, _ offset: UInt64) -> UInt32 {
 
     @Test func purgatoryDataStartsZeroed() {
         let blob = Arm64GuestCode.purgatory
-        let data = Int(blob.offset(of: "purgatory_data"))
+        let data = Int(Arm64GuestCode.Purgatory.purgatoryData)
         #expect(blob.bytes[data..<data + Int(Arm64GuestCode.purgatoryDataSize)].allSatisfy { $0 == 0 })
     }
 
     @Test func probes() {
         let blob = Arm64GuestCode.probe
-        #expect(blob.offset(of: "store_probe") == 0)
+        #expect(Arm64GuestCode.Probe.storeProbe == 0)
         #expect(word(blob, 0) == 0xf900_0001)  // str x1, [x0]
-        #expect(blob.offset(of: "store_probe_done") == 4)
+        #expect(Arm64GuestCode.Probe.storeProbeDone == 4)
         #expect(word(blob, 4) == 0x1400_0000)  // b .
-        let touch = blob.offset(of: "touch_probe")
-        let done = blob.offset(of: "touch_probe_done")
+        let touch = Arm64GuestCode.Probe.touchProbe
+        let done = Arm64GuestCode.Probe.touchProbeDone
         #expect(touch < done && word(blob, done) == 0x1400_0000)
-        #expect(blob.offset(of: "probe_end") == UInt64(blob.bytes.count))
+        #expect(Arm64GuestCode.Probe.probeEnd == UInt64(blob.bytes.count))
     }
 }

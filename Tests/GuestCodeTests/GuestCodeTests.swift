@@ -30,12 +30,12 @@ private let repoRoot = URL(fileURLWithPath: #filePath)
     #expect(blob.bytes.count <= 2048)
     #expect(UInt64(blob.bytes.count) <= X86_64GuestCode.pageListOffset)
     #expect(blob.bssSize == 0)
-    #expect(blob.offset(of: "relocate_kernel") == 0)
+    #expect(X86_64GuestCode.RelocateKernel.relocateKernel == 0)
     for name in ["identity_mapped", "swap_pages", "relocate_kernel_end"] {
         #expect(blob.symbols[name] != nil, "missing \(name)")
     }
-    #expect(blob.offset(of: "relocate_kernel_end") == UInt64(blob.bytes.count))
-    #expect(blob.offset(of: "identity_mapped") < blob.offset(of: "swap_pages"))
+    #expect(X86_64GuestCode.RelocateKernel.relocateKernelEnd == UInt64(blob.bytes.count))
+    #expect(X86_64GuestCode.RelocateKernel.identityMapped < X86_64GuestCode.RelocateKernel.swapPages)
     // cli; cld at the entry.
     #expect(Array(blob.bytes.prefix(2)) == [0xfa, 0xfc])
 }
@@ -46,23 +46,23 @@ private let repoRoot = URL(fileURLWithPath: #filePath)
     for name in ["purgatory_start", "purgatory_main", "sha256_mismatch_spin", "purgatory_data", "purgatory_stack_top"] {
         #expect(blob.symbols[name] != nil, "missing \(name)")
     }
-    let data = blob.offset(of: "purgatory_data")
+    let data = X86_64GuestCode.Purgatory.purgatoryData
     #expect(data % 8 == 0)
     #expect(data + X86_64GuestCode.purgatoryDataSize <= size)
     #expect(blob.bssSize >= 4096)
-    let top = blob.offset(of: "purgatory_stack_top")
+    let top = X86_64GuestCode.Purgatory.purgatoryStackTop
     #expect(top % 16 == 0)
     #expect(top >= size + 4096 && top <= blob.memorySize)
-    let spin = Int(blob.offset(of: "sha256_mismatch_spin"))
+    let spin = Int(X86_64GuestCode.Purgatory.sha256MismatchSpin)
     #expect(Array(blob.bytes[spin..<spin + 2]) == [0xeb, 0xfe])
     // lea purgatory_stack_top(%rip), %rsp is the first instruction of the entry.
-    let start = Int(blob.offset(of: "purgatory_start"))
+    let start = Int(X86_64GuestCode.Purgatory.purgatoryStart)
     #expect(Array(blob.bytes[start..<start + 3]) == [0x48, 0x8d, 0x25])
 }
 
 @Test func purgatoryDataStartsZeroed() {
     let blob = X86_64GuestCode.purgatory
-    let data = Int(blob.offset(of: "purgatory_data"))
+    let data = Int(X86_64GuestCode.Purgatory.purgatoryData)
     let bytes = blob.bytes[data..<data + Int(X86_64GuestCode.purgatoryDataSize)]
     #expect(bytes.allSatisfy { $0 == 0 })
 }

@@ -83,7 +83,7 @@ import Testing
         #expect(ev(r)["image_efi_stub"] == "no")
         // The file's own bytes at the entry: code0 "b stext" (0x14000010), then the pattern.
         let plan = try Arm64Planner.plannedSegments(try fixture("arm64-image-file.yaml"))
-        let k = try #require(plan.first { $0.name == "kernel" })
+        let k = try #require(plan.first { $0.role == .kernel })
         #expect(Array(k.bytes.prefix(4)) == [0x10, 0x00, 0x00, 0x14])
         #expect(k.bytes.count == 65664 && k.bytes[0x80] == 11 && k.bytes[0x81] == 48)
     }
@@ -100,9 +100,9 @@ import Testing
         let r = try Runner.run(sc)
         #expect(r.verdict.kind == .landed)
         let segs = try Arm64Planner.plannedSegments(sc)
-        let k = try #require(segs.first { $0.name == "kernel" })
-        let h = try #require(segs.first { $0.name == "elfcorehdr" })
-        let dtb = try #require(segs.first { $0.name == "dtb" })
+        let k = try #require(segs.first { $0.role == .kernel })
+        let h = try #require(segs.first { $0.role == .elfcorehdr })
+        let dtb = try #require(segs.first { $0.role == .dtb })
         // Kernel at the region's start + text_offset; the header in the region's last 64 KiB block,
         // 64 + 56 × (2 RAM ranges outside the region, below and above it, + 2) = 288 bytes.
         #expect(k.mem == PhysAddr(0xe008_0000))

@@ -74,9 +74,9 @@ func evidence(_ v: Verdict, _ key: String) -> String? { v.evidenceByName[key] }
             Issue.record("the synthetic bzImage was rejected")
             return
         }
-        let k = try #require(plan.segments.first { $0.name == "kernel" })
-        let i = try #require(plan.segments.first { $0.name == "initrd" })
-        let bp = try #require(plan.segments.first { $0.name == "boot_params" })
+        let k = try #require(plan.segments.first { $0.role == .kernel })
+        let i = try #require(plan.segments.first { $0.role == .initrd })
+        let bp = try #require(plan.segments.first { $0.role == .bootParams })
         // bzImage64_load: buffer = protected-mode part, memsz = PAGE_ALIGN(init_size), 2 MiB aligned,
         // at or above pref_address; entry at +0x200.
         #expect(k.bytes == Array(syntheticBzImage()[(5 * 512)...]))

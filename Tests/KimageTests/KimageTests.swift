@@ -48,7 +48,8 @@ func range(_ f: UInt64, _ l: UInt64) -> AddressRange { AddressRange(first: PhysA
 
 @Suite struct SanityTests {
     func seg(_ name: String, _ mem: UInt64, _ memsz: UInt64, bufsz: UInt64? = nil) -> Segment {
-        Segment(name: name, mem: PhysAddr(mem), memsz: ByteCount(memsz), bytes: [], bufsz: ByteCount(bufsz ?? memsz))
+        Segment(
+            role: .user(name), mem: PhysAddr(mem), memsz: ByteCount(memsz), bytes: [], bufsz: ByteCount(bufsz ?? memsz))
     }
     func errno(
         _ segs: [Segment], syscall: KexecSyscall = .kexecLoad, type: ImageType = .normal, crash: [AddressRange] = []
@@ -86,7 +87,7 @@ func range(_ f: UInt64, _ l: UInt64) -> AddressRange { AddressRange(first: PhysA
 
     @Test func listHas511EntriesAndALinkPerPage() throws {
         // 600 pages: DESTINATION + 600 SOURCE + DONE = 602 entries -> two indirection pages.
-        let s = Segment(name: "k", mem: PhysAddr(0x4000_0000), memsz: ByteCount(600 * 4096), bytes: [])
+        let s = Segment(role: .user("k"), mem: PhysAddr(0x4000_0000), memsz: ByteCount(600 * 4096), bytes: [])
         let (k, _) = try KimageBuilder.build(
             segments: [s], type: .normal, startAddress: PhysAddr(0x4000_0000), freeRAM: ram, crashRegions: [])
         // Allocation order from 16 MiB: control, swap, first indirection page, then sources.
@@ -112,7 +113,7 @@ func range(_ f: UInt64, _ l: UInt64) -> AddressRange { AddressRange(first: PhysA
 
     @Test func destinationPagesAreReusedInPlaceOrParked() throws {
         // The destination sits where the allocator walks: its own page is handed back for itself.
-        let s = Segment(name: "k", mem: PhysAddr(0x100_4000), memsz: ByteCount(4 * 4096), bytes: [])
+        let s = Segment(role: .user("k"), mem: PhysAddr(0x100_4000), memsz: ByteCount(4 * 4096), bytes: [])
         let (k, alloc) = try KimageBuilder.build(
             segments: [s], type: .normal, startAddress: PhysAddr(0), freeRAM: ram, crashRegions: [])
         #expect(k.controlPage == PhysAddr(0x100_0000))
@@ -134,7 +135,7 @@ func range(_ f: UInt64, _ l: UInt64) -> AddressRange { AddressRange(first: PhysA
 
     @Test func crashImageHasNoList() throws {
         let crash = [range(0x2000_0000, 0x2fff_ffff)]
-        let s = Segment(name: "k", mem: PhysAddr(0x2000_0000), memsz: ByteCount(8192), bytes: [])
+        let s = Segment(role: .user("k"), mem: PhysAddr(0x2000_0000), memsz: ByteCount(8192), bytes: [])
         let (k, _) = try KimageBuilder.build(
             segments: [s], type: .crash, startAddress: PhysAddr(0), freeRAM: ram, crashRegions: crash)
         #expect(k.head == Ind.done)

@@ -1,0 +1,63 @@
+/// What a segment is for: one of the segments the in-kernel loaders (and kexec-tools) add, or a
+/// kexec_load segment the fixture labels itself.
+///
+/// `name` is the segment's label wherever it is shown (`plan --json`, evidence, the SVG, the
+/// synthetic payload's seed): `purgatory`, `boot_params`, `kernel`, `initrd`, `elfcorehdr`, `dtb`,
+/// and for `.user` the fixture's label as written. Build roles from fixture labels with
+/// `init(label:)` or `init(userLabel:)`, so that a label naming a loader segment always gets that
+/// segment's role.
+public enum SegmentRole: Sendable, Hashable, CustomStringConvertible {
+    /// The purgatory (its digest is not taken, its bss may change).
+    case purgatory
+    /// x86_64's boot_params (zero page, e820 table, command line): `boot_params`.
+    case bootParams
+    case kernel
+    case initrd
+    /// The crash kernel's ELF core header.
+    case elfcorehdr
+    /// arm64's device tree blob.
+    case dtb
+    /// A kexec_load segment whose label names none of the loader segments (`segment0`, …), or a
+    /// kexec_load segment labelled `purgatory` (kexec-tools adds the purgatory itself; a user
+    /// segment of that name is hashed like any other).
+    case user(String)
+
+    /// The roles kexec_file_load's loaders and the purgatory give segments, in no particular order.
+    public static let loaderRoles: [SegmentRole] = [.purgatory, .bootParams, .kernel, .initrd, .elfcorehdr, .dtb]
+
+    /// The label: the loader's name for the segment, or the user's label.
+    public var name: String {
+        switch self {
+        case .purgatory: return "purgatory"
+        case .bootParams: return "boot_params"
+        case .kernel: return "kernel"
+        case .initrd: return "initrd"
+        case .elfcorehdr: return "elfcorehdr"
+        case .dtb: return "dtb"
+        case .user(let label): return label
+        }
+    }
+
+    public var description: String { name }
+
+    /// The role `label` names: one of the six loader names gives that role (`purgatory` gives
+    /// `.purgatory`), anything else `.user(label)`.
+    public init(label: String) {
+        self = Self.loaderRoles.first { $0.name == label } ?? .user(label)
+    }
+
+    /// The role of a kexec_load segment labelled `label`: as `init(label:)`, except that
+    /// `purgatory` stays `.user("purgatory")` (only the purgatory the planner adds is `.purgatory`).
+    public init(userLabel label: String) {
+        let role = SegmentRole(label: label)
+        self = role == .purgatory ? .user(label) : role
+    }
+
+    /// Every role whose `name` is `label` (what a fixture naming a segment by label, as
+    /// `flip-source-byte: { segment: … }` does, may mean): `[.purgatory, .user("purgatory")]` for
+    /// `purgatory`, otherwise `[SegmentRole(label: label)]`.
+    public static func roles(labelled label: String) -> [SegmentRole] {
+        let role = SegmentRole(label: label)
+        return role == .purgatory ? [.purgatory, .user(label)] : [role]
+    }
+}

@@ -138,22 +138,19 @@ public enum Arm64Planner {
                 segments[i].bytes = Payload.synthetic(name: segments[i].name, size: Int(segments[i].bufsz.raw))
             }
         }
-        let (digest, regions) = Planner.segmentsDigest(segments)
-        var stored = digest
-        if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
-        let pi = segments.firstIndex { $0.isPurgatory }!
         // Same purgatory_data layout as x86_64, with the DTB where x86 keeps boot_params.
-        segments[pi].bytes = try Planner.filledPurgatory(
-            blob, entry: kernelEntry, entryArg: dtb, regions: regions, digest: stored)
-        let purgEntry = PhysAddr(segments[pi].mem.raw + Arm64GuestCode.Purgatory.purgatoryStart)
-        var (kimage, allocator): (Kimage, PageAllocator)
-        do {
-            (kimage, allocator) = try KimageBuilder.build(
-                segments: segments, type: req.type, startAddress: purgEntry, freeRAM: ram, crashRegions: crash)
-        } catch {
-            return .rejected(error, sc)
+        let sealed: Planner.Sealed
+        switch try Planner.seal(
+            &segments, blob: blob, purgatoryStart: Arm64GuestCode.Purgatory.purgatoryStart, entry: kernelEntry,
+            entryArg: dtb, request: req, ram: ram, crash: crash)
+        {
+        case .failure(let r): return .rejected(r, sc)
+        case .success(let s): sealed = s
         }
-        let box = AllocatorBox(allocator)
+        var kimage = sealed.kimage
+        let (digest, stored, purgEntry) = (sealed.digest, sealed.stored, sealed.start)
+        let pi = segments.firstIndex { $0.isPurgatory }!
+        let box = sealed.allocator
         var tables: [Arm64Plan.NamedTables] = []
         var layout: Arm64Layout?
         let zero: PhysAddr

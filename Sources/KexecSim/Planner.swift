@@ -181,24 +181,19 @@ public enum Planner {
                 segments[i].bytes = Payload.synthetic(name: s.name, size: Int(s.bufsz.raw))
             }
         }
-        let (digest, regions) = segmentsDigest(segments)
-        var stored = digest
-        if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
-        let pIndex = segments.firstIndex { $0.isPurgatory }!
-        segments[pIndex].bytes = try filledPurgatory(
-            blob, entry: kernelEntry, entryArg: bootParams, regions: regions, digest: stored)
-
-        // The kimage: control page, swap page, source pages, IND_* list.
-        let start = PhysAddr(segments[pIndex].mem.raw + X86_64GuestCode.Purgatory.purgatoryStart)
-        var (kimage, allocator): (Kimage, PageAllocator)
-        do {
-            (kimage, allocator) = try KimageBuilder.build(
-                segments: segments, type: req.type, startAddress: start, freeRAM: ram, crashRegions: crash)
-        } catch {
-            return .rejected(error, scenario)
+        let sealed: Sealed
+        switch try seal(
+            &segments, blob: blob, purgatoryStart: X86_64GuestCode.Purgatory.purgatoryStart, entry: kernelEntry,
+            entryArg: bootParams, request: req, ram: ram, crash: crash)
+        {
+        case .failure(let r): return .rejected(r, scenario)
+        case .success(let s): sealed = s
         }
+        var kimage = sealed.kimage
+        let (digest, stored, start) = (sealed.digest, sealed.stored, sealed.start)
+        let pIndex = segments.firstIndex { $0.isPurgatory }!
         // Page tables from further control pages.
-        let box = AllocatorBox(allocator)
+        let box = sealed.allocator
         let requests = X86IdentityMap.requests(
             machine: machine, segments: segments.compactMap { s in s.range.map { (s.name, $0) } },
             policy: policy,
@@ -255,6 +250,44 @@ public enum Planner {
     /// Never traps: more regions than `purgatory_data` holds (16, KEXEC_SEGMENT_MAX), a digest of
     /// the wrong size or a blob without `purgatory_data` is `PlanError.unsupported`, e.g.
     /// "purgatory: purgatory_data holds at most 16 regions, 17 given".
+    /// What `seal` gives: the kimage, its allocator for the architecture's tables, purgatory's
+    /// entry, and the digest (computed, and as stored in purgatory).
+    struct Sealed {
+        var kimage: Kimage
+        var allocator: AllocatorBox
+        var start: PhysAddr
+        var digest: [UInt8]
+        var stored: [UInt8]
+    }
+
+    /// Both architectures, once every segment's bytes are known: the digest purgatory checks
+    /// (kexec_calculate_store_digests), purgatory's data filled in, and the kimage built with
+    /// purgatory's entry as the start address (kimage_load_segment order: control page, swap page,
+    /// then sources and indirection pages).
+    static func seal(
+        _ segments: inout [Segment], blob: GuestBlob, purgatoryStart: UInt64, entry: PhysAddr, entryArg: PhysAddr,
+        request req: KexecRequest, ram: [AddressRange], crash: [AddressRange]
+    ) throws(PlanError) -> Result<Sealed, Rejection> {
+        let (digest, regions) = segmentsDigest(segments)
+        var stored = digest
+        if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
+        guard let pi = segments.firstIndex(where: \.isPurgatory) else {
+            throw .unsupported("no purgatory segment to fill")
+        }
+        segments[pi].bytes = try filledPurgatory(
+            blob, entry: entry, entryArg: entryArg, regions: regions, digest: stored)
+        let start = PhysAddr(segments[pi].mem.raw + purgatoryStart)
+        do {
+            let (kimage, allocator) = try KimageBuilder.build(
+                segments: segments, type: req.type, startAddress: start, freeRAM: ram, crashRegions: crash)
+            return .success(
+                Sealed(
+                    kimage: kimage, allocator: AllocatorBox(allocator), start: start, digest: digest, stored: stored))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     static func filledPurgatory(
         _ blob: GuestBlob, entry: PhysAddr, entryArg: PhysAddr, regions: [PurgatoryRegion], digest: [UInt8]
     ) throws(PlanError) -> [UInt8] {

@@ -8,9 +8,14 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
     case imageField(String)
     /// arm64: the cost of one set of tables: `linear_map_tables`, `linear_map_copy_tables`, `idmap_tables`.
     case tableCost(String)
+    /// A rule that depends on the running kernel's version, by name (`rule.placement_walk`): which
+    /// variant applied, and the source it follows.
+    case rule(String)
 
     /// The shared vocabulary.
     public enum Name: String, Sendable, CaseIterable {
+        // The running kernel whose rules apply.
+        case kernel
         // Where and what.
         case address, access, pc, routine, region, level, reason, policy, physical
         case entryAddress = "entry_address"
@@ -61,6 +66,7 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .known(let n): return n.rawValue
         case .imageField(let s), .tableCost(let s): return s
+        case .rule(let s): return "rule." + s
         }
     }
     public var description: String { name }
@@ -93,4 +99,23 @@ extension Verdict {
         for e in evidence where out[e.key.name] == nil { out[e.key.name] = e.value }
         return out
     }
+}
+
+/// One version-dependent rule as a plan applied it: its name, the variant, and where the variant
+/// was read (file and kernel version).
+public struct AppliedRule: Sendable, Equatable {
+    /// snake_case, e.g. `placement_walk`.
+    public var name: String
+    /// e.g. "forward: first System RAM range that fits, top-down inside it".
+    public var choice: String
+    /// e.g. "kernel/kexec_file.c kexec_walk_resources, read in 6.1.192".
+    public var source: String
+
+    public init(_ name: String, _ choice: String, source: String) {
+        self.name = name
+        self.choice = choice
+        self.source = source
+    }
+
+    public var evidence: Evidence { Evidence(key: .rule(name), value: "\(choice) [\(source)]") }
 }

@@ -24,6 +24,9 @@ public struct Plan: Sendable {
     public var imageInfo: [(String, String)] = []
     /// What only one architecture has.
     public var arch: ArchPlan
+    /// The version-dependent rules this plan applied, for the evidence (with
+    /// `scenario.machine.kernelVersion`).
+    public var rules: [AppliedRule] = []
 
     public var purgatorySegment: Segment? { segments.first { $0.isPurgatory } }
     /// x86_64's boot_params (rsi at the entry).

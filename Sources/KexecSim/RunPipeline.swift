@@ -16,7 +16,10 @@ public enum Runner {
         case .rejected(let r, let s):
             let v = Verdict(
                 kind: .rejected, summary: "the kernel refuses the load: \(r.errno.rawValue) from \(r.check)",
-                evidence: [Evidence(.errno, r.errno.rawValue), Evidence(.check, r.check), Evidence(.detail, r.detail)],
+                evidence: [
+                    Evidence(.errno, r.errno.rawValue), Evidence(.check, r.check), Evidence(.detail, r.detail),
+                    Evidence(.kernel, s.machine.kernelVersion.description),
+                ],
                 errno: r.errno.rawValue)
             return RunResult(
                 scenario: s, verdict: v, engine: EngineVersion.current.description, stats: RunStats(),
@@ -120,6 +123,9 @@ public enum Runner {
             v = d.probeTouches(landed: v, timeoutMicros: timeoutUs)
         }
         v.warnings += placementWarnings(plan)
+        // Which kernel's rules, and which variant of each rule that changed over time.
+        v.evidence.append(Evidence(.kernel, sc.machine.kernelVersion.description))
+        v.evidence += plan.rules.map(\.evidence)
         stats.verifySeconds = Date().timeIntervalSince(t)
         return result(v)
     }

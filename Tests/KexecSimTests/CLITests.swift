@@ -143,7 +143,7 @@ import Testing
         #expect(report.verdict == "rejected")
         #expect(report.errno == "EINVAL")
         #expect(report.expected == RunReport.Expected(verdict: "rejected", errno: "EINVAL"))
-        #expect(report.evidence.map(\.key) == ["errno", "check", "detail"])
+        #expect(report.evidence.map(\.key) == ["errno", "check", "detail", "kernel"])
         #expect(report.matches == true)
         #expect(report.stats != nil)
     }

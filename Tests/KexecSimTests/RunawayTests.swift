@@ -86,7 +86,7 @@ import Testing
         #expect(
             j.verdict.evidence.map(\.key) == [
                 .known(.address), .known(.access), .known(.pc), .known(.routine), .known(.region), .known(.level),
-                .known(.reason), .known(.entryAddress), .known(.entry), .known(.policy),
+                .known(.reason), .known(.entryAddress), .known(.entry), .known(.policy), .known(.kernel),
             ])
         #expect(
             j.verdict.summary

@@ -47,6 +47,15 @@ if [ "$crash_size" != 0 ]; then
   show iomem-file-crash /proc/iomem
   run file-crash-unload kexec -s -p -u
 fi
+if [ "$KT_FILE_DEBUG" = 1 ]; then
+  # The same kexec_file_load calls with KEXEC_FILE_DEBUG set, so that v6.8+ kernels print placement.
+  run file-normal-debug kt-file-load /payload/vmlinuz /payload/initrd.cpio.gz "$KT_APPEND"
+  run file-normal-debug-unload kt-file-load -u
+  if [ "$crash_size" != 0 ]; then
+    run file-crash-debug kt-file-load -p /payload/vmlinuz /payload/initrd.cpio.gz "$KT_CRASH_APPEND"
+    run file-crash-debug-unload kt-file-load -p -u
+  fi
+fi
 run load-normal kexec -c -d -l /payload/vmlinuz --initrd=/payload/initrd.cpio.gz --append="$KT_APPEND"
 run load-unload kexec -c -u
 if [ "$crash_size" != 0 ]; then

@@ -186,7 +186,8 @@ result = {
     'loads': {},
     'lines': boot_lines,
 }
-for s in ('file-normal', 'file-unload', 'file-crash', 'file-crash-unload', 'load-normal', 'load-unload', 'load-crash', 'load-crash-unload'):
+for s in ('file-normal', 'file-unload', 'file-crash', 'file-crash-unload',
+          'file-normal-debug', 'file-normal-debug-unload', 'file-crash-debug', 'file-crash-debug-unload', 'load-normal', 'load-unload', 'load-crash', 'load-crash-unload'):
     st = step(s)
     if st is not None:
         if s.endswith('unload'):
@@ -209,7 +210,7 @@ if meta['action'] == 'exec':
         'second_kernel_userspace': any(l.startswith('KT-MARK second-kernel-userspace') for l in tail),
         'lines': [msg(l) for l in tail if re.search(r'KT-MARK|Linux version|Command line:|kexec|RAMDISK:|BIOS-e820:|Kernel panic', l)][:80],
     }
-if not result['init_completed']:
+if not result['init_completed'] and not result.get('exec', {}).get('second_kernel_userspace'):
     # Keep the tail of the console for diagnosis when the case did not run to the end.
     result['console_tail'] = [l for l in all_lines if l.strip()][-40:]
 

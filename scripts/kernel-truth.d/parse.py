@@ -102,12 +102,21 @@ def step(name):
     output = [l for l in out if not l.startswith(('KT-RC ', 'KT-CMD '))]
     kern = sections.get('dmesg-' + name, [])
     r = {'command': cmd, 'rc': rc}
-    segs, placed, final_cmdline = [], [], None
+    segs, placed, final_cmdline, entry, next_e820 = [], [], None, None, []
     for l in kern:
         t = msg(l)
-        m = re.search(r'Loading segment (\d+): buf=\S+ bufsz=' + HEX + ' mem=' + HEX + ' memsz=' + HEX, t)
+        # 6.1/5.10 (pr_debug): "Loading segment 0: buf=…"; 6.12 (kexec_dprintk): "segment[0]: buf=…"
+        m = re.search(r'(?:Loading segment (\d+)|segment\[(\d+)\]): buf=\S+ bufsz=' + HEX + ' mem=' + HEX + ' memsz=' + HEX, t)
         if m:
-            segs.append({'index': int(m.group(1)), 'bufsz': h(m.group(2)), 'mem': h(m.group(3)), 'memsz': h(m.group(4))})
+            segs.append({'index': int(m.group(1) or m.group(2)), 'bufsz': h(m.group(3)), 'mem': h(m.group(4)), 'memsz': h(m.group(5))})
+            continue
+        m = re.search(r'kexec_file_load: type:(\d+), start:' + HEX + ' head:' + HEX + ' flags:' + HEX, t)
+        if m:
+            entry = {'type': int(m.group(1)), 'start': h(m.group(2)), 'head': h(m.group(3)), 'flags': h(m.group(4))}
+            continue
+        m = re.search(r'kexec-bzImage64: ([0-9a-f]{16})-([0-9a-f]{16}) \((\d+)\)$', t)
+        if m:
+            next_e820.append({'start': h('0x' + m.group(1)), 'end': h('0x' + m.group(2)), 'type': int(m.group(3))})
             continue
         m = re.search(r'Loaded (.+?) at ' + HEX + r'(?: bufsz=' + HEX + r' memsz=' + HEX + ')?', t)
         if m:
@@ -124,6 +133,10 @@ def step(name):
         r['kernel_placements'] = placed
         if final_cmdline is not None:
             r['final_command_line'] = final_cmdline
+        if entry is not None:
+            r['kernel_load_summary'] = entry
+        if next_e820:
+            r['next_kernel_e820'] = next_e820
     # kexec-tools -d: "segment[0].buf   = 0x..." etc.
     ts = {}
     for l in output:

@@ -52,7 +52,11 @@ public enum Planner {
         // placed in crashk_res only, never crashk_low_res (kexec_walk_resources).
         let rules = X86FileLoadRules(version: machine.kernelVersion)
         let crashkRes = X86FileLoadRules.crashkRes(crash)
-        let searchRanges = req.type == .crash ? crashkRes.map { [$0] } ?? [] : ram
+        // walk_system_ram_res visits System RAM resources one by one: one per usable region (e820
+        // entry), adjacent ones not merged (Debian 6.1 under OVMF places its kernel by the split
+        // at 0x7d035017 of /proc/iomem).
+        let ramResources = machine.memory.regions.filter { $0.type == .usable }.map(\.range)
+        let searchRanges = req.type == .crash ? crashkRes.map { [$0] } ?? [] : ramResources
         // kexec_load: the kernel places nothing; the purgatory hole is kexec-tools' choice (not by version).
         let byVersion = req.syscall == .kexecFileLoad
         var placer = Placer(

@@ -7,7 +7,7 @@ import Foundation
 import Yams
 
 private let kexecKeys = ["syscall", "type", "kernel", "initrd", "cmdline", "placement", "segments", "entry", "inject"]
-private let payloadKeys = ["size", "file"]
+private let payloadKeys = ["size", "file", "init_size"]
 private let segmentKeys = ["name", "mem", "memsz", "bufsz"]
 
 extension Walker {
@@ -60,8 +60,25 @@ extension Walker {
         case (let s?, nil):
             let v = try size(s, f.field("size"))
             guard v > 0 else { throw fail(s, f.field("size"), "size must not be 0") }
-            return PayloadSpec(size: ByteCount(v))
+            var spec = PayloadSpec(size: ByteCount(v))
+            if let n = f.value("init_size") {
+                // A synthetic bzImage's init_size: the kernel segment's memsz (x86_64 kexec_file_load).
+                guard path.hasSuffix("kernel") else {
+                    throw fail(f.key("init_size"), f.field("init_size"), "init_size is for the kernel only")
+                }
+                let i = try size(n, f.field("init_size"))
+                guard i >= v else {
+                    throw fail(n, f.field("init_size"), "init_size must be at least the kernel's size (\(v) bytes)")
+                }
+                spec.initSize = ByteCount(i)
+            }
+            return spec
         case (nil, let p?):
+            if f.has("init_size") {
+                throw fail(
+                    f.key("init_size"), f.field("init_size"),
+                    "init_size is for a synthetic kernel ({ size }); a file's own header gives it")
+            }
             let given = try text(p, f.field("file"), allowEmpty: false)
             let resolved = FixtureDecoder.resolve(given, against: base)
             var isDir: ObjCBool = false

@@ -69,9 +69,13 @@ public enum PlacementOrder: String, Sendable { case topDown = "top-down", bottom
 public struct PayloadSpec: Sendable, Equatable {
     public var size: ByteCount?
     public var file: String?
-    public init(size: ByteCount? = nil, file: String? = nil) {
+    /// A synthetic kernel's init_size (`kernel: { size, init_size }`): the x86_64 kernel segment's
+    /// memsz before page alignment. nil: estimated from `size`.
+    public var initSize: ByteCount?
+    public init(size: ByteCount? = nil, file: String? = nil, initSize: ByteCount? = nil) {
         self.size = size
         self.file = file
+        self.initSize = initSize
     }
 }
 

@@ -61,6 +61,11 @@ public struct MatrixJob: Sendable, Equatable {
     /// under the fixture's own policy.
     public var passesPolicy: Bool
     public var expected: Expectation?
+    /// The first-kernel version the worker runs as (`run --kernel`): from `matrix --kernel` (the
+    /// label stays as it is) or `matrix --kernels` (the label gets " @6.1"); nil: the fixture's own.
+    public var kernel: KernelVersion?
+    /// The identity-map policy the worker is given (`policy` is the label, which may carry " @X.Y").
+    var policyName: String
     /// Set when the run cannot be made here (a machine file): reported as skipped.
     public var skipReason: String?
     /// Set when the fixture did not decode: reported as failed without a worker.
@@ -74,6 +79,7 @@ public struct MatrixJob: Sendable, Equatable {
         self.relativePath = relativePath
         self.scenarioName = scenarioName
         self.policy = policy
+        self.policyName = policy
         self.passesPolicy = passesPolicy
         self.expected = expected
         self.skipReason = skipReason
@@ -81,7 +87,17 @@ public struct MatrixJob: Sendable, Equatable {
     }
 
     /// The `--policy` the worker is given, nil for none (arm64).
-    public var policyOverride: String? { passesPolicy ? policy : nil }
+    public var policyOverride: String? { passesPolicy ? policyName : nil }
+
+    /// This job run as kernel `version`; with `inLabel` its label (and so its row, JUnit test
+    /// name and shard key) names the version: "ram-2m @6.1". Jobs that run nothing stay as they are.
+    public func runningKernel(_ version: KernelVersion, inLabel: Bool) -> MatrixJob {
+        var j = self
+        guard skipReason == nil, loadError == nil else { return j }
+        j.kernel = version
+        if inLabel { j.policy = "\(policy) @\(version)" }
+        return j
+    }
     /// "fixture-relative-path|policy", the string the shard hash is taken of.
     public var shardKey: String { "\(relativePath)|\(policy)" }
     /// The file name without its extension (JUnit classname).
@@ -151,9 +167,26 @@ public enum MatrixPlanner {
     /// Every fixture × policy (x86_64), or once under its own policy (arm64): loads each fixture
     /// (in this process) to learn its arch, name, policy and expectations. Machine-only files
     /// found in a directory are left out.
+    ///
+    /// `kernels` (`--kernels 6.1,6.12`): every job once per version, its label suffixed " @6.1";
+    /// `kernel` (`--kernel 6.1`): every job as that version, labels unchanged. Empty and nil: each
+    /// fixture's own version, the jobs as they always were.
     public static func jobs(
         fixtures: [(path: String, fromDirectory: Bool)], arch: Arch? = nil, policies: MatrixPolicies = .own,
+        kernels: [KernelVersion] = [], kernel: KernelVersion? = nil,
         base: String = FileManager.default.currentDirectoryPath
+    ) -> [MatrixJob] {
+        let base = jobs(fixtures: fixtures, arch: arch, policies: policies, base: base)
+        if let kernel { return base.map { $0.runningKernel(kernel, inLabel: false) } }
+        guard !kernels.isEmpty else { return base }
+        return base.flatMap { j -> [MatrixJob] in
+            guard j.skipReason == nil, j.loadError == nil else { return [j] }
+            return kernels.map { j.runningKernel($0, inLabel: true) }
+        }
+    }
+
+    static func jobs(
+        fixtures: [(path: String, fromDirectory: Bool)], arch: Arch?, policies: MatrixPolicies, base: String
     ) -> [MatrixJob] {
         var jobs: [MatrixJob] = []
         for (path, fromDirectory) in fixtures {

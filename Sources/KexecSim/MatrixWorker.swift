@@ -9,7 +9,7 @@ import KexecModel
     import Darwin
 #endif
 
-/// Runs one job in a child process: `EXECUTABLE run FIXTURE [--policy P] --json --timeout T`,
+/// Runs one job in a child process: `EXECUTABLE run FIXTURE [--policy P] [--kernel V] --json --timeout T`,
 /// and turns what the child did (its decoded `RunReport`, or how it failed) into the run's result.
 public struct MatrixWorker: Sendable {
     public var executable: String
@@ -24,11 +24,13 @@ public struct MatrixWorker: Sendable {
     /// diagnosed by the emulator (a `hang` with its evidence) before the worker is killed.
     public var childPhaseTimeout: Double { max(0.001, timeoutSeconds * 0.4) }
 
-    /// `run FIXTURE [--policy P] --json --timeout T`: `--policy` only for an x86_64 job (an arm64
-    /// job runs under the fixture's own relocation mode and linear map).
+    /// `run FIXTURE [--policy P] [--kernel V] --json --timeout T`: `--policy` only for an x86_64 job
+    /// (an arm64 job runs under the fixture's own relocation mode and linear map); `--kernel` for a
+    /// job of `matrix --kernel` / `--kernels`.
     public func arguments(for job: MatrixJob) -> [String] {
         var args = ["run", job.fixturePath]
         if let p = job.policyOverride { args += ["--policy", p] }
+        if let v = job.kernel { args += ["--kernel", v.description] }
         return args + ["--json", "--timeout", String(format: "%.3f", childPhaseTimeout)]
     }
 

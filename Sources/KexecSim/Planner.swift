@@ -14,9 +14,7 @@ public enum Planner {
     // arch/x86/kernel/kexec-bzimage64.c minimums
     static let minPurgatory = PhysAddr(0x3000)
     static let minBootParams = PhysAddr(0x3000)
-    static let minKernel = PhysAddr(0x10_0000)
     static let minInitrd = PhysAddr(0x100_0000)
-    static let kernelAlign = ByteCount.mib(2)
 
     /// Plans a scenario of either architecture: the segments, the kimage and the tables.
     public static func plan(_ scenario: Scenario) throws(PlanError) -> PlanOutcome {
@@ -50,10 +48,24 @@ public enum Planner {
         let limits = ArchLimits.x86_64(fiveLevel: fiveLevel)
         let crash = machine.crashkernelRanges
         let ram = machine.memory.usable.ranges
-        let searchRanges = req.type == .crash ? crash : ram
-        var placer = Placer(ranges: searchRanges, order: req.placement)
+        // Placement follows the running kernel's version (X86FileLoadRules). A crash image is
+        // placed in crashk_res only, never crashk_low_res (kexec_walk_resources).
+        let rules = X86FileLoadRules(version: machine.kernelVersion)
+        let crashkRes = X86FileLoadRules.crashkRes(crash)
+        // walk_system_ram_res visits System RAM resources one by one: one per usable region (e820
+        // entry), adjacent ones not merged (Debian 6.1 under OVMF places its kernel by the split
+        // at 0x7d035017 of /proc/iomem).
+        let ramResources = machine.memory.regions.filter { $0.type == .usable }.map(\.range)
+        let searchRanges = req.type == .crash ? crashkRes.map { [$0] } ?? [] : ramResources
+        // kexec_load: the kernel places nothing; the purgatory hole is kexec-tools' choice (not by version).
+        let byVersion = req.syscall == .kexecFileLoad
+        var placer = Placer(
+            ranges: searchRanges, order: req.placement, reverseWalk: byVersion ? rules.reverseWalk : true,
+            topDownOffByOne: byVersion && rules.topDownOffByOne)
         let blob = X86_64GuestCode.purgatory
         let purgMemsz = ByteCount(blob.memorySize).alignedUp(kexecPageSize)!
+        var appliedRules: [AppliedRule] = []
+        var cmdline = req.cmdline
         var segments: [Segment] = []
         var kernelEntry = PhysAddr(0)
         var bootParams = PhysAddr(0)
@@ -85,40 +97,62 @@ public enum Planner {
                 }
                 let isize = try initrdFile.map { ByteCount(UInt64($0.count)) } ?? synthSize(req.initrd, "kexec.initrd")
                 if req.type == .crash {
-                    // crash_load_segments: the ELF core header describing the first kernel's memory
-                    // (one PT_LOAD per System RAM range plus a PT_NOTE), loaded first.
-                    let phdrs = UInt64(machine.memory.usable.ranges.count + 1)
-                    let hdrSize = ByteCount(64 + 56 * phdrs)
-                    let memsz = hdrSize.alignedUp(kexecPageSize)!
+                    // crash_load_segments: the ELF core header describing the first kernel's memory,
+                    // loaded first, bottom-up from crashk_res.start (top_down = false, buf_min 0).
+                    let pieces = X86FileLoadRules.ramRangesOutside(ram, crash)
+                    let hdr = rules.elfcorehdr(ramRanges: pieces)
                     let at = try placer.place(
-                        BufferRequest(role: .elfcorehdr, memsz: memsz, align: kexecPageSize, bufMin: PhysAddr(0)))
-                    segments.append(Segment(role: .elfcorehdr, mem: at, memsz: memsz, bytes: [], bufsz: hdrSize))
+                        BufferRequest(
+                            role: .elfcorehdr, memsz: hdr.memsz, align: kexecPageSize, bufMin: PhysAddr(0),
+                            topDown: false))
+                    segments.append(Segment(role: .elfcorehdr, mem: at, memsz: hdr.memsz, bytes: [], bufsz: hdr.bufsz))
+                    cmdline = X86FileLoadRules.crashCommandLine(req.cmdline, elfcorehdr: at)
                 }
-                let bpSize = ByteCount(UInt64(0x1000 + req.cmdline.utf8.count + 1))
+                // The real purgatory's segment (sized as the running kernel's own); ours runs inside:
+                // its bytes are our blob, the rest up to memsz zeros its bss and stack may use
+                // (bufsz keeps the real purgatory's size, as the kernel prints it).
+                let pBufsz = max(X86FileLoadRules.purgatoryBufsz, ByteCount(UInt64(blob.bytes.count)))
+                let pMemsz = max(X86FileLoadRules.purgatoryMemsz, purgMemsz, pBufsz.alignedUp(kexecPageSize)!)
                 let pAt = try placer.place(
-                    BufferRequest(role: .purgatory, memsz: purgMemsz, align: kexecPageSize, bufMin: minPurgatory))
-                segments.append(
-                    Segment(
-                        role: .purgatory, mem: pAt, memsz: purgMemsz, bytes: [],
-                        bufsz: ByteCount(UInt64(blob.bytes.count))))
+                    BufferRequest(role: .purgatory, memsz: pMemsz, align: kexecPageSize, bufMin: minPurgatory))
+                segments.append(Segment(role: .purgatory, mem: pAt, memsz: pMemsz, bytes: [], bufsz: pBufsz))
+                // boot_params, the command line (as userspace passed it, with its NUL) and the
+                // setup_data room; its size does not count the elfcorehdr= prefix.
+                let bpSize = X86FileLoadRules.bootParamsBufsz(cmdlineLength: req.cmdline.utf8.count + 1)
                 let bpMemsz = bpSize.alignedUp(kexecPageSize)!
                 let bAt = try placer.place(
                     BufferRequest(role: .bootParams, memsz: bpMemsz, align: kexecPageSize, bufMin: minBootParams))
                 segments.append(Segment(role: .bootParams, mem: bAt, memsz: bpMemsz, bytes: [], bufsz: bpSize))
                 bootParams = bAt
+                appliedRules = rules.applied(crash: req.type == .crash, syntheticKernel: bzImage == nil)
                 if let image = bzImage {
-                    let k = try RealImages.x86BzImageSegment(image, placer: &placer)
+                    let k = try RealImages.x86BzImageSegment(
+                        image, bufMin: rules.kernelBufMin(prefAddress: image.header.prefAddress), placer: &placer)
                     segments.append(k)
                     kernelEntry = PhysAddr(k.mem.raw + 0x200)
                     imageInfo += image.evidence
                 } else {
-                    guard let kMemsz = ksize.alignedUp(kexecPageSize) else {
+                    // A bzImage-like kernel: memsz PAGE_ALIGN(init_size), init_size as given or estimated.
+                    guard ksize.alignedUp(kexecPageSize) != nil,
+                        let kMemsz = try
+                            (req.kernel?.initSize.map { s throws(PlanError) in
+                                guard s.raw >= ksize.raw else {
+                                    throw PlanError.input(
+                                        InputError(
+                                            file: scenario.file, line: nil, field: "kexec.kernel.init_size",
+                                            message: "init_size \(s) is smaller than the kernel's size \(ksize)"))
+                                }
+                                return s.alignedUp(kexecPageSize)
+                            } ?? X86FileLoadRules.syntheticInitSize(payload: ksize))
+                    else {
                         throw PlanError.input(
                             InputError(
                                 file: scenario.file, line: nil, field: "kexec.kernel.size", message: "size overflows"))
                     }
                     let kAt = try placer.place(
-                        BufferRequest(role: .kernel, memsz: kMemsz, align: kernelAlign, bufMin: minKernel))
+                        BufferRequest(
+                            role: .kernel, memsz: kMemsz, align: X86FileLoadRules.syntheticKernelAlignment,
+                            bufMin: rules.kernelBufMin(prefAddress: X86FileLoadRules.syntheticPrefAddress)))
                     segments.append(Segment(role: .kernel, mem: kAt, memsz: kMemsz, bytes: [], bufsz: ksize))
                     kernelEntry = PhysAddr(kAt.raw + 0x200)
                 }
@@ -173,10 +207,10 @@ public enum Planner {
             }
             if s.role == .bootParams, let image = bzImage {
                 segments[i].bytes = RealImages.x86BootParams(
-                    machine: machine, cmdline: req.cmdline, loadAddress: s.mem, kernel: image,
+                    machine: machine, cmdline: cmdline, loadAddress: s.mem, kernel: image,
                     initrd: segments.first { $0.role == .initrd })
             } else if s.role == .bootParams && req.syscall == .kexecFileLoad {
-                segments[i].bytes = Payload.bootParams(machine: machine, cmdline: req.cmdline, loadAddress: s.mem)
+                segments[i].bytes = Payload.bootParams(machine: machine, cmdline: cmdline, loadAddress: s.mem)
             } else {
                 segments[i].bytes = Payload.synthetic(name: s.name, size: Int(s.bufsz.raw))
             }
@@ -221,7 +255,8 @@ public enum Planner {
                 entryArgument: bootParams, purgatoryBase: segments[pIndex].mem, purgatoryEntry: start,
                 digest: digest, storedDigest: stored, crashRegions: crash,
                 planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds, imageInfo: imageInfo,
-                arch: .x86(X86Plan(tables: tables, firstKernelTables: first, controlVA: controlVA))))
+                arch: .x86(X86Plan(tables: tables, firstKernelTables: first, controlVA: controlVA)),
+                rules: appliedRules))
     }
 
     /// The digest purgatory checks (kexec_calculate_store_digests): every segment but purgatory,

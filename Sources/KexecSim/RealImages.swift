@@ -118,14 +118,16 @@ public enum RealImages {
     }
 
     /// The kernel segment as bzImage64_load adds it: buffer = the protected-mode part,
-    /// memsz = PAGE_ALIGN(init_size), align = kernel_alignment, buf_min = pref_address but at least
-    /// MIN_KERNEL_LOAD_ADDR (0x100000). The 64-bit entry is the load address + 0x200.
-    public static func x86BzImageSegment(_ k: X86Kernel, placer: inout Placer) throws(Rejection) -> Segment {
+    /// memsz = PAGE_ALIGN(init_size), align = kernel_alignment, buf_min as the running kernel picks
+    /// it (`X86FileLoadRules.kernelBufMin`: v6.9+ pref_address but at least MIN_KERNEL_LOAD_ADDR,
+    /// before MIN_KERNEL_LOAD_ADDR). The 64-bit entry is the load address + 0x200.
+    public static func x86BzImageSegment(_ k: X86Kernel, bufMin: PhysAddr, placer: inout Placer) throws(Rejection)
+        -> Segment
+    {
         let h = k.header
         let memsz = ByteCount(h.kernelMemsz)
         let at = try placer.place(
-            BufferRequest(
-                role: .kernel, memsz: memsz, align: ByteCount(h.kernelBufAlign), bufMin: PhysAddr(h.kernelBufMin)))
+            BufferRequest(role: .kernel, memsz: memsz, align: ByteCount(h.kernelBufAlign), bufMin: bufMin))
         return Segment(role: .kernel, mem: at, memsz: memsz, bytes: Array(k.payload))
     }
 

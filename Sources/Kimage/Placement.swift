@@ -1,17 +1,31 @@
 import KexecModel
 
 /// kexec_file_load placement (kernel/kexec_file.c locate_mem_hole_top_down / _bottom_up):
-/// walk candidate RAM ranges (reverse for top-down), and in each find the highest (lowest)
-/// aligned spot that fits, stepping a page at a time past already placed segments.
+/// walk candidate RAM ranges, and in each find the highest (lowest) aligned spot that fits,
+/// stepping a page at a time past already placed segments.
+///
+/// Which way the ranges are walked and where the top-down search starts depend on the running
+/// kernel's version (x86_64: `X86FileLoadRules` in KexecSim); the defaults are mainline's.
 public struct Placer: Sendable {
-    /// Ranges to search: System RAM, or the crashkernel ranges for a crash image.
+    /// Ranges to search: System RAM, or the crashkernel region for a crash image.
     public let ranges: [AddressRange]
     public let order: PlacementOrder
+    /// Whether a top-down buffer walks the ranges from the top (x86_64 v6.8+
+    /// walk_system_ram_res_rev; arm64's reverse memblock walk). False: always from the bottom, the
+    /// first range that fits wins (x86_64 before v6.8, walk_system_ram_res). Bottom-up buffers
+    /// always walk from the bottom.
+    public var reverseWalk: Bool
+    /// locate_mem_hole_top_down's first candidate is `end - memsz` (true, before v6.8: one byte
+    /// low) or `end - memsz + 1` (false, the fixed form).
+    public var topDownOffByOne: Bool
     public private(set) var placed: [(name: String, range: AddressRange)] = []
 
-    public init(ranges: [AddressRange], order: PlacementOrder) {
+    public init(ranges: [AddressRange], order: PlacementOrder, reverseWalk: Bool = true, topDownOffByOne: Bool = false)
+    {
         self.ranges = ranges.sorted()
         self.order = order
+        self.reverseWalk = reverseWalk
+        self.topDownOffByOne = topDownOffByOne
     }
 
     /// Places one buffer; EADDRNOTAVAIL when no hole fits (as kexec_locate_mem_hole returns).
@@ -26,7 +40,7 @@ public struct Placer: Sendable {
             throw Rejection(.EINVAL, check: "kexec_add_buffer", "\(req.name): alignment \(align) is not a power of two")
         }
         let down = req.topDown ?? (order == .topDown)
-        let walk = down ? ranges.reversed() : ranges
+        let walk = down && reverseWalk ? ranges.reversed() : ranges
         for r in walk {
             if r.size < memsz { continue }
             if r.last < req.bufMin || r.first > req.bufMax { continue }
@@ -46,8 +60,9 @@ public struct Placer: Sendable {
 
     private func topDown(_ r: AddressRange, _ memsz: ByteCount, _ align: ByteCount, _ req: BufferRequest) -> PhysAddr? {
         let end = min(r.last.raw, req.bufMax.raw)
-        guard end >= memsz.raw - 1 else { return nil }
-        var start = end - (memsz.raw - 1)
+        let back = topDownOffByOne ? memsz.raw : memsz.raw - 1
+        guard end >= back else { return nil }
+        var start = end - back
         while true {
             start &= ~(align.raw - 1)
             if start < r.first.raw || start < req.bufMin.raw { return nil }

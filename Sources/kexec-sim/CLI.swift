@@ -49,3 +49,24 @@ func validateBudget(_ budget: UInt64?) throws {
             "--budget: must be at least 1 instruction (leave --budget out to stop on the wall-clock limit only)")
     }
 }
+
+/// `--kernel X.Y[.Z]` (and each entry of `--kernels`): a version kexec-sim models, or a usage
+/// error (exit 2) naming the option.
+func parseKernel(_ s: String, option: String = "--kernel") -> KernelVersion {
+    guard let v = KernelVersion(s) else {
+        fail("\(option): \"\(s)\" is not a kernel version (expected X.Y, X.Y.Z or X.Y-rcN, e.g. 6.1 or 6.1.79)")
+    }
+    guard v >= KernelVersion.oldestModelled else {
+        fail(
+            "\(option): kernel \(v) is older than any version kexec-sim models (\(KernelVersion.oldestModelled) and newer)"
+        )
+    }
+    return v
+}
+
+/// The fixture at `path`, run as kernel `kernel` when given (`--kernel`).
+func loadScenario(_ path: String, kernel: String?) -> Scenario {
+    let sc = loadScenario(path)
+    guard let kernel else { return sc }
+    return sc.overridingKernel(parseKernel(kernel))
+}

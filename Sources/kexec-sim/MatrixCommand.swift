@@ -29,6 +29,10 @@ struct MatrixCommand: ParsableCommand {
     @Option(help: "Only fixtures of this architecture (x86_64 or arm64).") var arch: String?
     @Option(help: "all, or a comma-separated list of x86_64 identity-map policies. Default: each fixture's own.")
     var policies: String?
+    @Option(help: "Run every fixture as this first-kernel version (X.Y or X.Y.Z); rows keep their labels.")
+    var kernel: String?
+    @Option(help: "Run every fixture once per version, e.g. 6.1,6.8,6.12; each row's policy label gets \" @6.1\".")
+    var kernels: String?
     @Option(help: "Worker processes at once (default: the number of cores).") var jobs: Int?
     @Option(help: "Run only shard K of N (1-based), split by a stable hash of fixture path and policy.")
     var shard: String?
@@ -49,6 +53,21 @@ struct MatrixCommand: ParsableCommand {
         } catch {
             fail(error.description)
         }
+        if kernel != nil && kernels != nil { fail("--kernel and --kernels: give one of them") }
+        let one = kernel.map { parseKernel($0) }
+        var versions: [KernelVersion] = []
+        if let list = kernels {
+            let items = list.split(separator: ",", omittingEmptySubsequences: false).map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+            guard !items.contains(where: \.isEmpty) else {
+                fail("--kernels: expected a comma-separated list of versions, e.g. 6.1,6.8,6.12, got \"\(list)\"")
+            }
+            for item in items {
+                let v = parseKernel(item, option: "--kernels")
+                if !versions.contains(v) { versions.append(v) }
+            }
+        }
         var sh: Shard?
         if let s = shard {
             guard let v = Shard(s) else { fail("--shard: expected K/N with 1 <= K <= N, got \"\(s)\"") }
@@ -65,7 +84,8 @@ struct MatrixCommand: ParsableCommand {
         } catch {
             fail(error.description)
         }
-        var all = MatrixPlanner.jobs(fixtures: files, arch: archFilter, policies: pols)
+        var all = MatrixPlanner.jobs(
+            fixtures: files, arch: archFilter, policies: pols, kernels: versions, kernel: one)
         if let sh { all = all.filter { sh.contains($0) } }
 
         let names = Matrix.displayNames(all)

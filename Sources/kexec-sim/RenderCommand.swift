@@ -17,11 +17,13 @@ struct RenderCommand: ParsableCommand {
     @Argument(help: "Scenario fixture (YAML).") var fixture: String
     @Option(help: "Output SVG file.") var svg: String
     @Option(help: "Identity-map policy, overriding the fixture's.") var policy: String?
+    @Option(help: "Run as this first-kernel version (X.Y or X.Y.Z), overriding the fixture's machine.kernel.")
+    var kernel: String?
     @Flag(help: "Only plan; do not run the emulation (no failure point).") var noRun = false
     @Option(help: "Wall-clock limit per emulated phase, seconds.") var timeout: Double = 120
 
     func run() throws {
-        var sc = loadScenario(fixture)
+        var sc = loadScenario(fixture, kernel: kernel)
         let override = parsePolicy(policy)
         if let p = override { sc = sc.overridingIdentityMap(p) }
         let outcome: PlanOutcome

@@ -10,6 +10,8 @@ struct RunCommand: ParsableCommand {
     @Argument(help: "Scenario fixture (YAML).") var fixture: String
     @Flag(help: "Print JSON instead of text.") var json = false
     @Option(help: "Identity-map policy, overriding the fixture's.") var policy: String?
+    @Option(help: "Run as this first-kernel version (X.Y or X.Y.Z), overriding the fixture's machine.kernel.")
+    var kernel: String?
     @Option(help: "Exact instruction budget (counting slows the engine about 10x). Default: wall-clock limit only.")
     var budget: UInt64?
     @Option(help: "Wall-clock limit per emulated phase, seconds.") var timeout: Double = 120
@@ -17,7 +19,7 @@ struct RunCommand: ParsableCommand {
     func validate() throws { try validateBudget(budget) }
 
     func run() throws {
-        let sc = loadScenario(fixture)
+        let sc = loadScenario(fixture, kernel: kernel)
         let opts = RunOptions(budget: budget, timeoutSeconds: timeout, policyOverride: parsePolicy(policy))
         let r: RunResult
         do {

@@ -9,6 +9,8 @@ struct TablesCommand: ParsableCommand {
         commandName: "tables", abstract: "Count the identity-map page-table pages per level under a policy.")
     @Argument(help: "Scenario or machine fixture (YAML).") var fixture: String
     @Option(help: "Identity-map policy (default: the fixture's).") var policy: String?
+    @Option(help: "Run as this first-kernel version (X.Y or X.Y.Z), overriding the fixture's machine.kernel.")
+    var kernel: String?
     @Flag(help: "Count only the machine's own ranges (RAM as direct-mapped, first 1 MiB, ACPI, NVS).")
     var noSegments = false
     @Flag(help: "One row per policy, and which policies leave a touched address unmapped or cover a hazard.")
@@ -16,7 +18,7 @@ struct TablesCommand: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let sc = loadScenario(fixture)
+        let sc = loadScenario(fixture, kernel: kernel)
         if sc.machine.arch == .arm64 {
             // Payload: the segments' sizes as one range per segment (placement does not change the count much).
             var payload: [AddressRange] = []

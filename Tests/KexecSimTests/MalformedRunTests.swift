@@ -48,7 +48,7 @@ let malformedRuns: [MalformedRun] = [
               "a crash load goes into the crashkernel reservation (crashk_res), and this machine has none: its first "
                 + "kernel booted without crashkernel= (set machine.crashkernel, or import a log whose kernel reserved it)"),
     .rejected("run-kernel-larger-than-ram.yaml", "EADDRNOTAVAIL", "kexec_locate_mem_hole",
-              "no top-down hole of 3GiB aligned to 2MiB for kernel in [0x100000, 0xffffffffffffffff]"),
+              "no top-down hole of 12GiB aligned to 2MiB for kernel in [0x1000000, 0xffffffffffffffff]"),
     .rejected("run-initrd-larger-than-free-ram.yaml", "EADDRNOTAVAIL", "kexec_locate_mem_hole",
               "no top-down hole of 2.0GiB aligned to 4KiB for initrd in [0x1000000, 0xffffffffffffffff]"),
     // Found by fuzz-plan: a kexec_load segment of memsz 0 loads nothing, as in the kernel.

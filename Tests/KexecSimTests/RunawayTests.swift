@@ -60,7 +60,7 @@ import Testing
     @Test func jumpToANonExecutableStartFaultsOnTheFetch() throws {
         let r = try run("x86_64-runaway-nx-start.yaml")
         #expect(r.verdict.kind == .pageFault)
-        #expect(r.verdict.address == 0x1_3fff_d000)
+        #expect(r.verdict.address == 0x1_3fff_b000)
         let ev = r.verdict.evidenceByName
         #expect(ev["access"] == "fetch")
         #expect(ev["routine"] == "purgatory: purgatory_start")
@@ -87,6 +87,8 @@ import Testing
             j.verdict.evidence.map(\.key) == [
                 .known(.address), .known(.access), .known(.pc), .known(.routine), .known(.region), .known(.level),
                 .known(.reason), .known(.entryAddress), .known(.entry), .known(.policy), .known(.kernel),
+                .rule("placement_walk"), .rule("top_down_start"), .rule("kernel_buf_min"), .rule("purgatory_size"),
+                .rule("boot_params_size"), .rule("synthetic_kernel"),
             ])
         #expect(
             j.verdict.summary

@@ -27,14 +27,15 @@ func fixture(_ name: String) throws -> Scenario {
         let r = try Runner.run(try fixture("x86_64-basic.yaml"))
         #expect(r.verdict.kind == .landed)
         let ev = r.verdict.evidenceByName
-        // Top-down in the 4..5 GiB range: purgatory at the very top, boot_params below it, the
-        // kernel 2 MiB aligned below those, the initrd below the kernel.
+        // Newest kernel (v6.8+ reverse walk): top-down in the 4..5 GiB range. Purgatory (the real
+        // one's 20 KiB) at the very top, boot_params below it, the kernel (init_size estimate 4 x
+        // 12 MiB) 2 MiB aligned below those, the initrd below the kernel.
         #expect(
             ev["segments"]
-                == "purgatory@0x13fffd000+12KiB boot_params@0x13fffb000+8KiB kernel@0x13f200000+12MiB initrd@0x13d200000+32MiB"
+                == "purgatory@0x13fffb000+20KiB boot_params@0x13fff9000+8KiB kernel@0x13ce00000+48MiB initrd@0x13ae00000+32MiB"
         )
-        #expect(ev["entry"] == "0x13f200200")
-        #expect(ev["rsi"] == "0x13fffb000")
+        #expect(ev["entry"] == "0x13ce00200")
+        #expect(ev["rsi"] == "0x13fff9000")
         #expect(r.engine.hasPrefix("Unicorn 2.1"))
     }
 
@@ -89,10 +90,12 @@ func fixture(_ name: String) throws -> Scenario {
             Issue.record("planning failed")
             return
         }
-        // Top-down: the kernel's first 2 MiB-aligned try (0x17fe00000) overlaps purgatory, so it
-        // steps down a page and re-aligns to 0x17fc00000; the 1 MiB initrd then fits in the gap
-        // between the kernel and boot_params.
-        #expect(td.segments.map(\.mem.raw) == [0x1_7fff_d000, 0x1_7fff_b000, 0x1_7fc0_0000, 0x1_7fef_b000])
-        #expect(bu.segments.map(\.mem.raw) == [0x3000, 0x6000, 0x20_0000, 0x100_0000])
+        // Top-down: the kernel (memsz 8 MiB, the 4 x size init_size estimate) first tries
+        // 0x17f800000, which overlaps purgatory, so it steps down a page and re-aligns to
+        // 0x17f600000; the 1 MiB initrd then fits in the gap between the kernel and boot_params.
+        // Bottom-up: purgatory and boot_params from 0x3000 (MIN_PURGATORY_ADDR, MIN_BOOTPARAM_ADDR),
+        // the kernel at pref_address 16 MiB (v6.9+ buf_min), the initrd right above it.
+        #expect(td.segments.map(\.mem.raw) == [0x1_7fff_b000, 0x1_7fff_9000, 0x1_7f60_0000, 0x1_7fef_9000])
+        #expect(bu.segments.map(\.mem.raw) == [0x3000, 0x8000, 0x100_0000, 0x180_0000])
     }
 }

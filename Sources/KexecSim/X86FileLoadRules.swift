@@ -1,0 +1,213 @@
+import KexecModel
+import Kimage
+
+/// x86_64 kexec_file_load placement as a given running kernel does it (kernel/kexec_file.c,
+/// arch/x86/kernel/kexec-bzimage64.c, arch/x86/kernel/crash.c), rule by rule.
+///
+/// Each rule that changed over time is picked by `version` and listed in `applied` (the plan's
+/// `rules`, the verdict's `rule.*` evidence) with the file and the kernel version it was read in.
+/// Sources read: Debian's linux-source-6.1 (6.1.192) for the 6.1 side of every rule; mainline
+/// torvalds/linux (the stored copy, newer than 6.17: it has kexec_random_range_start and KHO) for
+/// the new side; the change's own commit or patch for the version it entered; and the recorded
+/// placement of Debian's 6.1.192 and 6.12.95 under QEMU (Fixtures/kernel-truth) for the sizes only
+/// a built kernel knows (its purgatory, its configuration).
+public struct X86FileLoadRules: Sendable, Equatable {
+    public var version: KernelVersion
+
+    public init(version: KernelVersion) { self.version = version }
+
+    // MARK: The RAM walk
+
+    /// kexec_walk_resources for a normal image: v6.8+ walks System RAM in reverse when the buffer
+    /// is top-down (walk_system_ram_res_rev, b3ba234171cd "kexec_file: load kernel at top of system
+    /// RAM if required"); before, always forward (walk_system_ram_res), so the first range that
+    /// fits wins and the buffer goes top-down inside it. 6.1.192 still walks forward (not
+    /// backported). Neither side leaves out the crashkernel region for a normal image: Debian's
+    /// 6.1 places its kernel at 0xbc000000 inside crashk_res 0xaf000000-0xbeffffff (pc-4g), and
+    /// mainline's only exclusion hook, arch_check_excluded_range, is powerpc's.
+    public var reverseWalk: Bool { version.atLeast(6, 8) }
+
+    /// locate_mem_hole_top_down's first candidate: before v6.8 `end - memsz` (one byte low, so a
+    /// range ending on a page boundary gives a buffer one alignment step below its top: Debian
+    /// 6.1's crash purgatory sits at 0xbeffa000, not 0xbeffb000, under crashk_res end 0xbeffffff);
+    /// v6.8+ `end - memsz + 1` (Yuntao Wang, "kexec_file: fix incorrect temp_start value in
+    /// locate_mem_hole_top_down()", December 2023; Debian's 6.12.95 places it at 0xbeffb000).
+    public var topDownOffByOne: Bool { !version.atLeast(6, 8) }
+
+    // MARK: Buffers
+
+    /// The kernel's buf_min: v6.9+ max(pref_address, MIN_KERNEL_LOAD_ADDR) (43b1d3e68ee7 "kexec:
+    /// Allocate kernel above bzImage's pref_address", tip x86/boot February 2024); before,
+    /// MIN_KERNEL_LOAD_ADDR (1 MiB) whatever pref_address says.
+    public func kernelBufMin(prefAddress: UInt64) -> PhysAddr {
+        let minimum: UInt64 = 0x10_0000
+        return PhysAddr(version.atLeast(6, 9) ? max(prefAddress, minimum) : minimum)
+    }
+
+    /// The purgatory segment, as kexec_purgatory_setup_kbuf sizes it from the built purgatory's
+    /// sections: Debian's 6.1.192 and 6.12.95 both print bufsz 0x4000, memsz 0x5000 (every truth
+    /// case). No other build was measured; every version uses these. Our own purgatory runs inside
+    /// (its bytes first, zeros up to bufsz).
+    public static let purgatoryBufsz = ByteCount(0x4000)
+    public static let purgatoryMemsz = ByteCount(0x5000)
+
+    /// MAX_ELFCOREHDR_STR_LEN: room for `elfcorehdr=0x<64-bit value>` in the command line.
+    public static let maxElfcorehdrStrLen: UInt64 = 30
+    /// sizeof(struct boot_params).
+    public static let bootParamsStruct: UInt64 = 0x1000
+
+    /// bzImage64_load's boot_params segment: ALIGN(sizeof(boot_params) + cmdline_len +
+    /// MAX_ELFCOREHDR_STR_LEN, 16) + ALIGN(efi_map_sz, 16) + setup_data + efi_setup_data (16 + 96)
+    /// + setup_data + RNG_SEED_LENGTH (16 + 32), the same in 6.1.192 and mainline. Debian builds
+    /// neither IMA_KEXEC nor KEXEC_HANDOVER (their setup_data would add 16 + 16 / 16 + 16): the
+    /// truth's 0x10f0 for a 45-byte command line is exactly this. `cmdlineLength` counts the NUL
+    /// kexec-tools passes. The EFI runtime map is 0 on a BIOS boot.
+    public static func bootParamsBufsz(cmdlineLength: Int, efiRuntimeMapSize: UInt64 = 0) -> ByteCount {
+        func align16(_ v: UInt64) -> UInt64 { (v + 15) & ~15 }
+        let params = align16(bootParamsStruct + UInt64(cmdlineLength) + maxElfcorehdrStrLen)
+        return ByteCount(params + align16(efiRuntimeMapSize) + 16 + 96 + 16 + 32)
+    }
+
+    /// What a crash load's command line becomes: `elfcorehdr=0x<addr> ` in front
+    /// (setup_cmdline: "elfcorehdr=0x%lx ", image->elf_load_addr).
+    public static func crashCommandLine(_ cmdline: String, elfcorehdr: PhysAddr) -> String {
+        "elfcorehdr=0x" + String(elfcorehdr.raw, radix: 16) + " " + cmdline
+    }
+
+    /// NR_CPUS of Debian's amd64 kernels (KEXEC-FACTS §9).
+    public static let nrCPUs: UInt64 = 8192
+    /// CONFIG_CRASH_MAX_MEMORY_RANGES (default 8192).
+    public static let crashMaxMemoryRanges: UInt64 = 8192
+
+    /// The elfcorehdr segment (crash_load_segments). bufsz: ALIGN(Elf64_Ehdr + phdrs × 56, 4096)
+    /// with one phdr per CPU, vmcoreinfo, each System RAM range left after cutting out the
+    /// crashkernel ranges, and the kernel text (crash_prepare_elf64_headers, 6.1.192). memsz: the
+    /// same before v6.6; v6.6+ with CRASH_HOTPLUG room for hotplug, Ehdr + (2 + NR_CPUS +
+    /// CRASH_MAX_MEMORY_RANGES) × 56 (Debian 6.12.95 prints memsz 0xe1000 = PAGE_ALIGN(0xe00b0)).
+    /// `cpus`: the CPUs the first kernel has possible (1: the truth cases run with -smp 1).
+    public func elfcorehdr(ramRanges: Int, cpus: Int = 1) -> (bufsz: ByteCount, memsz: ByteCount) {
+        let phdrs = UInt64(cpus) + 1 + UInt64(ramRanges) + 1
+        let raw = 64 + 56 * phdrs
+        let bufsz = (raw + 0xfff) & ~0xfff
+        guard version.atLeast(6, 6) else { return (ByteCount(bufsz), ByteCount(bufsz)) }
+        let hotplug = 64 + 56 * (2 + Self.nrCPUs + Self.crashMaxMemoryRanges)
+        return (ByteCount(bufsz), ByteCount(max(bufsz, (hotplug + 0xfff) & ~0xfff)))
+    }
+
+    // MARK: Synthetic kernels
+
+    /// A synthetic `kernel: { size: S }` behaves like a bzImage whose protected-mode payload is S
+    /// bytes: pref_address 16 MiB (CONFIG_PHYSICAL_START), kernel_alignment 2 MiB (Debian's
+    /// CONFIG_PHYSICAL_ALIGN: 6.12.95 places its kernel at 0x3c600000 and 0x13c800000, only 2 MiB
+    /// aligned; every 6.1 placement is 2 MiB aligned as well).
+    public static let syntheticPrefAddress: UInt64 = 0x100_0000
+    public static let syntheticKernelAlignment = ByteCount.mib(2)
+
+    /// init_size of a synthetic kernel when the fixture gives none: 4 × the payload, page aligned.
+    /// The estimate follows Debian's images: 6.12.95's payload 0xb757c0 has init_size 0x37ee000
+    /// (4.9×, zstd), 6.1.192's 0x7d87c0 has 0x3f98000 (8.1×, xz); 4× is the lower, so the kernel
+    /// segment is at least the decompressed image's size and the run's copy stays affordable.
+    public static func syntheticInitSize(payload: ByteCount) -> ByteCount? {
+        let (v, o) = payload.raw.multipliedReportingOverflow(by: 4)
+        return o ? nil : ByteCount(v).alignedUp(kexecPageSize)
+    }
+
+    // MARK: Evidence
+
+    /// The rules a plan of this kind applied, for `Plan.rules`.
+    public func applied(crash: Bool, syntheticKernel: Bool) -> [AppliedRule] {
+        let k = "read in"
+        var out: [AppliedRule] = []
+        if crash {
+            out.append(
+                AppliedRule(
+                    "placement_walk",
+                    "crash image: crashk_res only (never crashk_low_res), elfcorehdr bottom-up at its start, the rest top-down",
+                    source:
+                        "kernel/kexec_file.c kexec_walk_resources, arch/x86/kernel/crash.c crash_load_segments, \(k) 6.1.192 and mainline"
+                ))
+        } else if reverseWalk {
+            out.append(
+                AppliedRule(
+                    "placement_walk", "reverse: System RAM from the top (walk_system_ram_res_rev), top-down inside",
+                    source: "kernel/kexec_file.c kexec_walk_resources, b3ba234171cd, \(k) mainline (v6.8+)"))
+        } else {
+            out.append(
+                AppliedRule(
+                    "placement_walk",
+                    "forward: first System RAM range that fits (walk_system_ram_res), top-down inside",
+                    source: "kernel/kexec_file.c kexec_walk_resources, \(k) 6.1.192"))
+        }
+        out.append(
+            topDownOffByOne
+                ? AppliedRule(
+                    "top_down_start", "end - memsz (one byte low: a page-aligned end loses one step)",
+                    source: "kernel/kexec_file.c locate_mem_hole_top_down, \(k) 6.1.192")
+                : AppliedRule(
+                    "top_down_start", "end - memsz + 1",
+                    source: "kernel/kexec_file.c locate_mem_hole_top_down, \(k) mainline (fixed for v6.8)"))
+        out.append(
+            version.atLeast(6, 9)
+                ? AppliedRule(
+                    "kernel_buf_min", "max(pref_address, 1 MiB)",
+                    source: "arch/x86/kernel/kexec-bzimage64.c bzImage64_load, 43b1d3e68ee7, \(k) mainline (v6.9+)")
+                : AppliedRule(
+                    "kernel_buf_min", "MIN_KERNEL_LOAD_ADDR (1 MiB)",
+                    source: "arch/x86/kernel/kexec-bzimage64.c bzImage64_load, \(k) 6.1.192"))
+        out.append(
+            AppliedRule(
+                "purgatory_size", "bufsz 0x4000, memsz 0x5000",
+                source: "kernel/kexec_file.c kexec_purgatory_setup_kbuf; sizes measured on Debian 6.1.192 and 6.12.95"))
+        out.append(
+            AppliedRule(
+                "boot_params_size",
+                "ALIGN(4096 + cmdline + 30, 16) + ALIGN(efi_map, 16) + 16 + 96 + 16 + 32 (no IMA, no KHO setup_data)",
+                source: "arch/x86/kernel/kexec-bzimage64.c bzImage64_load, \(k) 6.1.192 and mainline"))
+        if crash {
+            out.append(
+                version.atLeast(6, 6)
+                    ? AppliedRule(
+                        "elfcorehdr_size", "CRASH_HOTPLUG: memsz 64 + (2 + NR_CPUS + 8192) x 56",
+                        source: "arch/x86/kernel/crash.c crash_load_segments (v6.6+); memsz measured on Debian 6.12.95")
+                    : AppliedRule(
+                        "elfcorehdr_size", "memsz = bufsz = ALIGN(64 + (CPUs + 2 + RAM ranges) x 56, 4096)",
+                        source: "kernel/kexec_file.c crash_prepare_elf64_headers, \(k) 6.1.192"))
+        }
+        if syntheticKernel {
+            out.append(
+                AppliedRule(
+                    "synthetic_kernel", "bzImage-like: pref_address 16 MiB, kernel_alignment 2 MiB, init_size 4 x size",
+                    source: "kexec-sim estimate from Debian 6.1.192 / 6.12.95 images (Fixtures/kernel-truth)"))
+        }
+        return out
+    }
+}
+
+extension X86FileLoadRules {
+    /// crashk_res among the machine's crashkernel ranges: the only one, or with a low part
+    /// (`,high`, or a plain size that fell back above 4 GiB) the higher one; crashk_low_res, the
+    /// low part, is never used for placement (kexec_walk_resources walks crashk_res only).
+    public static func crashkRes(_ ranges: [AddressRange]) -> AddressRange? {
+        ranges.max { $0.first < $1.first }
+    }
+
+    /// How many System RAM ranges the ELF core header describes: each usable range with the
+    /// crashkernel ranges cut out of it (elf_header_exclude_ranges), empty pieces dropped.
+    public static func ramRangesOutside(_ ram: [AddressRange], _ cut: [AddressRange]) -> Int {
+        var pieces = ram
+        for c in cut {
+            pieces = pieces.flatMap { r -> [AddressRange] in
+                guard r.overlaps(c) else { return [r] }
+                var out: [AddressRange] = []
+                if r.first < c.first, let below = AddressRange(first: r.first, last: PhysAddr(c.first.raw - 1)) {
+                    out.append(below)
+                }
+                if c.last < r.last, let above = AddressRange(first: PhysAddr(c.last.raw + 1), last: r.last) {
+                    out.append(above)
+                }
+                return out
+            }
+        }
+        return pieces.count
+    }
+}

@@ -119,7 +119,9 @@ extension Crashkernel {
             // The range form's "size below RAM" check reads as a syntax error to fixtures.
             var rangeTooLarge = false
             if case .syntax(let m) = error, m.contains("is not smaller than the RAM") { rangeTooLarge = true }
-            if case .tooLarge = error { rangeTooLarge = rangeTooLarge || text.contains(":") } else if !rangeTooLarge {
+            if case .tooLarge = error {
+                rangeTooLarge = rangeTooLarge || text.contains(":")
+            } else if !rangeTooLarge {
                 throw error
             }
             out.failure = error.description
@@ -276,7 +278,8 @@ extension Crashkernel {
         if base >= lowMax, lowSize.raw > 0 {
             guard let lb = allocTopDown(free, size: lowSize, align: align, start: PhysAddr(0), end: lowMax) else {
                 out.messages = ["cannot allocate crashkernel low memory (size:\(hex(lowSize.raw)))."]
-                out.failure = "the low part of \(lowSize) does not fit below \(hex(lowMax.raw)); the main range is freed"
+                out.failure =
+                    "the low part of \(lowSize) does not fit below \(hex(lowMax.raw)); the main range is freed"
                 return
             }
             low = AddressRange(start: lb, size: lowSize)!

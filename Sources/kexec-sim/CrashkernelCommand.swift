@@ -11,7 +11,9 @@ import KexecSim
 struct CrashkernelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crashkernel",
-        abstract: "Print what a kernel prints for crashkernel= on a machine, or the smallest crashkernel= a kdump lands with.")
+        abstract:
+            "Print what a kernel prints for crashkernel= on a machine, or the smallest crashkernel= a kdump lands with."
+    )
     @Argument(help: "A machine or scenario fixture (YAML), or a boot log (dmesg, /proc/iomem, …).")
     var machineOrLog: String?
     @Option(help: "The crashkernel= value (default: the machine's crashkernel=).") var param: String?
@@ -140,7 +142,9 @@ struct CrashkernelCommand: ParsableCommand {
             fit = a.size.map { "\($0.raw >> 20)M" }
             size = a.size.map { hex($0.raw) }
             ranges = a.fit?.ranges.map(Range.init) ?? []
-            tried = a.attempts.map { Try(size: "\($0.size.raw >> 20)M", outcome: $0.outcome, ranges: $0.ranges.map(Range.init)) }
+            tried = a.attempts.map {
+                Try(size: "\($0.size.raw >> 20)M", outcome: $0.outcome, ranges: $0.ranges.map(Range.init))
+            }
         }
     }
 

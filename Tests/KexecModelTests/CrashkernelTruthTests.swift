@@ -71,7 +71,9 @@ private func memory(_ t: TruthCase) throws -> MemoryMap {
 /// for the log_buf_len= the harness passes.
 private func early(_ t: TruthCase) -> FirstKernelReservations {
     var e = FirstKernelReservations()
-    if let rd = t.ramdisk { e.ranges.append(AddressRange(first: PhysAddr(num(rd.start)), last: PhysAddr(num(rd.end)))!) }
+    if let rd = t.ramdisk {
+        e.ranges.append(AddressRange(first: PhysAddr(num(rd.start)), last: PhysAddr(num(rd.end)))!)
+    }
     func span(_ name: String) -> AddressRange? {
         guard let line = t.iomem_boot.first(where: { $0.hasSuffix(": " + name) }) else { return nil }
         let bounds = line.trimmingCharacters(in: .whitespaces).split(separator: " ")[0].split(separator: "-")
@@ -194,7 +196,10 @@ private func early(_ t: TruthCase) -> FirstKernelReservations {
             ranges: [AddressRange(first: PhysAddr(0x7f13_f000), last: PhysAddr(0x7ffd_ffff))!],
             allocations: FirstKernelReservations.logBuffer(length: .mib(4)))
         m.crashkernelOrigin = .parameter
-        #expect(try m.reservingCrashkernel(for: KernelVersion(6, 12)).crashkernelRanges.map(\.first) == [PhysAddr(0x6d00_0000)])
+        #expect(
+            try m.reservingCrashkernel(for: KernelVersion(6, 12)).crashkernelRanges.map(\.first) == [
+                PhysAddr(0x6d00_0000)
+            ])
         m.crashkernelOrigin = .given
         m.crashkernelRanges = [AddressRange(first: PhysAddr(0x2000_0000), last: PhysAddr(0x2fff_ffff))!]
         #expect(try m.reservingCrashkernel(for: KernelVersion(6, 12)).crashkernelRanges == m.crashkernelRanges)

@@ -46,7 +46,10 @@ import Testing
             o.message == "Reserving 256MB of low memory at 2800MB for crashkernel (low RAM limit: 4095MB)\n"
                 + "Reserving 256MB of memory at 4864MB for crashkernel (System RAM: 4095MB)")
         // The main range (crashk_res) first, inclusive ends.
-        #expect(o.ranges == [.init(start: "0x130000000", end: "0x13fffffff"), .init(start: "0xaf000000", end: "0xbeffffff")])
+        #expect(
+            o.ranges == [
+                .init(start: "0x130000000", end: "0x13fffffff"), .init(start: "0xaf000000", end: "0xbeffffff"),
+            ])
     }
 
     /// A 36 MiB kernel and a 20 MiB initrd (56 MiB with purgatory, boot_params and the ELF headers)

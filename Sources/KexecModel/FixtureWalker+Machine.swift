@@ -8,7 +8,7 @@ import Yams
 
 private let machineKeys = [
     "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
-    "efi_system_table", "mem_limit", "crashkernel_protection", "kernel",
+    "efi_system_table", "mem_limit", "crashkernel_protection", "kernel", "memblock_reserved", "log_buf_len",
 ]
 private let regionKeys = ["range", "start", "size", "type"]
 
@@ -36,15 +36,27 @@ extension Walker {
         if let n = f.value("crashkernel") {
             machine.crashkernel = try text(n, f.field("crashkernel"), allowEmpty: false)
         }
+        // What the first kernel reserved before crashkernel=: given wins over an imported log's.
+        machine.dmaZoneLimit = imported?.dmaZoneLimit
+        machine.earlyReservations = imported?.earlyReservations ?? .none
+        if let n = f.value("memblock_reserved") {
+            machine.earlyReservations.ranges = try ranges(n, f.field("memblock_reserved"))
+        }
+        if let n = f.value("log_buf_len") {
+            machine.earlyReservations.allocations = FirstKernelReservations.logBuffer(
+                length: ByteCount(try size(n, f.field("log_buf_len"))))
+        }
         // Crashkernel ranges: given ones win; else computed from crashkernel=; else what an imported log
         // says the kernel reserved.
         if let n = f.value("crashkernel_ranges") {
             machine.crashkernelRanges = try ranges(n, f.field("crashkernel_ranges"))
-        } else if let n = f.value("crashkernel"), let value = machine.crashkernel {
-            machine.crashkernelRanges = try reserveCrashkernel(
-                value, node: n, field: f.field("crashkernel"), machine: machine, dmaLimit: imported?.dmaZoneLimit)
-        } else if let imported {
+            machine.crashkernelOrigin = .given
+        } else if let n = f.value("crashkernel"), machine.crashkernel != nil {
+            machine.crashkernelRanges = try reserveCrashkernel(machine, node: n, field: f.field("crashkernel"))
+            machine.crashkernelOrigin = .parameter
+        } else if let imported, !imported.crashkernelRanges.isEmpty {
             machine.crashkernelRanges = imported.crashkernelRanges
+            machine.crashkernelOrigin = .log
         }
         if let n = f.value("efi_system_table") { machine.efiSystemTable = try address(n, f.field("efi_system_table")) }
         if let n = f.value("mem_limit") { machine.memLimit = ByteCount(try size(n, f.field("mem_limit"))) }
@@ -71,17 +83,30 @@ extension Walker {
         return v
     }
 
-    /// crashkernel= parsed against the machine's usable RAM and reserved as the machine's kernel would.
-    func reserveCrashkernel(
-        _ value: String, node: Node, field: String, machine: Machine, dmaLimit: PhysAddr?
-    ) throws(InputError) -> [AddressRange] {
+    /// crashkernel= parsed against the machine's usable RAM and reserved as the machine's kernel
+    /// version would (Machine.crashkernelOutcome), lowest range first. A value that reserves nothing
+    /// is an error naming what the kernel prints; a range form that matches no range reserves nothing.
+    func reserveCrashkernel(_ machine: Machine, node: Node, field: String) throws(InputError) -> [AddressRange] {
+        let outcome: CrashkernelOutcome?
         do throws(CrashkernelError) {
-            guard let spec = try Crashkernel.parse(value, systemRAM: machine.memory.totalRAM) else { return [] }
-            return try Crashkernel.reserve(
-                spec, in: machine.memory, arch: CrashkernelArch.of(machine.arch, dmaLimit: dmaLimit))
+            outcome = try machine.crashkernelOutcome()
         } catch {
             throw fail(node, field, error.description)
         }
+        guard let o = outcome else { return [] }
+        if let why = o.failure, !o.reserved {
+            if o.messages.isEmpty || o.messages == ["crashkernel size resulted in zero bytes"],
+                why.hasSuffix("asks for nothing on \(machine.memory.totalRAM) of RAM")
+            {
+                return []
+            }
+            let said = o.messages.isEmpty ? "prints nothing" : "prints \"\(o.messages.joined(separator: " / "))\""
+            throw fail(
+                node, field,
+                "\(why.hasPrefix("crashkernel=") ? "" : "crashkernel=\(machine.crashkernel ?? ""): ")\(why); Linux "
+                    + "\(o.version) (\(o.rules.rawValue)) reserves nothing and \(said)")
+        }
+        return o.ranges.sorted()
     }
 
     /// Reads `memory:` (a list of regions, or an import of a boot log: `{ import: { format, file, boot } }`,

@@ -21,7 +21,12 @@ extension Scenario {
 
 extension Machine {
     /// Recomputes what was derived from `kernel` when the machine was decoded, after `kernel`
-    /// changed (`Scenario.overridingKernel`). Nothing yet: the crashkernel= reservation by version
-    /// goes here (given `crashkernel_ranges` and imported ranges stay as they are).
-    public mutating func reservationsChangedForKernel() {}
+    /// changed (`Scenario.overridingKernel`): the crashkernel= reservation, which depends on the
+    /// version (`reservingCrashkernel(for:)`; given `crashkernel_ranges` and imported ranges stay as
+    /// they are). The parameter was checked when the fixture was decoded, so a failure here keeps
+    /// the ranges the decoder found.
+    public mutating func reservationsChangedForKernel() {
+        guard let v = kernel, let m = try? reservingCrashkernel(for: v) else { return }
+        self = m
+    }
 }

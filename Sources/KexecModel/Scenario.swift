@@ -35,6 +35,13 @@ public struct Machine: Sendable {
     /// The running (first) kernel's version (`machine.kernel`, a log's banner, or `--kernel`);
     /// nil: the newest modelled (`kernelVersion`).
     public var kernel: KernelVersion?
+    /// What the first kernel had reserved in memblock before crashkernel= (`memblock_reserved`,
+    /// an imported log's RAMDISK, image and log buffer); the reservation searches around it.
+    public var earlyReservations: FirstKernelReservations = .none
+    /// Where `crashkernelRanges` came from: only `.parameter` ranges are recomputed for another version.
+    public var crashkernelOrigin: CrashkernelOrigin = .none
+    /// arm64: the DMA zone limit an imported log gives (the low limit of the reservation).
+    public var dmaZoneLimit: PhysAddr?
     public var source: String
 
     /// The version whose rules apply.

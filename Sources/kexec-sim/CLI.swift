@@ -14,7 +14,7 @@ struct KexecSimCommand: ParsableCommand {
         version: KexecSimVersion.text,
         subcommands: [
             RunCommand.self, PlanCommand.self, TablesCommand.self, BenchCommand.self, MatrixCommand.self,
-            RenderCommand.self, ImportCommand.self,
+            RenderCommand.self, ImportCommand.self, CrashkernelCommand.self,
         ])
 }
 

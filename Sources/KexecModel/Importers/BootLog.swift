@@ -75,6 +75,10 @@ public enum BootLog {
             m.kernelLine = ImportedLine(number: l.number, text: String(l.raw))
             break
         }
+        let early = try EarlyReservationLines.scan(lines, firstKernel: m.firstKernel)
+        m.earlyReservations = early.reservations
+        m.earlyReservationLines = early.lines
+        m.notes += early.notes
         return m
     }
 

@@ -69,6 +69,10 @@ public struct ImportedMachine: Sendable, Equatable {
     /// The running kernel's version, from the boot's `Linux version` banner, and that line.
     public var kernel: KernelVersion?
     public var kernelLine: ImportedLine?
+    /// What the first kernel had reserved before crashkernel= (RAMDISK, image, log buffer,
+    /// NODE_DATA), and the lines that say so.
+    public var earlyReservations: FirstKernelReservations = .none
+    public var earlyReservationLines: [ImportedLine] = []
 
     public init(
         format: ImportFormat, memory: MemoryMap, sources: [RegionSource], crashkernelRanges: [AddressRange] = [],

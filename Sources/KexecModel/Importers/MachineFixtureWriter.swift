@@ -39,6 +39,16 @@ public enum MachineFixtureWriter {
                 out.append("  - \(hex16(r.first.raw))-\(hex16(r.last.raw))")
             }
         }
+        let early = m.earlyReservations
+        if !early.ranges.isEmpty || !early.allocations.isEmpty {
+            out.append("# What the first kernel reserved before crashkernel= (the reservation goes around it):")
+            for l in m.earlyReservationLines { out.append("#   line \(l.number): \(comment(l.message))") }
+        }
+        if !early.ranges.isEmpty {
+            out.append("memblock_reserved:")
+            for r in early.ranges { out.append("  - \(hex16(r.first.raw))-\(hex16(r.last.raw))") }
+        }
+        if let len = early.allocations.first { out.append("log_buf_len: \(hex(len.raw))") }
         if !m.firstKernel.isEmpty {
             out.append("# The running kernel's image (Kernel code / rodata / data / bss):")
             for r in m.firstKernel { out.append("#   \(hex16(r.first.raw))-\(hex16(r.last.raw))") }

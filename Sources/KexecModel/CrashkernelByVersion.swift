@@ -140,6 +140,12 @@ extension Crashkernel {
         case .x86Legacy: legacyX86(spec, free: free, memory: memory, version: version, into: &out)
         case .generic: generic(spec, free: free, memory: memory, arch: arch, into: &out)
         }
+        // Before 5.13 reserve_real_mode() called crash_reserve_low_1M() (arch/x86/kernel/crash.c)
+        // whenever crashkernel= was given, which printed first; 5.13 removed it when the whole low
+        // 1 MiB became reserved anyway. Seen in Debian 5.10.262's log (Fixtures/kernel-truth/5.10).
+        if archName == .x86_64 && version < KernelVersion(5, 13) {
+            out.messages.insert("kexec: Reserving the low 1M of memory for crashkernel", at: 0)
+        }
         return out
     }
 
@@ -211,16 +217,9 @@ extension Crashkernel {
                     return
                 }
                 low = AddressRange(start: lb, size: lowSize)!
-                // 5.15 ("x86/setup: use memblock_phys_alloc_range for crashkernel", read as a patch):
-                // "low RAM limit" = min(RAM, 4 GiB); before it "System low RAM" = RAM below 4 GiB.
-                let tail: String
-                if version.atLeast(5, 15) {
-                    tail = "low RAM limit: \(min(memory.totalRAM.raw, lowMax.raw) >> 20)MB"
-                } else {
-                    var below = memory.usable
-                    if let hi = AddressRange(first: lowMax, last: PhysAddr(.max)) { below.remove(hi) }
-                    tail = "System low RAM: \(below.totalSize.raw >> 20)MB"
-                }
+                // "low RAM limit" = min(RAM, 4 GiB): 6.1.192's arch/x86/kernel/setup.c, and what Debian's
+                // 5.10.262 printed too (Fixtures/kernel-truth/5.10/pc-8g-high.json).
+                let tail = "low RAM limit: \(min(memory.totalRAM.raw, lowMax.raw) >> 20)MB"
                 out.messages.append(
                     "Reserving \(lowSize.raw >> 20)MB of low memory at \(lb.raw >> 20)MB for crashkernel (\(tail))")
             }

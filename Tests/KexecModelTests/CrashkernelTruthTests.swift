@@ -91,8 +91,8 @@ private func early(_ t: TruthCase) -> FirstKernelReservations {
 
 @Suite struct CrashkernelTruthTests {
     @Test func everySeriesIsRecorded() {
-        #expect(truthFiles.count == 36)
-        #expect(Set(truthFiles.map { $0.split(separator: "/")[0] }) == ["6.1", "6.12"])
+        #expect(truthFiles.count == 54)
+        #expect(Set(truthFiles.map { $0.split(separator: "/")[0] }) == ["5.10", "6.1", "6.12"])
     }
 
     /// Every recorded reservation, exactly: the ranges /proc/iomem lists as Crash kernel and the
@@ -109,7 +109,10 @@ private func early(_ t: TruthCase) -> FirstKernelReservations {
         let o = try Crashkernel.reserve(
             param, in: try memory(t), arch: .x86_64, version: version, early: early(t))
         #expect(o.ranges.sorted() == t.crashkernel.iomem.map(range), "\(file)")
-        #expect(o.messages == t.crashkernel.reservations.map(\.line), "\(file)")
+        // The harness also keeps later lines that merely mention crashkernel (5.10 echoes unknown
+        // parameters indented, "    crashkernel=256M"): those are not the reservation's words.
+        let said = t.crashkernel.reservations.map(\.line).filter { !$0.hasPrefix(" ") }
+        #expect(o.messages == said, "\(file)")
     }
 
     /// The q35-16g case of issue 13: the map alone puts 256M at 0x6f000000 only by luck of the
@@ -149,7 +152,8 @@ private func early(_ t: TruthCase) -> FirstKernelReservations {
         let v612 = KernelVersion(6, 12)
         #expect(
             try say("256M,high", v510, m8).messages == [
-                "Reserving 256MB of low memory at 2800MB for crashkernel (System low RAM: 3070MB)",
+                "kexec: Reserving the low 1M of memory for crashkernel",
+                "Reserving 256MB of low memory at 2800MB for crashkernel (low RAM limit: 4096MB)",
                 "Reserving 256MB of memory at 8960MB for crashkernel (System RAM: 8190MB)",
             ])
         #expect(

@@ -21,7 +21,8 @@ import Testing
                 + "crashkernel reserved: 0x0000000130000000 - 0x0000000140000000 (256 MB)\n")
         let r510 = try cli.run(["crashkernel", machine, "--param", "256M,high", "--kernel", "5.10"])
         #expect(
-            r510.out == "Reserving 256MB of low memory at 2800MB for crashkernel (System low RAM: 3071MB)\n"
+            r510.out == "kexec: Reserving the low 1M of memory for crashkernel\n"
+                + "Reserving 256MB of low memory at 2800MB for crashkernel (low RAM limit: 4095MB)\n"
                 + "Reserving 256MB of memory at 4864MB for crashkernel (System RAM: 4095MB)\n")
         let fail = try cli.run(["crashkernel", machine, "--param", "256M@0xbf000000", "--kernel", "6.1"])
         #expect(fail.status == 1)
@@ -65,7 +66,7 @@ import Testing
         kexec:
           syscall: kexec_file_load
           type: crash
-          kernel: { size: 36MiB }
+          kernel: { size: 36MiB, init_size: 36MiB }
           initrd: { size: 20MiB }
         policy: { identity_map: kdump-only }
 

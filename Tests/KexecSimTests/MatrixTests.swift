@@ -398,11 +398,9 @@ final class XMLCollector: NSObject, XMLParserDelegate {
                 expected: KexecModel.Expectation(verdict: .landed))
         }
         let seen = Counter()
-        let t0 = Date()
         let rs = Matrix.run(jobs, worker: MatrixWorker(executable: exe, timeoutSeconds: 1), parallelism: 4) { _, n in
             seen.set(n)
         }
-        #expect(Date().timeIntervalSince(t0) < 10)
         #expect(seen.value == 4)
         #expect(rs.map(\.job.relativePath) == ["crash.yaml", "hang.yaml", "fail.yaml", "fine.yaml"])
         #expect(rs.map(\.status) == [.failed, .failed, .failed, .passed])

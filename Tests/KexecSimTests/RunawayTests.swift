@@ -22,9 +22,7 @@ import Testing
     @Test func wallClockLimitStopsALoopWithoutABudget() throws {
         var sc = try fixture("x86_64-runaway-list-cycle.yaml")
         sc.budget = nil
-        let t0 = Date()
         let r = try Runner.run(sc, options: RunOptions(timeoutSeconds: 1))
-        #expect(Date().timeIntervalSince(t0) < 15)
         #expect(r.verdict.kind == .hang, "\(r.verdict.summary) \(r.verdict.evidence)")
         let ev = r.verdict.evidenceByName
         #expect(ev["budget"] == "1 s wall clock")

@@ -193,6 +193,7 @@ public enum Planner {
             &segments, blob: blob, purgatoryStart: X86_64GuestCode.Purgatory.purgatoryStart, entry: kernelEntry,
             entryArg: bootParams, request: req, ram: ram, crash: crash,
             controlPages: Int(relocation.controlPageSize / 0x1000),
+            digestSkipsElfcorehdr: ElfCoreHeader.size(machine: machine).excludedFromDigest,
             prepare: { pending in
                 let tTables = Date()
                 defer { tablesSeconds = Date().timeIntervalSince(tTables) }
@@ -252,7 +253,9 @@ public enum Planner {
                     : "single copy source → destination (swap only with preserve_context)",
                 source: relocation.source),
         ]
-        if req.type == .normal {
+        if req.type == .crash {
+            rules.append(ElfCoreHeader.size(machine: machine).rule)
+        } else {
             rules.append(
                 AppliedRule(
                     "kimage_alloc_page",
@@ -271,11 +274,15 @@ public enum Planner {
 
     /// The digest purgatory checks (kexec_calculate_store_digests): every segment but purgatory,
     /// its buffer then zeros up to memsz; and the (start, len) regions it covers.
-    static func segmentsDigest(_ segments: [Segment]) -> (digest: [UInt8], regions: [PurgatoryRegion]) {
+    /// With `skippingElfcorehdr` (CRASH_HOTPLUG, v6.6+: kexec_calculate_store_digests skips
+    /// image->elfcorehdr_index, which hotplug rewrites) the elfcorehdr segment is left out too.
+    static func segmentsDigest(_ segments: [Segment], skippingElfcorehdr: Bool = false) -> (
+        digest: [UInt8], regions: [PurgatoryRegion]
+    ) {
         var sha = SHA256()
         var regions: [PurgatoryRegion] = []
         let zeros = [UInt8](repeating: 0, count: 1 << 16)
-        for s in segments where !s.isPurgatory {
+        for s in segments where !s.isPurgatory && !(skippingElfcorehdr && s.role == .elfcorehdr) {
             sha.update(data: s.bytes)
             var pad = s.memsz.raw - UInt64(s.bytes.count)
             while pad > 0 {
@@ -313,9 +320,9 @@ public enum Planner {
     static func seal(
         _ segments: inout [Segment], blob: GuestBlob, purgatoryStart: UInt64, entry: PhysAddr, entryArg: PhysAddr,
         request req: KexecRequest, ram: [AddressRange], crash: [AddressRange], controlPages: Int = 1,
-        prepare: ((inout PendingKimage) throws -> Void)? = nil
+        digestSkipsElfcorehdr: Bool = false, prepare: ((inout PendingKimage) throws -> Void)? = nil
     ) throws(PlanError) -> Result<Sealed, Rejection> {
-        let (digest, regions) = segmentsDigest(segments)
+        let (digest, regions) = segmentsDigest(segments, skippingElfcorehdr: digestSkipsElfcorehdr)
         var stored = digest
         if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
         guard let pi = segments.firstIndex(where: \.isPurgatory) else {

@@ -1,8 +1,9 @@
 import KexecModel
-import KexecSim
 import Kimage
 import PageTables
 import Testing
+
+@testable import KexecSim
 
 /// The x86_64 rules that follow the running kernel's version: identity map, control page,
 /// relocation copy, kimage allocation order, elfcorehdr size.
@@ -132,6 +133,26 @@ import Testing
         // A crash range strictly inside a RAM range splits it.
         m.crashkernelRanges = [AddressRange(first: PhysAddr(0x2000_0000), last: PhysAddr(0x2fff_ffff))!]
         #expect(ElfCoreHeader.size(machine: m).ramRanges == 3)
+    }
+
+    /// With CRASH_HOTPLUG (6.6+) purgatory's digest leaves the elfcorehdr out; before, it covers it.
+    @Test func elfcorehdrLeavesTheDigestFrom66() throws {
+        let sc = try fixture("x86_64-uv-hazard.yaml")  // a crash load, kernel 6.6
+        let p66 = try plan(sc)
+        let hdr = try #require(p66.segments.first { $0.role == .elfcorehdr })
+        let rule66 = try #require(p66.rules.first { $0.name == "elfcorehdr_size" })
+        #expect(rule66.choice.hasSuffix("not in the digest"))
+        let others = p66.segments.filter { !$0.isPurgatory && $0.role != .elfcorehdr }
+        let (d66, r66) = Planner.segmentsDigest(p66.segments, skippingElfcorehdr: true)
+        #expect(d66 == p66.digest)
+        #expect(r66.count == others.count)
+        #expect(!r66.contains { $0.start == hdr.mem.raw })
+        var sc61 = sc
+        sc61.machine.kernel = KernelVersion(6, 1, 192)
+        let p61 = try plan(sc61)
+        #expect(p61.digest == Planner.segmentsDigest(p61.segments).digest)
+        #expect(Planner.segmentsDigest(p61.segments).regions.count == others.count + 1)
+        #expect(p61.rules.first { $0.name == "elfcorehdr_size" }?.choice.hasPrefix("0x1000: 64 + 56 ×") == true)
     }
 
     /// totalram_pages leaves out the crashkernel region: half of (RAM − crashkernel).

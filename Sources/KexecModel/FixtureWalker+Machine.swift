@@ -8,7 +8,7 @@ import Yams
 
 private let machineKeys = [
     "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
-    "efi_system_table", "mem_limit", "crashkernel_protection", "kernel", "memblock_reserved", "log_buf_len",
+    "efi_system_table", "efi", "mem_limit", "crashkernel_protection", "kernel", "memblock_reserved", "log_buf_len",
 ]
 private let regionKeys = ["range", "start", "size", "type"]
 
@@ -59,12 +59,45 @@ extension Walker {
             machine.crashkernelOrigin = .log
         }
         if let n = f.value("efi_system_table") { machine.efiSystemTable = try address(n, f.field("efi_system_table")) }
+        if let n = f.value("efi") {
+            if f.has("efi_system_table") {
+                throw fail(n, f.field("efi"), "give the system table once: efi.system_table or efi_system_table")
+            }
+            (machine.efiSystemTable, machine.efiConfigTables) = try efi(n, f.field("efi"))
+        }
         if let n = f.value("mem_limit") { machine.memLimit = ByteCount(try size(n, f.field("mem_limit"))) }
         if let n = f.value("crashkernel_protection") {
             machine.crashkernelProtection = try choice(
                 n, f.field("crashkernel_protection"), CrashkernelProtection.allCases)
         }
         return machine
+    }
+
+    /// `efi: { system_table: A, config_tables: A, nr_tables: N }`: the EFI system table and its
+    /// configuration table array (the system table's `tables` and `nr_tables` fields). The array
+    /// needs both keys; a count above 4096 is refused as not a real firmware's.
+    func efi(_ node: Node, _ field: String) throws(InputError) -> (PhysAddr, EfiConfigTables?) {
+        let m = try mapping(node, field, "a mapping { system_table, config_tables, nr_tables }")
+        let f = try Fields(
+            node, m, path: field, allowed: ["system_table", "config_tables", "nr_tables"], file: file)
+        let systab = try address(required(f, "system_table"), f.field("system_table"))
+        switch (f.value("config_tables"), f.value("nr_tables")) {
+        case (nil, nil): return (systab, nil)
+        case (let a?, let n?):
+            let at = try address(a, f.field("config_tables"))
+            let count = try number(n, f.field("nr_tables"))
+            guard count <= 4096 else {
+                throw fail(
+                    n, f.field("nr_tables"), "\(count) configuration tables is more than a firmware has (at most 4096)")
+            }
+            let tables = EfiConfigTables(address: at, count: count)
+            guard count == 0 || tables.range != nil else {
+                throw fail(a, f.field("config_tables"), "the table array runs past the end of the address space")
+            }
+            return (systab, tables)
+        case (let a?, nil): throw fail(a, f.field("config_tables"), "config_tables needs nr_tables")
+        case (nil, let n?): throw fail(n, f.field("nr_tables"), "nr_tables needs config_tables")
+        }
     }
 
     /// `kernel: "6.1"` (X.Y, X.Y.Z or X.Y-rcN), no older than the oldest modelled version.

@@ -2,8 +2,15 @@
 /// (init_pgtable) and arm64's relocation mode and linear map. A scenario carries the case of its
 /// `machine.arch`; the decoder rejects the other architecture's keys.
 
-/// Table policy names as fixtures and `--policy` spell them.
+/// Table policy names as fixtures and `--policy` spell them. `kernel` (the default) is what the
+/// running kernel's version does (X86IdentityMapRule: full or exact gbpages, with or without the
+/// EFI config table); every other name overrides the leaf rule for an experiment, whatever the
+/// version: `ram-2m` (no gbpages), `ram-1g` (full gbpages), `kdump-only` (crash kernel ranges and
+/// the first MiB, the 2017 proposal), `gbpages-exact` (d794734c9bbf / cc31744a2945's leaves) and
+/// `gbpages-except-uv` (exact gbpages on UV only: the March 2024 proposal of "x86/mm/ident_map: Use
+/// full gbpages in identity maps except on UV platform", never merged).
 public enum IdentityMapPolicy: String, Sendable, CaseIterable {
+    case kernel
     case ram2m = "ram-2m"
     case ram1g = "ram-1g"
     case kdumpOnly = "kdump-only"
@@ -21,7 +28,7 @@ public struct X86Policy: Sendable, Equatable {
     public var identityMap: IdentityMapPolicy
     /// Whether init_pgtable also maps each segment (true since 2016; older kernels did not).
     public var mapSegments: Bool
-    public init(identityMap: IdentityMapPolicy = .ram2m, mapSegments: Bool = true) {
+    public init(identityMap: IdentityMapPolicy = .kernel, mapSegments: Bool = true) {
         self.identityMap = identityMap
         self.mapSegments = mapSegments
     }
@@ -45,7 +52,7 @@ public enum Policy: Sendable, Equatable {
     case x86_64(X86Policy)
     case arm64(Arm64Policy)
 
-    /// What a fixture without `policy:` gets: ram-2m with segments mapped; MMU-off relocation over
+    /// What a fixture without `policy:` gets: the running kernel's identity map with segments mapped; MMU-off relocation over
     /// a 4k block linear map.
     public static func `default`(for arch: Arch) -> Policy {
         switch arch {

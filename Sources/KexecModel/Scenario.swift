@@ -26,8 +26,12 @@ public struct Machine: Sendable {
     public var crashkernel: String?
     /// Reserved crashkernel ranges given directly (as a boot log prints them).
     public var crashkernelRanges: [AddressRange]
-    /// EFI system table address, mapped by init_pgtable when present.
+    /// EFI system table address, mapped by init_pgtable when present (map_efi_systab).
     public var efiSystemTable: PhysAddr?
+    /// The EFI configuration table array (`efi.config_tables` of the fixture: the system table's
+    /// `tables` field) and its entry count (`nr_tables`). Since v6.12 (stable: 6.1.113, 6.6.55,
+    /// 6.10.14, 6.11.3) init_pgtable maps it too (arch/x86/kernel/machine_kexec_64.c map_efi_systab).
+    public var efiConfigTables: EfiConfigTables?
     /// `mem=` limit of the first kernel: RAM above it is not direct-mapped (pfn_mapped).
     public var memLimit: ByteCount?
     public var paging: PagingLevels
@@ -215,5 +219,26 @@ public struct Scenario: Sendable {
     /// `policy` is the fixture's own (x86_64), else nothing.
     public func expectation(for policy: IdentityMapPolicy) -> Expectation? {
         expectByPolicy[policy] ?? (policy == x86Policy?.identityMap ? expect : nil)
+    }
+}
+
+/// Where the EFI configuration table array lies: `nr_tables` entries of efi_config_table_64_t
+/// (a 16-byte GUID and a u64 pointer, include/linux/efi.h) from `address` on x86_64.
+public struct EfiConfigTables: Sendable, Equatable {
+    public var address: PhysAddr
+    public var count: UInt64
+    /// sizeof(efi_config_table_64_t).
+    public static let entrySize: UInt64 = 24
+
+    public init(address: PhysAddr, count: UInt64) {
+        self.address = address
+        self.count = count
+    }
+
+    /// [address, address + count × 24), nil when empty or past 2^64.
+    public var range: AddressRange? {
+        let (bytes, o1) = count.multipliedReportingOverflow(by: Self.entrySize)
+        guard !o1, bytes > 0 else { return nil }
+        return AddressRange(start: address, size: ByteCount(bytes))
     }
 }

@@ -199,7 +199,10 @@ final class GuestLayout {
         // Pages that must come out unchanged: tables, indirection pages, the relocation code; for a
         // crash image also every mapped page outside the crashkernel region (the first kernel's).
         l.protect(k.controlPage, length: protectedControl)
-        for (pa, _) in tablePages(plan) { l.protect(pa) }
+        // A transition-table page is an ordinary page (get_zeroed_page) that may be a destination:
+        // the copy may overwrite it once the identity map is live.
+        let destinations = RangeSet(plan.segments.compactMap(\.range))
+        for (pa, _) in tablePages(plan) where !destinations.contains(pa) { l.protect(pa) }
         for p in k.indirectionPages { l.protect(p.pa) }
         for p in firstKernelPages { l.protect(p) }
         if k.type == .crash {

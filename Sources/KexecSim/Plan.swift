@@ -114,12 +114,24 @@ extension Scenario {
 final class AllocatorBox: @unchecked Sendable {
     var allocator: PageAllocator
     var handed: [PhysAddr] = []
-    init(_ a: PageAllocator) { allocator = a }
+    /// Handed out by the first `next()` instead of a fresh page: x86_64's PGD in the 8 KiB control
+    /// block before v6.14 (not an extra control page).
+    var first: PhysAddr?
+    init(_ a: PageAllocator, first: PhysAddr? = nil) {
+        allocator = a
+        self.first = first
+    }
     func next() throws -> PhysAddr {
+        if let f = first {
+            first = nil
+            return f
+        }
         let p = try allocator.allocateNonDestination()
         handed.append(p)
         return p
     }
+    /// An ordinary page (get_zeroed_page), not one of the image's control pages.
+    func ordinary() throws -> PhysAddr { try allocator.allocateOrdinary() }
     /// `size` bytes of consecutive, `size`-aligned non-destination pages (arm64 16K/64K granule
     /// tables); pages skipped on the way stay handed out (wasted, as a real allocator might).
     func aligned(_ size: UInt64) throws -> PhysAddr {

@@ -215,57 +215,106 @@ public enum Planner {
                 segments[i].bytes = Payload.synthetic(name: s.name, size: Int(s.bufsz.raw))
             }
         }
+        // machine_kexec_prepare runs between the swap page and the segments' source pages: the
+        // identity map from control pages, the transition mapping from ordinary pages.
+        let kernel = machine.kernelVersion
+        let idRule = X86IdentityMapRule.of(kernel)
+        let relocation = X86RelocationRule.of(kernel)
+        var tables: X86PageTables?
+        var tablesSeconds = 0.0
         let sealed: Sealed
         switch try seal(
             &segments, blob: blob, purgatoryStart: X86_64GuestCode.Purgatory.purgatoryStart, entry: kernelEntry,
-            entryArg: bootParams, request: req, ram: ram, crash: crash)
+            entryArg: bootParams, request: req, ram: ram, crash: crash,
+            controlPages: Int(relocation.controlPageSize / 0x1000),
+            digestSkipsElfcorehdr: rules.elfcorehdrExcludedFromDigest,
+            prepare: { pending in
+                let tTables = Date()
+                defer { tablesSeconds = Date().timeIntervalSince(tTables) }
+                let box = AllocatorBox(pending.allocator, first: pending.controlPGD)
+                let requests = X86IdentityMap.requests(
+                    machine: machine, segments: pending.segments.compactMap { s in s.range.map { (s.name, $0) } },
+                    policy: policy, imageType: req.type, crashkernel: crash, kernel: kernel)
+                tables = try X86IdentityMap.build(
+                    requests: requests, policy: policy.identityMap, platform: machine.platform,
+                    levels: machine.paging.levels, kernel: kernel, transition: (controlVA, pending.controlPage),
+                    allocate: box.next, allocateTransition: box.ordinary)
+                pending.allocator = box.allocator
+                pending.extraControlPages = box.handed
+            })
         {
         case .failure(let r): return .rejected(r, scenario)
         case .success(let s): sealed = s
         }
-        var kimage = sealed.kimage
+        let kimage = sealed.kimage
         let (digest, stored, start) = (sealed.digest, sealed.stored, sealed.start)
         let pIndex = segments.firstIndex { $0.isPurgatory }!
-        // Page tables from further control pages.
-        let box = sealed.allocator
-        let requests = X86IdentityMap.requests(
-            machine: machine, segments: segments.compactMap { s in s.range.map { (s.name, $0) } },
-            policy: policy,
-            imageType: req.type, crashkernel: crash)
-        let tables: X86PageTables
+        // The first kernel's own tables at the jump (only the control page's alias): a model
+        // artifact, from pages after the image's own.
         let first: X86PageTables
-        let tTables = Date()
         do {
-            tables = try X86IdentityMap.build(
-                requests: requests, policy: policy.identityMap, platform: machine.platform,
-                levels: machine.paging.levels, transition: (controlVA, kimage.controlPage), allocate: box.next)
             first = try X86IdentityMap.build(
                 requests: [], policy: .ram2m, platform: machine.platform, levels: machine.paging.levels,
-                transition: (controlVA, kimage.controlPage), allocate: box.next)
+                transition: (controlVA, kimage.controlPage), allocate: sealed.allocator.next)
         } catch let r as Rejection {
             return .rejected(r, scenario)
         } catch {
             throw .unsupported("page tables: \(error)")
         }
-        kimage.extraControlPages = box.handed
-        let tablesSeconds = Date().timeIntervalSince(tTables)
-        return .planned(
-            Plan(
-                scenario: scenario, segments: segments, kimage: kimage, kernelEntry: kernelEntry,
-                entryArgument: bootParams, purgatoryBase: segments[pIndex].mem, purgatoryEntry: start,
-                digest: digest, storedDigest: stored, crashRegions: crash,
-                planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds, imageInfo: imageInfo,
-                arch: .x86(X86Plan(tables: tables, firstKernelTables: first, controlVA: controlVA)),
-                rules: appliedRules))
+        guard let tables else { throw .unsupported("page tables: machine_kexec_prepare did not run") }
+        var tableRules = [
+            AppliedRule(
+                "identity_map",
+                policy.identityMap == .kernel
+                    ? "\(idRule.gbpages == .full ? "full" : "exact") gbpages (\(idRule.why))"
+                    : "\(policy.identityMap.rawValue) (policy override; this kernel: \(idRule.gbpages.rawValue) gbpages)",
+                source: idRule.gbpagesSource),
+            AppliedRule(
+                "efi_config_table",
+                idRule.mapsEfiConfigTables
+                    ? "mapped: nr_tables × efi_config_table_64_t after the system table"
+                    : "not mapped (only the EFI system table)",
+                source: idRule.configTableSource),
+            AppliedRule(
+                "control_page",
+                relocation.controlPageSize == 0x2000
+                    ? "8 KiB: PGD page + code page" : "4 KiB code page, PGD from a control page of its own",
+                source: relocation.source),
+            AppliedRule(
+                "relocation_copy",
+                relocation.swapsAlways
+                    ? "3-way swap through the swap page for every source page"
+                    : "single copy source → destination (swap only with preserve_context)",
+                source: relocation.source),
+        ]
+        if req.type == .normal {
+            tableRules.append(
+                AppliedRule(
+                    "kimage_alloc_page",
+                    "lowest free page first; an already-sourced destination page is swapped in, others parked",
+                    source: "kernel/kexec_core.c kimage_alloc_page, read in 6.1.192"))
+        }
+        var plan = Plan(
+            scenario: scenario, segments: segments, kimage: kimage, kernelEntry: kernelEntry,
+            entryArgument: bootParams, purgatoryBase: segments[pIndex].mem, purgatoryEntry: start,
+            digest: digest, storedDigest: stored, crashRegions: crash,
+            planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds, imageInfo: imageInfo,
+            arch: .x86(X86Plan(tables: tables, firstKernelTables: first, controlVA: controlVA)))
+        plan.rules = appliedRules + tableRules
+        return .planned(plan)
     }
 
     /// The digest purgatory checks (kexec_calculate_store_digests): every segment but purgatory,
     /// its buffer then zeros up to memsz; and the (start, len) regions it covers.
-    static func segmentsDigest(_ segments: [Segment]) -> (digest: [UInt8], regions: [PurgatoryRegion]) {
+    /// With `skippingElfcorehdr` (CRASH_HOTPLUG, v6.6+: kexec_calculate_store_digests skips
+    /// image->elfcorehdr_index, which hotplug rewrites) the elfcorehdr segment is left out too.
+    static func segmentsDigest(_ segments: [Segment], skippingElfcorehdr: Bool = false) -> (
+        digest: [UInt8], regions: [PurgatoryRegion]
+    ) {
         var sha = SHA256()
         var regions: [PurgatoryRegion] = []
         let zeros = [UInt8](repeating: 0, count: 1 << 16)
-        for s in segments where !s.isPurgatory {
+        for s in segments where !s.isPurgatory && !(skippingElfcorehdr && s.role == .elfcorehdr) {
             sha.update(data: s.bytes)
             var pad = s.memsz.raw - UInt64(s.bytes.count)
             while pad > 0 {
@@ -297,13 +346,15 @@ public enum Planner {
 
     /// Both architectures, once every segment's bytes are known: the digest purgatory checks
     /// (kexec_calculate_store_digests), purgatory's data filled in, and the kimage built with
-    /// purgatory's entry as the start address (kimage_load_segment order: control page, swap page,
-    /// then sources and indirection pages).
+    /// purgatory's entry as the start address, in the kernel's order (kernel/kexec_file.c and
+    /// kexec.c, read in 6.1.192): control page, swap page, then `prepare` (machine_kexec_prepare's
+    /// tables), then sources and indirection pages (kimage_load_segment).
     static func seal(
         _ segments: inout [Segment], blob: GuestBlob, purgatoryStart: UInt64, entry: PhysAddr, entryArg: PhysAddr,
-        request req: KexecRequest, ram: [AddressRange], crash: [AddressRange]
+        request req: KexecRequest, ram: [AddressRange], crash: [AddressRange], controlPages: Int = 1,
+        digestSkipsElfcorehdr: Bool = false, prepare: ((inout PendingKimage) throws -> Void)? = nil
     ) throws(PlanError) -> Result<Sealed, Rejection> {
-        let (digest, regions) = segmentsDigest(segments)
+        let (digest, regions) = segmentsDigest(segments, skippingElfcorehdr: digestSkipsElfcorehdr)
         var stored = digest
         if req.inject.contains(.wrongDigest) { stored[0] ^= 0xff }
         guard let pi = segments.firstIndex(where: \.isPurgatory) else {
@@ -313,13 +364,21 @@ public enum Planner {
             blob, entry: entry, entryArg: entryArg, regions: regions, digest: stored)
         let start = PhysAddr(segments[pi].mem.raw + purgatoryStart)
         do {
-            let (kimage, allocator) = try KimageBuilder.build(
-                segments: segments, type: req.type, startAddress: start, freeRAM: ram, crashRegions: crash)
+            var pending = try KimageBuilder.start(
+                segments: segments, type: req.type, startAddress: start, freeRAM: ram, crashRegions: crash,
+                controlPages: controlPages)
+            try prepare?(&pending)
+            let kimage = try pending.loadSegments()
             return .success(
                 Sealed(
-                    kimage: kimage, allocator: AllocatorBox(allocator), start: start, digest: digest, stored: stored))
+                    kimage: kimage, allocator: AllocatorBox(pending.allocator), start: start, digest: digest,
+                    stored: stored))
+        } catch let r as Rejection {
+            return .failure(r)
+        } catch let e as PlanError {
+            throw e
         } catch {
-            return .failure(error)
+            throw .unsupported("page tables: \(error)")
         }
     }
 

@@ -72,7 +72,9 @@ enum X86RunBackend: RunBackend {
         e.write(.rdx, startAddress.raw)
         e.write(.rcx, 0)
         e.write(.rsp, 0)
-        return x.controlVA
+        // swap_pages of the running kernel: the 3-way swap before v6.14, one copy since.
+        let swaps = X86RelocationRule.of(plan.scenario.machine.kernelVersion).swapsAlways
+        return VirtAddr(x.controlVA.raw + (swaps ? X86_64GuestCode.RelocateKernel.relocateKernelSwap : 0))
     }
 
     static func relocationOffset(_ pc: UInt64, plan: Plan) -> UInt64? {

@@ -33,14 +33,16 @@ public enum TableReport {
         }
         if noSegments { pol.mapSegments = false }
         return X86IdentityMap.requests(
-            machine: s.machine, segments: segs, policy: pol, imageType: type, crashkernel: s.machine.crashkernelRanges)
+            machine: s.machine, segments: segs, policy: pol, imageType: type, crashkernel: s.machine.crashkernelRanges,
+            kernel: s.machine.kernelVersion)
     }
 
     public static func cost(_ sc: Scenario, policy: IdentityMapPolicy, noSegments: Bool) throws(PlanError) -> TableCost
     {
         X86IdentityMap.cost(
             requests: try requests(sc, policy: policy, noSegments: noSegments), policy: policy,
-            platform: sc.machine.platform, levels: sc.machine.paging.levels, transition: Planner.controlVA)
+            platform: sc.machine.platform, levels: sc.machine.paging.levels, kernel: sc.machine.kernelVersion,
+            transition: Planner.controlVA)
     }
 
     /// One row per policy. Tables are built for real (at made-up page addresses) to answer the
@@ -54,7 +56,7 @@ public enum TableReport {
             do {
                 tables = try X86IdentityMap.build(
                     requests: reqs, policy: policy, platform: sc.machine.platform, levels: sc.machine.paging.levels,
-                    transition: (Planner.controlVA, PhysAddr(1 << 50)),
+                    kernel: sc.machine.kernelVersion, transition: (Planner.controlVA, PhysAddr(1 << 50)),
                     allocate: {
                         next += 0x1000
                         return PhysAddr(next)

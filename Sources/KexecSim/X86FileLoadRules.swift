@@ -51,6 +51,10 @@ public struct X86FileLoadRules: Sendable, Equatable {
     public static let purgatoryBufsz = ByteCount(0x4000)
     public static let purgatoryMemsz = ByteCount(0x5000)
 
+    /// With CRASH_HOTPLUG (6.6+) purgatory's digest leaves the elfcorehdr out (it is rewritten on
+    /// CPU and memory hotplug): kernel/kexec_file.c kexec_calculate_store_digests, v6.6 patch.
+    public var elfcorehdrExcludedFromDigest: Bool { version.atLeast(6, 6) }
+
     /// MAX_ELFCOREHDR_STR_LEN: room for `elfcorehdr=0x<64-bit value>` in the command line.
     public static let maxElfcorehdrStrLen: UInt64 = 30
     /// sizeof(struct boot_params).

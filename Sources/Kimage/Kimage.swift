@@ -14,8 +14,12 @@ public struct Kimage: Sendable {
     public var segments: [Segment]
     /// Where relocation jumps when done (purgatory entry).
     public var startAddress: PhysAddr
-    /// The control code page (relocation routine, page list, stack).
+    /// The control code page (relocation routine, page list, stack). Before v6.14 x86_64's control
+    /// block is 8 KiB and this is its second page (`controlPGD` is the first).
     public var controlPage: PhysAddr
+    /// x86_64 before v6.14: the first page of the 8 KiB control block, the identity map's PGD
+    /// (machine_kexec_prepare's start_pgtable); nil when the control block is one page.
+    public var controlPGD: PhysAddr? = nil
     public var swapPage: PhysAddr?
     /// Further control pages handed out (page tables), in allocation order.
     public var extraControlPages: [PhysAddr]
@@ -27,6 +31,9 @@ public struct Kimage: Sendable {
     public var sourcePages: [SourcePage]
     /// Pages the allocator skipped because they were someone's destination (kept, as the kernel keeps them).
     public var parkedPages: Int
+    /// Source pages swapped in (kimage_alloc_page: a fresh page that is an already-sourced
+    /// destination takes that source's bytes, and the old source page is handed out instead).
+    public var swappedInPages: Int = 0
 
     public struct SourcePage: Sendable, Equatable {
         public var source: PhysAddr
@@ -59,108 +66,54 @@ public struct Kimage: Sendable {
     }
 }
 
-/// Hands out the first kernel's free pages in a fixed, reproducible order (lowest first, from
-/// `floor` up), applying kimage_alloc_page's destination rules.
-public struct PageAllocator: Sendable {
-    var free: [AddressRange]
-    var rangeIndex = 0
-    var cursor: UInt64
-    /// Destination pages of all segments (page-aligned ranges).
-    let destinations: RangeSet
-    public private(set) var parked: Set<UInt64> = []
-    public private(set) var handedOut: Int = 0
+/// A kimage whose control pages exist but whose segments are not loaded yet: between
+/// kimage_alloc_init (control page, swap page) and kimage_load_segment, where x86_64's
+/// machine_kexec_prepare takes its page tables from `allocator`.
+public struct PendingKimage: Sendable {
+    public var allocator: PageAllocator
+    public let type: ImageType
+    public let segments: [Segment]
+    public let startAddress: PhysAddr
+    public let controlPage: PhysAddr
+    public let controlPGD: PhysAddr?
+    public let swapPage: PhysAddr?
+    /// Control pages machine_kexec_prepare took (page tables), in allocation order.
+    public var extraControlPages: [PhysAddr] = []
 
-    public init(free: [AddressRange], floor: PhysAddr, destinations: RangeSet) {
-        self.free = free.compactMap { $0.pageTrimmed() }.filter { $0.last >= floor }.sorted()
-        cursor = 0
-        self.destinations = destinations
-        if let f = self.free.first { cursor = max(f.first.raw, floor.raw) }
-    }
-
-    private mutating func nextFree() -> UInt64? {
-        while rangeIndex < free.count {
-            let r = free[rangeIndex]
-            if cursor < r.first.raw { cursor = r.first.raw }
-            if cursor <= r.last.raw && r.last.raw - cursor >= 0xfff {
-                let p = cursor
-                cursor += 0x1000
-                return p
-            }
-            rangeIndex += 1
+    /// kimage_load_segment for every segment: the IND_* list (normal images), or nothing to do
+    /// (crash images are copied straight into the crashkernel region: head = IND_DONE).
+    public mutating func loadSegments() throws(Rejection) -> Kimage {
+        guard type == .normal else {
+            var k = Kimage(
+                type: type, segments: segments, startAddress: startAddress, controlPage: controlPage, swapPage: nil,
+                extraControlPages: extraControlPages, head: Ind.done, indirectionPages: [], sourcePages: [],
+                parkedPages: 0)
+            k.controlPGD = controlPGD
+            return k
         }
-        return nil
-    }
-
-    /// A page that is nobody's destination (control, swap, indirection pages).
-    public mutating func allocateNonDestination() throws(Rejection) -> PhysAddr {
-        while let p = nextFree() {
-            if destinations.contains(PhysAddr(p)) {
-                parked.insert(p)
-                continue
-            }
-            handedOut += 1
-            return PhysAddr(p)
-        }
-        throw Rejection(
-            .ENOMEM, check: "kimage_alloc_page", "the first kernel has no free page left outside the destinations")
-    }
-
-    /// A source page for `destination`: the destination page itself when the allocator reaches
-    /// it (or parked it earlier), else a page that is nobody's destination.
-    public mutating func allocateSource(for destination: PhysAddr) throws(Rejection) -> PhysAddr {
-        if parked.remove(destination.raw) != nil {
-            handedOut += 1
-            return destination
-        }
-        while let p = nextFree() {
-            if p == destination.raw {
-                handedOut += 1
-                return destination
-            }
-            if destinations.contains(PhysAddr(p)) {
-                parked.insert(p)
-                continue
-            }
-            handedOut += 1
-            return PhysAddr(p)
-        }
-        throw Rejection(.ENOMEM, check: "kimage_alloc_page", "the first kernel has no free page left for a source page")
-    }
-}
-
-public enum KimageBuilder {
-    /// Builds the kimage for already placed and checked segments.
-    /// Normal images: control page, swap page, one source page per destination page, and the IND_* list.
-    /// Crash images: segments are copied straight into the crashkernel region; no list (head = IND_DONE),
-    /// control page from the first free page of the crashkernel region.
-    public static func build(
-        segments: [Segment], type: ImageType, startAddress: PhysAddr, freeRAM: [AddressRange],
-        crashRegions: [AddressRange], allocatorFloor: PhysAddr = PhysAddr(0x100_0000)
-    ) throws(Rejection) -> (Kimage, PageAllocator) {
-        var dest = RangeSet()
-        for s in segments { if let r = s.range { dest.insert(r) } }
-        if type == .crash {
-            // Control pages: the first page-aligned hole inside the crashkernel region not under a segment.
-            var alloc = PageAllocator(free: crashRegions, floor: PhysAddr(0), destinations: dest)
-            let control = try alloc.allocateNonDestination()
-            let k = Kimage(
-                type: type, segments: segments, startAddress: startAddress, controlPage: control, swapPage: nil,
-                extraControlPages: [], head: Ind.done, indirectionPages: [], sourcePages: [], parkedPages: 0)
-            return (k, alloc)
-        }
-        var alloc = PageAllocator(free: freeRAM, floor: allocatorFloor, destinations: dest)
-        let control = try alloc.allocateNonDestination()
-        let swap = try alloc.allocateNonDestination()
-
         // The list is built as kimage_add_entry does: `head` is the first slot; when the current
         // indirection page is full (511 used, last slot reserved for the link) or at the start,
         // a fresh non-destination page is linked in with IND_INDIRECTION.
         var pages: [(pa: PhysAddr, entries: [UInt64])] = []
         var head: UInt64 = 0
         var slot = 0
+        var sources: [Kimage.SourcePage] = []
+        /// destination → (indirection page, slot) of its IND_SOURCE entry, and index in `sources`.
+        var entryOf: [UInt64: (page: Int, slot: Int, source: Int)] = [:]
+        var applied = allocator.swaps.count
+        func applySwaps(_ alloc: PageAllocator) {
+            while applied < alloc.swaps.count {
+                let (d, s) = alloc.swaps[applied]
+                applied += 1
+                guard let at = entryOf[d] else { continue }
+                pages[at.page].entries[at.slot] = s | Ind.source
+                sources[at.source].source = PhysAddr(s)
+            }
+        }
         func add(_ entry: UInt64, _ alloc: inout PageAllocator) throws(Rejection) {
             if pages.isEmpty || slot == 511 {
-                let p = try alloc.allocateNonDestination()
+                let p = try alloc.allocateIndirection()
+                applySwaps(alloc)
                 if pages.isEmpty {
                     head = p.raw | Ind.indirection
                 } else {
@@ -172,15 +125,19 @@ public enum KimageBuilder {
             pages[pages.count - 1].entries[slot] = entry
             slot += 1
         }
-        var sources: [Kimage.SourcePage] = []
         for (si, s) in segments.enumerated() {
-            try add(s.mem.raw | Ind.destination, &alloc)
+            try add(s.mem.raw | Ind.destination, &allocator)
             let n = Int(s.memsz.raw / 0x1000)
             for i in 0..<n {
                 let d = PhysAddr(s.mem.raw + UInt64(i) * 0x1000)
-                let src = try alloc.allocateSource(for: d)
-                try add(src.raw | Ind.source, &alloc)
-                sources.append(.init(source: src, destination: d, segment: si, pageIndex: i))
+                let src = try allocator.allocateSource(for: d)
+                applySwaps(allocator)
+                try add(src.raw | Ind.source, &allocator)
+                // The indirection page just linked in may have swapped this very destination in.
+                let now = allocator.sourceOf[d.raw] ?? src.raw
+                pages[pages.count - 1].entries[slot - 1] = now | Ind.source
+                entryOf[d.raw] = (pages.count - 1, slot - 1, sources.count)
+                sources.append(.init(source: PhysAddr(now), destination: d, segment: si, pageIndex: i))
             }
         }
         // kimage_terminate: IND_DONE goes in the current slot, which may be the last (link) slot.
@@ -189,10 +146,54 @@ public enum KimageBuilder {
         } else {
             pages[pages.count - 1].entries[slot] = Ind.done
         }
-        let k = Kimage(
-            type: type, segments: segments, startAddress: startAddress, controlPage: control, swapPage: swap,
-            extraControlPages: [], head: head, indirectionPages: pages, sourcePages: sources,
-            parkedPages: alloc.parked.count)
-        return (k, alloc)
+        var k = Kimage(
+            type: type, segments: segments, startAddress: startAddress, controlPage: controlPage, swapPage: swapPage,
+            extraControlPages: extraControlPages, head: head, indirectionPages: pages, sourcePages: sources,
+            parkedPages: allocator.parked.count)
+        k.controlPGD = controlPGD
+        k.swappedInPages = allocator.swaps.count
+        return k
+    }
+}
+
+public enum KimageBuilder {
+    /// kimage_alloc_init: the control block (`controlPages` pages, size-aligned; x86_64 takes two
+    /// before v6.14, the first being the PGD) and, for a normal image, the swap page. A normal image
+    /// allocates from `freeRAM` from `allocatorFloor` up, never from the crashkernel region (memblock
+    /// keeps it from the page allocator); a crash image's control pages are the first aligned hole
+    /// of the crashkernel region not under a segment (kimage_alloc_crash_control_pages).
+    public static func start(
+        segments: [Segment], type: ImageType, startAddress: PhysAddr, freeRAM: [AddressRange],
+        crashRegions: [AddressRange], controlPages: Int = 1, allocatorFloor: PhysAddr = PhysAddr(0x100_0000)
+    ) throws(Rejection) -> PendingKimage {
+        var dest = RangeSet()
+        for s in segments { if let r = s.range { dest.insert(r) } }
+        var alloc: PageAllocator
+        if type == .crash {
+            alloc = PageAllocator(free: crashRegions, floor: PhysAddr(0), destinations: dest)
+        } else {
+            var free = RangeSet(freeRAM)
+            for c in crashRegions { free.remove(c) }
+            alloc = PageAllocator(free: free.ranges, floor: allocatorFloor, destinations: dest)
+        }
+        let block = try alloc.allocateNonDestination(pages: controlPages)
+        let code = controlPages > 1 ? PhysAddr(block.raw + UInt64(controlPages - 1) * 0x1000) : block
+        let swap = type == .normal ? try alloc.allocateNonDestination() : nil
+        return PendingKimage(
+            allocator: alloc, type: type, segments: segments, startAddress: startAddress, controlPage: code,
+            controlPGD: controlPages > 1 ? block : nil, swapPage: swap)
+    }
+
+    /// Builds the kimage for already placed and checked segments, with nothing between the swap
+    /// page and the segments (`start` then `loadSegments`).
+    public static func build(
+        segments: [Segment], type: ImageType, startAddress: PhysAddr, freeRAM: [AddressRange],
+        crashRegions: [AddressRange], controlPages: Int = 1, allocatorFloor: PhysAddr = PhysAddr(0x100_0000)
+    ) throws(Rejection) -> (Kimage, PageAllocator) {
+        var p = try start(
+            segments: segments, type: type, startAddress: startAddress, freeRAM: freeRAM, crashRegions: crashRegions,
+            controlPages: controlPages, allocatorFloor: allocatorFloor)
+        let k = try p.loadSegments()
+        return (k, p.allocator)
     }
 }

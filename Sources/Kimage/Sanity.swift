@@ -55,8 +55,13 @@ public enum SanityCheck {
             throw Rejection(
                 .EINVAL, check: "sanity_check_segment_list", "\(s.label): bufsz \(s.bufsz) > memsz \(s.memsz)")
         }
-        // Not more than half of RAM, each and all together.
-        let halfPages = totalRAM.raw / page / 2
+        // Not more than half of RAM, each and all together: totalram_pages(), which leaves out what
+        // the first kernel reserved at boot, here the crashkernel region (kernel/kexec_core.c, read
+        // in 6.1.192: `nr_pages = totalram_pages()`).
+        var crashBytes: UInt64 = 0
+        for r in RangeSet(crashRegions).ranges { crashBytes &+= r.size.raw }
+        let totalram = totalRAM.raw >= crashBytes ? totalRAM.raw - crashBytes : 0
+        let halfPages = totalram / page / 2
         var total: UInt64 = 0
         for s in segments {
             let pages = s.memsz.raw / page

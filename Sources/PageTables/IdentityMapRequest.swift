@@ -11,6 +11,8 @@ public struct IdentityMapRequest: Sendable, Hashable, CustomStringConvertible {
         case segment(String)
         /// The page holding the EFI system table (map_efi_systab).
         case efiSystemTable
+        /// The EFI configuration table array (map_efi_systab since 5760929f6545).
+        case efiConfigTables
         /// An ACPI tables region (IORES_DESC_ACPI_TABLES).
         case acpi
         /// An ACPI NVS region (IORES_DESC_ACPI_NV_STORAGE).
@@ -24,6 +26,7 @@ public struct IdentityMapRequest: Sendable, Hashable, CustomStringConvertible {
             case .firstMiB: return "first-1MiB"
             case .segment(let name): return "segment \(name)"
             case .efiSystemTable: return "efi-system-table"
+            case .efiConfigTables: return "efi-config-tables"
             case .acpi: return "acpi"
             case .nvs: return "nvs"
             case .crashkernel: return "crashkernel"
@@ -49,14 +52,16 @@ extension X86IdentityMap {
     /// The ranges init_pgtable asks to map, in the kernel's order: every pfn_mapped range (usable RAM,
     /// page-trimmed, below `machine.memLimit` when set, plus [0, 1 MiB) which the kernel always maps;
     /// sorted and merged where they touch, as add_pfn_range_mapped keeps them), each segment
-    /// [mem, mem + memsz) when `policy.mapSegments`, the EFI system table's page when given, every
-    /// ACPI region and then every NVS region (two walk_iomem_res_desc passes).
+    /// [mem, mem + memsz) when `policy.mapSegments`, the EFI system table's page when given, the
+    /// EFI config table array when kernel `kernel` maps it (X86IdentityMapRule.mapsEfiConfigTables:
+    /// `nr_tables` × efi_config_table_64_t from the system table's `tables`), every ACPI region and
+    /// then every NVS region (two walk_iomem_res_desc passes).
     ///
     /// For policy `.kdumpOnly` and a crash image: only [0, 1 MiB), the crashkernel ranges and the
     /// segments (which lie inside them). For a normal image `.kdumpOnly` asks for what `.ram2m` does.
     public static func requests(
         machine: Machine, segments: [(name: String, range: AddressRange)], policy: X86Policy,
-        imageType: ImageType, crashkernel: [AddressRange]
+        imageType: ImageType, crashkernel: [AddressRange], kernel: KernelVersion = .newestModelled
     ) -> [IdentityMapRequest] {
         var out: [IdentityMapRequest] = []
         let segmentRequests =
@@ -77,6 +82,9 @@ extension X86IdentityMap {
             let page = AddressRange(start: systab.alignedDown(kexecPageSize), size: kexecPageSize)
         {
             out.append(IdentityMapRequest(range: page, reason: .efiSystemTable))
+            if X86IdentityMapRule.of(kernel).mapsEfiConfigTables, let tables = machine.efiConfigTables?.range {
+                out.append(IdentityMapRequest(range: tables, reason: .efiConfigTables))
+            }
         }
         for (type, reason) in [(RegionType.acpi, IdentityMapRequest.Reason.acpi), (.nvs, .nvs)] {
             for region in machine.memory.regions where region.type == type {

@@ -13,9 +13,13 @@ public enum X86IdentityMap {
         case oneGExact = "1g-exact"
     }
 
-    static func leafRule(_ policy: IdentityMapPolicy, platform: Platform, gbpagesSupported: Bool) -> LeafRule {
+    /// The leaves under `policy`; `.kernel` follows kernel `kernel`'s X86IdentityMapRule.
+    static func leafRule(
+        _ policy: IdentityMapPolicy, platform: Platform, gbpagesSupported: Bool, kernel: KernelVersion
+    ) -> LeafRule {
         guard gbpagesSupported else { return .twoM }
         switch policy {
+        case .kernel: return X86IdentityMapRule.of(kernel).gbpages == .full ? .oneG : .oneGExact
         case .ram2m, .kdumpOnly: return .twoM
         case .ram1g: return .oneG
         case .gbpagesExact: return .oneGExact
@@ -45,13 +49,16 @@ public enum X86IdentityMap {
     /// caller takes them from kexec control pages) and may throw when it runs out; its error passes
     /// through. The root (pgd) is allocated first, then pages in the order the kernel asks for them;
     /// the transition mapping (`transition.va` → `transition.pa`, one 4 KiB PTE) comes last and the
-    /// pages it alone needs are counted under `cost.transition`.
+    /// pages it alone needs are counted under `cost.transition`. init_transition_pgtable takes those
+    /// from get_zeroed_page, ordinary pages (`allocateTransition`; `allocate` when nil).
     public static func build(
         requests: [IdentityMapRequest], policy: IdentityMapPolicy, platform: Platform, levels: Int,
-        gbpagesSupported: Bool = true, transition: (va: VirtAddr, pa: PhysAddr)?, allocate: () throws -> PhysAddr
+        gbpagesSupported: Bool = true, kernel: KernelVersion = .newestModelled,
+        transition: (va: VirtAddr, pa: PhysAddr)?, allocate: () throws -> PhysAddr,
+        allocateTransition: (() throws -> PhysAddr)? = nil
     ) throws -> X86PageTables {
         guard let paging = X86Paging(levels: levels) else { throw PageTableError.unsupportedLevels(levels) }
-        let rule = leafRule(policy, platform: platform, gbpagesSupported: gbpagesSupported)
+        let rule = leafRule(policy, platform: platform, gbpagesSupported: gbpagesSupported, kernel: kernel)
         var b = Builder(paging: paging, rule: rule)
         let root = try b.newPage(depth: 0, transition: false, allocate)
         let (pieces, cut) = clip(requests, limit: paging.identityLimit)
@@ -59,7 +66,11 @@ public enum X86IdentityMap {
             try b.map(table: 0, depth: 0, addr: piece.first, end: piece.end, allocate)
         }
         if let transition {
-            try b.mapTransition(root: root, va: transition.va, pa: transition.pa, allocate)
+            if let allocateTransition {
+                try b.mapTransition(root: root, va: transition.va, pa: transition.pa, allocateTransition)
+            } else {
+                try b.mapTransition(root: root, va: transition.va, pa: transition.pa, allocate)
+            }
         }
         var counts = [String: Int]()
         for (i, name) in b.levelNames.enumerated() where !b.isTransition[i] { counts[name, default: 0] += 1 }
@@ -84,10 +95,10 @@ public enum X86IdentityMap {
     /// (build rejects them).
     public static func cost(
         requests: [IdentityMapRequest], policy: IdentityMapPolicy, platform: Platform, levels: Int,
-        gbpagesSupported: Bool = true, transition: VirtAddr? = nil
+        gbpagesSupported: Bool = true, kernel: KernelVersion = .newestModelled, transition: VirtAddr? = nil
     ) -> TableCost {
         let paging = X86Paging(levels: levels == 5 ? 5 : 4)!
-        let rule = leafRule(policy, platform: platform, gbpagesSupported: gbpagesSupported)
+        let rule = leafRule(policy, platform: platform, gbpagesSupported: gbpagesSupported, kernel: kernel)
         let pieces = clip(requests, limit: paging.identityLimit).pieces
         // touched[d]: entries present in level-d tables, as unit indices at that level's shift.
         var touched = [UnitSet](repeating: UnitSet(), count: paging.levels - 1)

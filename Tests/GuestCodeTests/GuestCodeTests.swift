@@ -36,8 +36,12 @@ private let repoRoot = URL(fileURLWithPath: #filePath)
     }
     #expect(X86_64GuestCode.RelocateKernel.relocateKernelEnd == UInt64(blob.bytes.count))
     #expect(X86_64GuestCode.RelocateKernel.identityMapped < X86_64GuestCode.RelocateKernel.swapPages)
-    // cli; cld at the entry.
-    #expect(Array(blob.bytes.prefix(2)) == [0xfa, 0xfc])
+    // Two entries: relocate_kernel (v6.14+) takes preserve_context as the swap flag (mov %rcx, %r12;
+    // jmp), relocate_kernel_swap (before v6.14) always swaps (mov $1, %r12d); both go on to cli; cld.
+    #expect(Array(blob.bytes.prefix(3)) == [0x49, 0x89, 0xcc])
+    let swapEntry = Int(X86_64GuestCode.RelocateKernel.relocateKernelSwap)
+    #expect(swapEntry == 5)
+    #expect(Array(blob.bytes[swapEntry..<swapEntry + 8]) == [0x41, 0xbc, 0x01, 0x00, 0x00, 0x00, 0xfa, 0xfc])
 }
 
 @Test func purgatoryLayout() {

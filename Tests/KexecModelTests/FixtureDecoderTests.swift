@@ -173,7 +173,7 @@ struct FixtureDecoderTests {
         #expect(k.placement == .topDown)
         #expect(k.entry == nil)
         #expect(k.inject == [])
-        #expect(s.policy == .x86_64(X86Policy(identityMap: .ram2m, mapSegments: true)))
+        #expect(s.policy == .x86_64(X86Policy(identityMap: .kernel, mapSegments: true)))
         #expect(s.nextKernelTouches == [])
         #expect(s.expect == nil)
         #expect(s.budget == nil)

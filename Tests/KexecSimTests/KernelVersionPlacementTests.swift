@@ -24,7 +24,8 @@ import Testing
         #expect(
             old.rules.map(\.name) == [
                 "placement_walk", "top_down_start", "kernel_buf_min", "purgatory_size", "boot_params_size",
-                "synthetic_kernel",
+                "synthetic_kernel", "identity_map", "efi_config_table", "control_page", "relocation_copy",
+                "kimage_alloc_page",
             ])
         #expect(old.rules[0].choice.hasPrefix("forward"))
         // 6.12: the top of RAM.

@@ -112,6 +112,9 @@ import Testing
         let ev = r.verdict.evidenceByName
         #expect(ev["region"] == "reserved [0x00000000bf000000-0x00000000bfffffff]")
         #expect(ev["level"] == "pmd")
-        #expect(ev["policy"] == "gbpages-exact")
+        #expect(ev["policy"] == "kernel")
+        #expect(ev["kernel"] == "6.1.80")
+        #expect(ev["rule.identity_map"]?.hasPrefix("exact gbpages (d794734c9bbf") == true)
+        #expect(ev["rule.efi_config_table"]?.hasPrefix("not mapped") == true)
     }
 }

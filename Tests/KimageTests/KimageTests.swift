@@ -111,26 +111,68 @@ func range(_ f: UInt64, _ l: UInt64) -> AddressRange { AddressRange(first: PhysA
         #expect(k.sourcePages.count == 600)
     }
 
-    @Test func destinationPagesAreReusedInPlaceOrParked() throws {
-        // The destination sits where the allocator walks: its own page is handed back for itself.
+    @Test func destinationPagesAreSwappedIn() throws {
+        // The destination sits where the allocator walks (kimage_alloc_page, kernel/kexec_core.c).
         let s = Segment(role: .user("k"), mem: PhysAddr(0x100_4000), memsz: ByteCount(4 * 4096), bytes: [])
         let (k, alloc) = try KimageBuilder.build(
             segments: [s], type: .normal, startAddress: PhysAddr(0), freeRAM: ram, crashRegions: [])
         #expect(k.controlPage == PhysAddr(0x100_0000))
         #expect(k.swapPage == PhysAddr(0x100_1000))
-        // Sources: page 0x1002000 is nobody's destination, 0x1003000 neither; 0x1004000.. are in place.
-        let pairs = k.sourcePages.map { ($0.source.raw, $0.destination.raw) }
-        #expect(pairs.map(\.1) == [0x100_4000, 0x100_5000, 0x100_6000, 0x100_7000])
-        #expect(pairs[0].0 == 0x100_3000)
-        // 0x1004000 is the destination of page 0, which already has a source: parked.
-        // 0x1005000.. are reached exactly when their own destination is wanted: used in place.
-        #expect(pairs[1].0 == 0x100_5000 && pairs[2].0 == 0x100_6000 && pairs[3].0 == 0x100_7000)
-        #expect(alloc.parked == [0x100_4000])
-        #expect(k.parkedPages == 1)
+        #expect(k.head == 0x100_2000 | Ind.indirection)
+        // Page 0 (for 0x1004000) gets 0x1003000. Page 1's request meets 0x1004000, page 0's
+        // destination, which has a source: it is swapped in (page 0 now sits in place) and page 1
+        // gets the old source 0x1003000; and so on up: three pages in place, the last one from 0x1003000.
+        let pairs = k.sourcePages.map { [$0.source.raw, $0.destination.raw] }
+        #expect(
+            pairs == [
+                [0x100_4000, 0x100_4000], [0x100_5000, 0x100_5000], [0x100_6000, 0x100_6000], [0x100_3000, 0x100_7000],
+            ])
+        #expect(k.listEntries.filter { $0 & Ind.source != 0 }.map { $0 & ~0xfff } == pairs.map { $0[0] })
+        #expect(alloc.parked.isEmpty)
+        #expect(k.parkedPages == 0)
+        #expect(k.swappedInPages == 3)
         // No control, swap or indirection page is a destination.
         for p in [k.controlPage, k.swapPage!] + k.indirectionPages.map(\.pa) {
             #expect(!(p.raw >= 0x100_4000 && p.raw < 0x100_8000))
         }
+    }
+
+    @Test func destinationWithoutASourceIsParked() throws {
+        // Two segments: the second's pages are met while the first is loaded; they have no source
+        // yet, so they are parked and come back for their own destination.
+        let a = Segment(role: .user("a"), mem: PhysAddr(0x4000_0000), memsz: ByteCount(3 * 4096), bytes: [])
+        let b = Segment(role: .user("b"), mem: PhysAddr(0x100_4000), memsz: ByteCount(2 * 4096), bytes: [])
+        let (k, alloc) = try KimageBuilder.build(
+            segments: [a, b], type: .normal, startAddress: PhysAddr(0), freeRAM: ram, crashRegions: [])
+        #expect(alloc.parked.isEmpty)
+        #expect(k.parkedPages == 0)
+        let pairs = k.sourcePages.map { [$0.source.raw, $0.destination.raw] }
+        #expect(
+            pairs == [
+                [0x100_3000, 0x4000_0000], [0x100_6000, 0x4000_1000], [0x100_7000, 0x4000_2000],
+                [0x100_4000, 0x100_4000], [0x100_5000, 0x100_5000],
+            ])
+    }
+
+    @Test func normalImageNeverUsesTheCrashkernelRegion() throws {
+        let crash = [range(0x100_0000, 0x1ff_ffff)]
+        let s = Segment(role: .user("k"), mem: PhysAddr(0x4000_0000), memsz: ByteCount(2 * 4096), bytes: [])
+        let (k, _) = try KimageBuilder.build(
+            segments: [s], type: .normal, startAddress: PhysAddr(0), freeRAM: ram, crashRegions: crash)
+        #expect(k.controlPage == PhysAddr(0x200_0000))
+        #expect(k.swapPage == PhysAddr(0x200_1000))
+        #expect(k.sourcePages.map(\.source.raw) == [0x200_3000, 0x200_4000])
+    }
+
+    @Test func eightKiBControlBlockIsAligned() throws {
+        let s = Segment(role: .user("k"), mem: PhysAddr(0x4000_0000), memsz: ByteCount(4096), bytes: [])
+        let (k, _) = try KimageBuilder.build(
+            segments: [s], type: .normal, startAddress: PhysAddr(0), freeRAM: ram, crashRegions: [], controlPages: 2,
+            allocatorFloor: PhysAddr(0x100_1000))
+        // 0x1001000 is not 8 KiB aligned: the block starts at 0x1002000, PGD first, code second.
+        #expect(k.controlPGD == PhysAddr(0x100_2000))
+        #expect(k.controlPage == PhysAddr(0x100_3000))
+        #expect(k.swapPage == PhysAddr(0x100_4000))
     }
 
     @Test func crashImageHasNoList() throws {

@@ -9,7 +9,13 @@
  *
  * Entry (64-bit long mode, paging on, running at the VA_CONTROL_PAGE alias):
  *   rdi = head of the IND_* list, rsi = VA of the page list,
- *   rdx = start address (purgatory entry, physical), rcx = preserve_context (ignored).
+ *   rdx = start address (purgatory entry, physical), rcx = preserve_context.
+ *
+ * Two entries, one per kernel generation of swap_pages:
+ *   relocate_kernel       v6.14+ (9e5683e2d0b5): one copy source -> destination per page; the
+ *                         3-way swap only when preserve_context (rcx) is set.
+ *   relocate_kernel_swap  before v6.14: the 3-way swap through the swap page for every page.
+ * r12 carries the choice (non-zero: swap) down to swap_pages.
  *
  * Position independent: no relocations, only assemble-time label differences.
  */
@@ -42,6 +48,15 @@
 	.globl	relocate_kernel
 	.type	relocate_kernel, @function
 relocate_kernel:
+	movq	%rcx, %r12		/* swap only for preserve_context */
+	jmp	.Lentry
+
+	.globl	relocate_kernel_swap
+	.type	relocate_kernel_swap, @function
+relocate_kernel_swap:
+	movl	$1, %r12d		/* always swap */
+
+.Lentry:
 	cli
 	cld
 
@@ -104,7 +119,7 @@ identity_mapped:
 /*
  * Walk the IND_* list whose head entry is in rdi.
  *   rcx = current entry, rbx = list pointer, rdi = current destination,
- *   r10 = swap page; rax, rdx, rsi scratch.
+ *   r10 = swap page, r12 = swap (non-zero) or copy; rax, rdx, rsi scratch.
  */
 	.globl	swap_pages
 	.type	swap_pages, @function
@@ -139,12 +154,15 @@ swap_pages:
 	testb	$IND_SOURCE, %cl
 	jz	.Lnext			/* no flag: skip */
 
-	/* 3-way swap: source -> swap, destination -> source, swap -> destination. */
 	movq	%rcx, %rsi
 	andq	$PAGE_MASK, %rsi
 	movq	%rdi, %rdx		/* rdx = destination */
 	movq	%rsi, %rax		/* rax = source */
 
+	testq	%r12, %r12
+	jz	.Lcopy			/* v6.14+ without preserve_context: one copy */
+
+	/* 3-way swap: source -> swap, destination -> source, swap -> destination. */
 	movq	%r10, %rdi
 	movl	$512, %ecx
 	rep movsq
@@ -156,6 +174,7 @@ swap_pages:
 
 	movq	%rdx, %rdi
 	movq	%r10, %rsi
+.Lcopy:
 	movl	$512, %ecx
 	rep movsq			/* leaves rdi = destination + PAGE_SIZE */
 	jmp	.Lnext

@@ -31,10 +31,21 @@ public struct Machine: Sendable {
     /// `mem=` limit of the first kernel: RAM above it is not direct-mapped (pfn_mapped).
     public var memLimit: ByteCount?
     public var paging: PagingLevels
-    public var crashkernelProtection: CrashkernelProtection = .none
+    /// arm64: nil means by the running kernel's version (`Arm64Rules.protection`).
+    public var crashkernelProtection: CrashkernelProtection?
     /// The running (first) kernel's version (`machine.kernel`, a log's banner, or `--kernel`);
     /// nil: the newest modelled (`kernelVersion`).
     public var kernel: KernelVersion?
+    /// arm64: the first kernel's config (`machine.config`), Debian's by default.
+    public var config: Arm64KernelConfig = .debian
+    /// Ranges memblock.reserved held when kexec ran (`machine.memblock_reserved`, or the
+    /// reservations an imported log names): the running kernel, its DTB and initrd, CMA, firmware.
+    public var memblockReserved: [AddressRange] = []
+    /// arm64: the end (exclusive) of the CPU addresses the device tree's dma-ranges reach
+    /// (of_dma_get_max_cpu_address + 1, `machine.dma_ranges_limit`); nil: no dma-ranges limit.
+    public var dmaRangesLimit: PhysAddr?
+    /// Possible CPUs (`machine.cpus`): one PT_NOTE each in a crash load's ELF core header.
+    public var cpus: Int = 1
     public var source: String
 
     /// The version whose rules apply.

@@ -50,13 +50,15 @@ public enum Arm64Rules {
                     "mmu-on: relocate_kernel copies through a trans_pgd copy of the linear map (TTBR1) and an "
                         + "idmap of the control page (TTBR0), then turns the MMU off",
                     source: "arch/arm64/kernel/machine_kexec.c machine_kexec_post_load, MMU-enabled relocation "
-                        + "series merged in v5.16, read in 6.x"))
+                        + "series merged in v5.16, read in 6.x")
+            )
         }
         return (
             .mmuOff,
             Choice(
                 "relocation", "mmu-off: cpu_soft_restart turns the MMU off before arm64_relocate_new_kernel copies",
-                source: "arch/arm64/kernel/machine_kexec.c machine_kexec (cpu_soft_restart), v4.x–v5.15"))
+                source: "arch/arm64/kernel/machine_kexec.c machine_kexec (cpu_soft_restart), v4.x–v5.15")
+        )
     }
 
     /// The first kernel's linear map: whole-map base pages, base pages over the crashkernel region
@@ -68,7 +70,8 @@ public enum Arm64Rules {
             let scope: LinearMapScope = o == .basePages ? .wholeMapBasePages : .blocks
             return (
                 scope,
-                Choice("linear_map", "\(o.rawValue) (policy override)", source: "fixture policy.linear_map.mappings"))
+                Choice("linear_map", "\(o.rawValue) (policy override)", source: "fixture policy.linear_map.mappings")
+            )
         }
         if config.rodataFull {
             return (
@@ -77,7 +80,8 @@ public enum Arm64Rules {
                     "linear_map",
                     "base pages on the whole linear map: rodata=full makes can_set_direct_map() true, map_mem "
                         + "uses NO_BLOCK_MAPPINGS | NO_CONT_MAPPINGS",
-                    source: "arch/arm64/mm/mmu.c map_mem, arch/arm64/mm/pageattr.c can_set_direct_map, read in 6.x"))
+                    source: "arch/arm64/mm/mmu.c map_mem, arch/arm64/mm/pageattr.c can_set_direct_map, read in 6.x")
+            )
         }
         guard crashkernel, !v.atLeast(6, 4) else {
             let why = crashkernel ? "v6.4+ no longer protects the crashkernel region" : "no crashkernel="
@@ -85,7 +89,8 @@ public enum Arm64Rules {
                 .blocks,
                 Choice(
                     "linear_map", "blocks: \(why)",
-                    source: "arch/arm64/mm/mmu.c map_mem (crash_mem_map removed in v6.4, 0d124e96051b)"))
+                    source: "arch/arm64/mm/mmu.c map_mem (crash_mem_map removed in v6.4, 0d124e96051b)")
+            )
         }
         if v.atLeast(5, 11) && config.zoneDma {
             return (
@@ -94,14 +99,16 @@ public enum Arm64Rules {
                     "linear_map",
                     "base pages on the WHOLE linear map: crashkernel= with ZONE_DMA/DMA32 is reserved after "
                         + "the linear map is built, so map_mem cannot tell where it will be (NO_BLOCK_MAPPINGS)",
-                    source: "arch/arm64/mm/mmu.c map_mem crash_mem_map, v5.11–v6.3"))
+                    source: "arch/arm64/mm/mmu.c map_mem crash_mem_map, v5.11–v6.3")
+            )
         }
         let why = v.atLeast(5, 11) ? "without ZONE_DMA/DMA32 the region is known" : "up to v5.10"
         return (
             .regionBasePages,
             Choice(
                 "linear_map", "base pages over the crashkernel region only (\(why)), blocks elsewhere",
-                source: "arch/arm64/mm/mmu.c map_mem (crashk_res mapped with NO_BLOCK_MAPPINGS), v4.10–v6.3"))
+                source: "arch/arm64/mm/mmu.c map_mem (crashk_res mapped with NO_BLOCK_MAPPINGS), v4.10–v6.3")
+        )
     }
 
     /// Whether the loaded crash segments are unmapped from the first kernel's linear map
@@ -114,21 +121,24 @@ public enum Arm64Rules {
                 o,
                 Choice(
                     "crashkernel_protection", "\(o.rawValue) (machine.crashkernel_protection)",
-                    source: "fixture machine.crashkernel_protection"))
+                    source: "fixture machine.crashkernel_protection")
+            )
         }
         if v.atLeast(6, 4) {
             return (
                 .none,
                 Choice(
                     "crashkernel_protection", "none: arch_kexec_protect_crashkres was removed in v6.4",
-                    source: "arch/arm64/kernel/machine_kexec.c, 0d124e96051b (v6.4)"))
+                    source: "arch/arm64/kernel/machine_kexec.c, 0d124e96051b (v6.4)")
+            )
         }
         return (
             .unmapped,
             Choice(
                 "crashkernel_protection",
                 "unmapped: arch_kexec_protect_crashkres makes the loaded crash segments invalid in the linear map",
-                source: "arch/arm64/kernel/machine_kexec.c arch_kexec_protect_crashkres, v4.10–v6.3"))
+                source: "arch/arm64/kernel/machine_kexec.c arch_kexec_protect_crashkres, v4.10–v6.3")
+        )
     }
 
     /// PAGE_SIZE is the granule: kimage pages, buffer alignment and sanity checks use it. 16K

@@ -42,7 +42,9 @@ extension Walker {
         }
         if let n = f.value("cpus") {
             let c = try number(n, f.field("cpus"))
-            guard c >= 1, c <= 8192 else { throw fail(n, f.field("cpus"), "cpus must be 1 to 8192 (NR_CPUS), found \(c)") }
+            guard c >= 1, c <= 8192 else {
+                throw fail(n, f.field("cpus"), "cpus must be 1 to 8192 (NR_CPUS), found \(c)")
+            }
             machine.cpus = Int(c)
         }
         if let n = f.value("dma_ranges_limit") {

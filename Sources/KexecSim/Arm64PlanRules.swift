@@ -25,7 +25,7 @@ extension Arm64Planner {
         out.append(
             AppliedRule(
                 "page_size",
-                "PAGE_SIZE = the \(g.rawValue) granule: kimage pages, buffer sizes and alignment; VA_BITS "
+                "PAGE_SIZE = the \(g.rawValue) granule: buffer sizes, alignment and kexec_load checks (the kimage list is still built in 4 KiB pages here); VA_BITS "
                     + "\(Arm64Rules.vaBits(g))",
                 source: "arch/arm64/include/asm/page-def.h PAGE_SHIFT = CONFIG_ARM64_PAGE_SHIFT, arch/arm64/Kconfig "
                     + "ARM64_VA_BITS (47 default for 16K), read in 6.x"))

@@ -68,7 +68,8 @@ public enum Arm64Planner {
             case .kexecFileLoad:
                 let kernel: KernelSource
                 if let path = req.kernel?.file {
-                    kernel = .file(path: path, bytes: try RealImages.readFile(path, field: "kexec.kernel.file", scenario: sc))
+                    kernel = .file(
+                        path: path, bytes: try RealImages.readFile(path, field: "kexec.kernel.file", scenario: sc))
                 } else if let k = try size(req.kernel, "kexec.kernel") {
                     kernel = .synthetic(k)
                 } else {
@@ -93,7 +94,9 @@ public enum Arm64Planner {
                 dtb = load.dtb.mem
                 imageInfo = load.evidence
             case .kexecLoad:
-                if let bad = req.segments.first(where: { $0.mem.raw % pageSize.raw != 0 || $0.memsz.raw % pageSize.raw != 0 }),
+                if let bad = req.segments.first(where: {
+                    $0.mem.raw % pageSize.raw != 0 || $0.memsz.raw % pageSize.raw != 0
+                }),
                     pageSize != kexecPageSize
                 {
                     throw Rejection(
@@ -108,9 +111,11 @@ public enum Arm64Planner {
                 let blob = Arm64GuestCode.purgatory
                 let memsz = ByteCount(blob.memorySize).alignedUp(pageSize)!
                 let at = try placer.place(
-                    BufferRequest(role: .purgatory, memsz: memsz, align: pageSize, bufMin: ram.first?.first ?? PhysAddr(0)))
+                    BufferRequest(
+                        role: .purgatory, memsz: memsz, align: pageSize, bufMin: ram.first?.first ?? PhysAddr(0)))
                 segments.append(
-                    Segment(role: .purgatory, mem: at, memsz: memsz, bytes: [], bufsz: ByteCount(UInt64(blob.bytes.count))))
+                    Segment(
+                        role: .purgatory, mem: at, memsz: memsz, bytes: [], bufsz: ByteCount(UInt64(blob.bytes.count))))
             }
             try SanityCheck.check(
                 segments: segments, syscall: req.syscall, type: req.type, totalRAM: machine.memory.totalRAM,

@@ -24,7 +24,9 @@ enum Arm64RunBackend: RunBackend {
         e.write(.x0, plan.kimage.head)
         e.write(.x1, startAddress.raw)
         e.write(.x2, plan.entryArgument.raw)
-        e.write(.x6, plan.arm64?.pageSize.raw ?? 4096)
+        // The kimage's pages: KimageBuilder still builds its list in 4 KiB pages (placement and
+        // alignment already follow PAGE_SIZE = granule, `Arm64Plan.pageSize`).
+        e.write(.x6, 4096)
         e.write(.vbarEL1, firstKernelVectors)
         guard let a = plan.arm64, a.relocation == .mmuOn, let layout = a.layout,
             let first = a.tables(named: "linear map"), let copy = a.tables(named: "linear-map copy"),
@@ -80,7 +82,9 @@ enum Arm64RunBackend: RunBackend {
                     "unmapped: arch_kexec_protect_crashkres made the loaded crash segments invalid in the first "
                         + "kernel's linear map; stamps into them cannot happen"))
             let stamps =
-                plan.scenario.kexec?.inject.filter { if case .flipSourceByte = $0 { return true } else { return false } }
+                plan.scenario.kexec?.inject.filter {
+                    if case .flipSourceByte = $0 { return true } else { return false }
+                }
                 .count ?? 0
             if stamps > 0 { ev.append(Evidence(.stampsBlocked, "\(stamps)")) }
         }

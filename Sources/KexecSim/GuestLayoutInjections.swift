@@ -87,7 +87,9 @@ extension GuestLayout {
         case .invalidOpcode:
             // An undefined instruction at purgatory's entry, in the page that will land there:
             // x86 ud2; arm64 udf #0 (an all-zero word).
-            guard let pi = plan.segments.firstIndex(where: \.isPurgatory), let entry = plan.purgatoryEntry else { return }
+            guard let pi = plan.segments.firstIndex(where: \.isPurgatory), let entry = plan.purgatoryEntry else {
+                return
+            }
             let off = entry.raw - plan.segments[pi].mem.raw
             let target = try sourceAddress(plan, segment: pi, offset: off, what: "invalid-opcode")
             let bytes: [UInt8] = plan.arm64 == nil ? [0x0f, 0x0b] : [0, 0, 0, 0]

@@ -8,14 +8,16 @@ import KexecModel
 /// (top byte ignored for data accesses when TBI0 / TBI1 is set); 4 KiB, 16 KiB and 64 KiB granules
 /// with their different TG0 / TG1 encodings; the start level from TxSZ and the granule; table,
 /// block and page descriptors (bits[1:0]); blocks only at the levels the granule allows (4K: L1,
-/// L2; 16K: L2; 64K: L2, and L1 with 52-bit output addresses); EPD0 / EPD1; output address size
+/// L2; 16K: L2; 64K: L2, and L1 on a CPU with 52-bit PARange); EPD0 / EPD1; output address size
 /// from TCR_EL1.IPS capped at the CPU's physical address size; the access flag (TCR_EL1.HA = 0:
 /// a clear AF faults); AP[2] and APTable[1] (read-only); PXN, PXNTable, WXN and the rule that a
 /// region writable at EL0 never executes at EL1. Accesses are privileged (EL1).
 ///
-/// 52 bits: with `physicalAddressBits == 52`, TCR_EL1.IPS = 0b110 and the 64 KiB granule, output
-/// and table addresses carry PA[51:48] in descriptor bits [15:12] and TTBR bits [5:2] (FEAT_LPA),
-/// and TxSZ may go down to 12 (52-bit VAs, FEAT_LVA). The 4K / 16K 52-bit scheme (FEAT_LPA2,
+/// 52 bits: on a CPU whose PARange is 52 bits (FEAT_LPA, `physicalAddressBits == 52`) with the
+/// 64 KiB granule, output and table addresses carry PA[51:48] in descriptor bits [15:12] and TTBR
+/// bits [5:2] and the level-1 block exists, whatever TCR_EL1.IPS says (the Arm ARM gates these on
+/// AArch64.PAMax(), the implemented PARange; IPS only bounds the output address, an address above
+/// it is an address size fault); TxSZ may go down to 12 (52-bit VAs, FEAT_LVA). The 4K / 16K 52-bit scheme (FEAT_LPA2,
 /// TCR_EL1.DS) is not modelled: DS is ignored.
 ///
 /// Out-of-range TxSZ values (CONSTRAINED UNPREDICTABLE) are clamped to the nearest legal value, and
@@ -185,7 +187,7 @@ public enum Arm64Walker {
         if r.disabled { return .failure(Fault(va: va, level: .l0, reason: .walkDisabled, ttbr: select)) }
 
         let g = r.granule
-        let lpa = g == .g64k && oaBits == 52
+        let lpa = g == .g64k && c.physicalAddressBits >= 52
         let start = g.startLevel(vaBits: inputBits)
         let ttbr = select == 1 ? c.ttbr1 : c.ttbr0
         // BADDR: TTBR[47:1] (and PA[51:48] in TTBR[5:2] under FEAT_LPA), aligned to the start table.

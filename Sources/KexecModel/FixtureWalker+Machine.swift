@@ -9,6 +9,7 @@ import Yams
 private let machineKeys = [
     "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
     "efi_system_table", "efi", "mem_limit", "crashkernel_protection", "kernel", "memblock_reserved", "log_buf_len",
+    "config", "dma_ranges_limit", "cpus",
 ]
 private let regionKeys = ["range", "start", "size", "type"]
 
@@ -33,6 +34,18 @@ extension Walker {
         if let n = f.value("paging") { machine.paging = try choice(n, f.field("paging"), PagingLevels.allCases) }
         if let n = f.value("hazards") { machine.hazards = try ranges(n, f.field("hazards")) }
         if let n = f.value("hotpluggable") { machine.hotpluggable = try ranges(n, f.field("hotpluggable")) }
+        if let n = f.value("config") { machine.config = try kernelConfig(n, f.field("config")) }
+        machine.laterReservations = imported?.memblockReserved ?? []
+        if let n = f.value("cpus") {
+            let c = try number(n, f.field("cpus"))
+            guard c >= 1, c <= 8192 else {
+                throw fail(n, f.field("cpus"), "cpus must be 1 to 8192 (NR_CPUS), found \(c)")
+            }
+            machine.cpus = Int(c)
+        }
+        if let n = f.value("dma_ranges_limit") {
+            machine.dmaRangesLimit = try address(n, f.field("dma_ranges_limit"))
+        }
         if let n = f.value("crashkernel") {
             machine.crashkernel = try text(n, f.field("crashkernel"), allowEmpty: false)
         }
@@ -98,6 +111,16 @@ extension Walker {
         case (let a?, nil): throw fail(a, f.field("config_tables"), "config_tables needs nr_tables")
         case (nil, let n?): throw fail(n, f.field("nr_tables"), "nr_tables needs config_tables")
         }
+    }
+
+    /// `config: { zone_dma: true, rodata_full: true }` (arm64); a key not given keeps Debian's value.
+    func kernelConfig(_ node: Node, _ field: String) throws(InputError) -> Arm64KernelConfig {
+        let m = try mapping(node, field, "a mapping { zone_dma, rodata_full }")
+        let f = try Fields(node, m, path: field, allowed: ["zone_dma", "rodata_full"], file: file)
+        var c = Arm64KernelConfig.debian
+        if let n = f.value("zone_dma") { c.zoneDma = try bool(n, f.field("zone_dma")) }
+        if let n = f.value("rodata_full") { c.rodataFull = try bool(n, f.field("rodata_full")) }
+        return c
     }
 
     /// `kernel: "6.1"` (X.Y, X.Y.Z or X.Y-rcN), no older than the oldest modelled version.

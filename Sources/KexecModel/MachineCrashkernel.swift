@@ -20,7 +20,8 @@ extension Machine {
     {
         guard let value = text ?? crashkernel else { return nil }
         return try Crashkernel.reserve(
-            value, in: memory, arch: CrashkernelArch.of(arch, dmaLimit: dmaZoneLimit),
+            value, in: memory,
+            arch: CrashkernelArch.of(arch, dmaLimit: dmaZoneLimit ?? (arch == .arm64 ? arm64DmaLimit : nil)),
             version: version ?? kernelVersion, early: earlyReservations)
     }
 

@@ -35,12 +35,13 @@ public struct X86Policy: Sendable, Equatable {
 }
 
 /// arm64: how relocate_kernel runs (`relocation`) and the first kernel's linear map
-/// (`linear_map: { granule, mappings }`).
+/// (`linear_map: { granule, mappings }`). `relocation` and `mappings` are overrides: nil means
+/// what the running kernel's version and config give (`Arm64Rules`).
 public struct Arm64Policy: Sendable, Equatable {
-    public var relocation: RelocationMode
+    public var relocation: RelocationMode?
     public var granule: Granule
-    public var mappings: Arm64MappingKind
-    public init(relocation: RelocationMode = .mmuOff, granule: Granule = .g4k, mappings: Arm64MappingKind = .blocks) {
+    public var mappings: Arm64MappingKind?
+    public init(relocation: RelocationMode? = nil, granule: Granule = .g4k, mappings: Arm64MappingKind? = nil) {
         self.relocation = relocation
         self.granule = granule
         self.mappings = mappings
@@ -52,8 +53,8 @@ public enum Policy: Sendable, Equatable {
     case x86_64(X86Policy)
     case arm64(Arm64Policy)
 
-    /// What a fixture without `policy:` gets: the running kernel's identity map with segments mapped; MMU-off relocation over
-    /// a 4k block linear map.
+    /// What a fixture without `policy:` gets: ram-2m with segments mapped; on arm64 a 4k granule,
+    /// relocation and linear-map mappings by the running kernel's version and config.
     public static func `default`(for arch: Arch) -> Policy {
         switch arch {
         case .x86_64: return .x86_64(X86Policy())

@@ -35,7 +35,8 @@ public struct Machine: Sendable {
     /// `mem=` limit of the first kernel: RAM above it is not direct-mapped (pfn_mapped).
     public var memLimit: ByteCount?
     public var paging: PagingLevels
-    public var crashkernelProtection: CrashkernelProtection = .none
+    /// arm64: nil means by the running kernel's version (`Arm64Rules.protection`).
+    public var crashkernelProtection: CrashkernelProtection?
     /// The running (first) kernel's version (`machine.kernel`, a log's banner, or `--kernel`);
     /// nil: the newest modelled (`kernelVersion`).
     public var kernel: KernelVersion?
@@ -46,6 +47,20 @@ public struct Machine: Sendable {
     public var crashkernelOrigin: CrashkernelOrigin = .none
     /// arm64: the DMA zone limit an imported log gives (the low limit of the reservation).
     public var dmaZoneLimit: PhysAddr?
+    /// arm64: the first kernel's config (`machine.config`), Debian's by default.
+    public var config: Arm64KernelConfig = .debian
+    /// Reservations memblock made after crashkernel= that an imported log names (CMA and DMA
+    /// pools, memblock=debug lines); with `earlyReservations` they make `memblockReserved`.
+    public var laterReservations: [AddressRange] = []
+    /// Ranges memblock.reserved held when kexec ran: what was reserved before crashkernel=
+    /// (`machine.memblock_reserved`, an imported log's image, initrd and log buffer) and after it
+    /// (CMA and pools an imported log names). kexec_file_load on arm64 places nothing there.
+    public var memblockReserved: [AddressRange] { earlyReservations.ranges + laterReservations }
+    /// arm64: the end (exclusive) of the CPU addresses the device tree's dma-ranges reach
+    /// (of_dma_get_max_cpu_address + 1, `machine.dma_ranges_limit`); nil: no dma-ranges limit.
+    public var dmaRangesLimit: PhysAddr?
+    /// Possible CPUs (`machine.cpus`): one PT_NOTE each in a crash load's ELF core header.
+    public var cpus: Int = 1
     public var source: String
 
     /// The version whose rules apply.

@@ -4,10 +4,11 @@ import KexecModel
 import Kimage
 import PageTables
 
-/// arm64 planning: the segments (kernel Image, initrd, DTB, purgatory) as the arm64 loaders place
-/// them (arch/arm64/kernel/kexec_image.c image_load, machine_kexec_file.c load_other_segments; or
-/// the user's kexec_load list), the kimage, and for MMU-on relocation the first kernel's linear
-/// map, its copy and the idmap of the control page (arch/arm64/kernel/machine_kexec.c,
+/// arm64 planning by the running kernel's version and config (`Arm64Rules`): the segments as the
+/// arm64 loaders place them (kexec_file_load: arch/arm64/kernel/kexec_image.c image_load and
+/// machine_kexec_file.c load_other_segments, no purgatory; kexec_load: the user's list plus
+/// kexec-tools' purgatory), the kimage, and for MMU-on relocation the first kernel's linear map,
+/// its copy and the idmap of the control page (arch/arm64/kernel/machine_kexec.c,
 /// arch/arm64/mm/trans_pgd.c).
 public enum Arm64Planner {
     static let kernelAlign = ByteCount.mib(2)
@@ -20,6 +21,10 @@ public enum Arm64Planner {
         }
     }
 
+    /// crashk_res: the crashkernel range crash loads go into (the highest one; crashk_low_res, the
+    /// low part of a `,high` reservation, lies below it and is never crash-load space).
+    static func crashkRes(_ m: Machine) -> AddressRange? { m.crashkernelRanges.max { $0.first < $1.first } }
+
     /// Plans an arm64 scenario; a load the kernel refuses is `.rejected`.
     static func plan(_ sc: Scenario) throws(PlanError) -> PlanOutcome {
         let t0 = Date()
@@ -28,25 +33,26 @@ public enum Arm64Planner {
             throw .input(InputError(file: sc.file, line: nil, field: "kexec", message: "a run needs a kexec section"))
         }
         guard let policy = sc.arm64Policy else { throw .policyMismatch(sc) }
-        let crash = machine.crashkernelRanges
+        let v = machine.kernelVersion
+        let granule = policy.granule
+        let pageSize = ByteCount(granule.size)
+        var rules = ruleSet(sc, policy: policy)
+        let crashAll = machine.crashkernelRanges
+        let crashk = crashkRes(machine).map { [$0] } ?? []
         let ram = machine.memory.usable.ranges
         let limits = ArchLimits.arm64
-        let blob = Arm64GuestCode.purgatory
-        let purgMemsz = ByteCount(blob.memorySize).alignedUp(kexecPageSize)!
-        var placer = Placer(ranges: req.type == .crash ? crash : ram, order: req.placement)
+        // kexec_walk_memblock: free memblock ranges only; a crash image only crashk_res.
+        var free = machine.freeMemblock
+        for r in crashAll { free.remove(r) }
+        var placer = Placer(ranges: req.type == .crash ? crashk : free.ranges, order: req.placement)
+        rules.append(placementRule(sc, free: free, crashk: crashk))
         var segments: [Segment] = []
         var kernelEntry = PhysAddr(0)
         var dtb = PhysAddr(0)
-        var initrdRange: AddressRange?
         var imageInfo: [(String, String)] = []
+        let withPurgatory = req.syscall == .kexecLoad
         func size(_ p: PayloadSpec?, _ field: String) throws(PlanError) -> ByteCount? {
-            guard let p else { return nil }
-            if p.file != nil {
-                throw .input(
-                    InputError(
-                        file: sc.file, line: nil, field: field + ".file",
-                        message: "a file needs kexec_file_load with a kernel Image file (kexec.kernel.file)"))
-            }
+            guard let p, p.file == nil else { return nil }
             guard let s = p.size, s.raw > 0, s.raw <= 8 << 30 else {
                 throw .input(
                     InputError(file: sc.file, line: nil, field: field + ".size", message: "size must be 1 byte to 8GiB")
@@ -54,74 +60,66 @@ public enum Arm64Planner {
             }
             return s
         }
-        let chosenBase = Dtb.Chosen(bootargs: req.cmdline, initrd: nil, usableMemory: req.type == .crash ? crash : [])
+        // drivers/of/kexec.c: usable-memory-range is crashk_res, then crashk_low_res.
+        let usable = req.type == .crash ? crashk + crashAll.filter { !crashk.contains($0) } : []
+        let chosen = Dtb.Chosen(bootargs: req.cmdline, usableMemory: usable, seeds: true)
         do {
             switch req.syscall {
-            case .kexecFileLoad where req.kernel?.file != nil:
-                // A real Image file: image_load's placement (Arm64ImageLoad.swift).
-                let path = req.kernel?.file ?? ""
-                let file = try RealImages.readFile(path, field: "kexec.kernel.file", scenario: sc)
+            case .kexecFileLoad:
+                let kernel: KernelSource
+                if let path = req.kernel?.file {
+                    kernel = .file(
+                        path: path, bytes: try RealImages.readFile(path, field: "kexec.kernel.file", scenario: sc))
+                } else if let k = try size(req.kernel, "kexec.kernel") {
+                    kernel = .synthetic(k)
+                } else {
+                    throw PlanError.input(
+                        InputError(
+                            file: sc.file, line: nil, field: "kexec.kernel", message: "kexec_file_load needs a kernel"))
+                }
                 var initrd: InitrdSource?
                 if let ipath = req.initrd?.file {
                     initrd = .file(path: ipath, bytes: try RealImages.readInitrd(ipath, scenario: sc))
                 } else if let i = try size(req.initrd, "kexec.initrd") {
                     initrd = .size(i)
                 }
+                let hdr =
+                    req.type == .crash
+                    ? elfcorehdrSize(memory: machine.memory, crash: crashAll, cpus: machine.cpus) : nil
                 let load = try loadImage(
-                    path: path, file: file, initrd: initrd, chosen: chosenBase, memory: machine.memory,
-                    crashRegions: req.type == .crash ? crash : nil, placer: &placer)
-                segments.append(load.kernel)
-                if let h = load.elfcorehdr { segments.append(h) }
-                if let i = load.initrd {
-                    segments.append(i)
-                    initrdRange = AddressRange(start: i.mem, size: i.bufsz)
-                }
-                segments.append(load.dtb)
+                    kernel: kernel, initrd: initrd, chosen: chosen, memory: machine.memory, elfcorehdrSize: hdr,
+                    pageSize: pageSize, placer: &placer)
+                segments = [load.kernel] + [load.elfcorehdr, load.initrd].compactMap { $0 } + [load.dtb]
                 kernelEntry = load.entry
                 dtb = load.dtb.mem
                 imageInfo = load.evidence
-            case .kexecFileLoad:
-                guard let k = try size(req.kernel, "kexec.kernel") else {
-                    throw PlanError.input(
-                        InputError(
-                            file: sc.file, line: nil, field: "kexec.kernel", message: "kexec_file_load needs a kernel"))
-                }
-                let kMemsz = k.alignedUp(kexecPageSize)!
-                let bufMin = ram.first?.first ?? PhysAddr(0)
-                let kAt = try placer.place(
-                    BufferRequest(role: .kernel, memsz: kMemsz, align: kernelAlign, bufMin: bufMin))
-                segments.append(Segment(role: .kernel, mem: kAt, memsz: kMemsz, bytes: [], bufsz: k))
-                kernelEntry = kAt
-                if let i = try size(req.initrd, "kexec.initrd") {
-                    let iMemsz = i.alignedUp(kexecPageSize)!
-                    let iAt = try placer.place(
-                        BufferRequest(role: .initrd, memsz: iMemsz, align: kexecPageSize, bufMin: bufMin))
-                    segments.append(Segment(role: .initrd, mem: iAt, memsz: iMemsz, bytes: [], bufsz: i))
-                    initrdRange = AddressRange(start: iAt, size: i)
-                }
-                // The DTB's size does not depend on the addresses in it (fixed-width cells).
-                var chosen = chosenBase
-                chosen.initrd = initrdRange
-                let dtbSize = ByteCount(UInt64(Dtb.build(memory: machine.memory, chosen: chosen).count))
-                let dMemsz = dtbSize.alignedUp(kexecPageSize)!
-                dtb = try placer.place(BufferRequest(role: .dtb, memsz: dMemsz, align: kexecPageSize, bufMin: bufMin))
-                segments.append(Segment(role: .dtb, mem: dtb, memsz: dMemsz, bytes: [], bufsz: dtbSize))
             case .kexecLoad:
+                if let bad = req.segments.first(where: {
+                    $0.mem.raw % pageSize.raw != 0 || $0.memsz.raw % pageSize.raw != 0
+                }),
+                    pageSize != kexecPageSize
+                {
+                    throw Rejection(
+                        .EADDRNOTAVAIL, check: "sanity_check_segment_list",
+                        "\(bad.name): mem \(bad.mem) or memsz \(bad.memsz) is not a multiple of PAGE_SIZE \(pageSize)")
+                }
                 segments = try RealImages.userSegments(
-                    req, machine: machine, crash: crash, limits: limits, placer: &placer)
+                    req, machine: machine, crash: crashk, limits: limits, placer: &placer)
                 kernelEntry = req.entry ?? (req.segments.first?.mem ?? PhysAddr(0))
                 dtb = segments.first { $0.role == .dtb }?.mem ?? PhysAddr(0)
+                // kexec-tools brings its own purgatory, in a hole of its own.
+                let blob = Arm64GuestCode.purgatory
+                let memsz = ByteCount(blob.memorySize).alignedUp(pageSize)!
+                let at = try placer.place(
+                    BufferRequest(
+                        role: .purgatory, memsz: memsz, align: pageSize, bufMin: ram.first?.first ?? PhysAddr(0)))
+                segments.append(
+                    Segment(
+                        role: .purgatory, mem: at, memsz: memsz, bytes: [], bufsz: ByteCount(UInt64(blob.bytes.count))))
             }
-            let pAt = try placer.place(
-                BufferRequest(
-                    role: .purgatory, memsz: purgMemsz, align: kexecPageSize, bufMin: ram.first?.first ?? PhysAddr(0)))
-            segments.append(
-                Segment(
-                    role: .purgatory, mem: pAt, memsz: purgMemsz, bytes: [],
-                    bufsz: ByteCount(UInt64(blob.bytes.count))))
             try SanityCheck.check(
                 segments: segments, syscall: req.syscall, type: req.type, totalRAM: machine.memory.totalRAM,
-                crashRegions: crash, limits: limits)
+                crashRegions: crashk, limits: limits)
         } catch let r as Rejection {
             return .rejected(r, sc)
         } catch let e as PlanError {
@@ -130,45 +128,52 @@ public enum Arm64Planner {
             throw .unsupported("\(error)")
         }
         for i in segments.indices where !segments[i].isPurgatory && segments[i].bytes.isEmpty {
-            if segments[i].role == .dtb && req.syscall == .kexecFileLoad {
-                var chosen = chosenBase
-                chosen.initrd = initrdRange
-                segments[i].bytes = Dtb.build(memory: machine.memory, chosen: chosen)
-            } else {
-                segments[i].bytes = Payload.synthetic(name: segments[i].name, size: Int(segments[i].bufsz.raw))
+            segments[i].bytes = Payload.synthetic(name: segments[i].name, size: Int(segments[i].bufsz.raw))
+        }
+        let sealed: Planner.Sealed
+        if withPurgatory {
+            // Same purgatory_data layout as x86_64, with the DTB where x86 keeps boot_params.
+            switch try Planner.seal(
+                &segments, blob: Arm64GuestCode.purgatory, purgatoryStart: Arm64GuestCode.Purgatory.purgatoryStart,
+                entry: kernelEntry, entryArg: dtb, request: req, ram: free.ranges, crash: crashk)
+            {
+            case .failure(let r): return .rejected(r, sc)
+            case .success(let s): sealed = s
+            }
+        } else {
+            switch sealWithoutPurgatory(segments, entry: kernelEntry, type: req.type, ram: free.ranges, crash: crashk) {
+            case .failure(let r): return .rejected(r, sc)
+            case .success(let s): sealed = s
             }
         }
-        // Same purgatory_data layout as x86_64, with the DTB where x86 keeps boot_params.
-        let sealed: Planner.Sealed
-        switch try Planner.seal(
-            &segments, blob: blob, purgatoryStart: Arm64GuestCode.Purgatory.purgatoryStart, entry: kernelEntry,
-            entryArg: dtb, request: req, ram: ram, crash: crash)
-        {
-        case .failure(let r): return .rejected(r, sc)
-        case .success(let s): sealed = s
-        }
         var kimage = sealed.kimage
-        let (digest, stored, purgEntry) = (sealed.digest, sealed.stored, sealed.start)
-        let pi = segments.firstIndex { $0.isPurgatory }!
         let box = sealed.allocator
+        let (relocation, _) = Arm64Rules.relocation(version: v, type: req.type, override: policy.relocation)
+        let (scope, _) = Arm64Rules.linearMap(
+            version: v, config: machine.config, crashkernel: !crashAll.isEmpty, override: policy.mappings)
+        let (protection, _) = Arm64Rules.protection(version: v, override: machine.crashkernelProtection)
+        // The first kernel's linear map covers the RAM it booted with (mem= trims it).
+        var linear = RangeSet(ram)
+        if let lim = machine.memLimit, let cut = AddressRange(first: PhysAddr(lim.raw), last: PhysAddr(.max)) {
+            linear.remove(cut)
+        }
+        let layout = Arm64Layout(ram: linear.ranges, granule: granule, vaBits: Arm64Rules.vaBits(granule))
+        let mappings: Arm64Mappings = scope == .wholeMapBasePages ? .basePages : .blocks
+        let regionPages = scope == .regionBasePages ? crashAll : []
+        let linearCost = firstKernelLinearMapCost(
+            ram: linear.ranges, scope: scope, region: regionPages, granule: granule, layout: layout)
+        if let i = rules.firstIndex(where: { $0.name == "linear_map" }) { rules[i].choice += "; " + linearCost }
         var tables: [Arm64Plan.NamedTables] = []
-        var layout: Arm64Layout?
         let zero: PhysAddr
         do {
             zero = try box.next()
-            if policy.relocation == .mmuOn {
-                let granule = policy.granule
-                let mappings: Arm64Mappings = policy.mappings == .blocks ? .blocks : .basePages
-                // The first kernel's linear map covers the RAM it booted with (mem= trims it).
-                var linear = RangeSet(ram)
-                if let lim = machine.memLimit, let cut = AddressRange(first: PhysAddr(lim.raw), last: PhysAddr(.max)) {
-                    linear.remove(cut)
-                }
-                let l = Arm64Layout(ram: linear.ranges, granule: granule)
-                layout = l
+            if relocation == .mmuOn {
                 let alloc = { () throws -> PhysAddr in try box.aligned(granule.size) }
+                // Region-only base pages change leaf sizes inside the region only, which a normal load
+                // never copies to or from: the copy is built with blocks there (the cost evidence
+                // counts the real shape).
                 let first = try Arm64LinearMap.build(
-                    ram: linear.ranges, granule: granule, mappings: mappings, layout: l, allocate: alloc)
+                    ram: linear.ranges, granule: granule, mappings: mappings, layout: layout, allocate: alloc)
                 let copy = try Arm64LinearMap.copy(first, allocate: alloc)
                 let idmap = try Arm64LinearMap.identityMapPage(kimage.controlPage, granule: granule, allocate: alloc)
                 tables = [
@@ -182,12 +187,59 @@ public enum Arm64Planner {
             throw .unsupported("arm64 tables: \(error)")
         }
         kimage.extraControlPages = box.handed
-        return .planned(
-            Plan(
-                scenario: sc, segments: segments, kimage: kimage, kernelEntry: kernelEntry, entryArgument: dtb,
-                purgatoryBase: segments[pi].mem, purgatoryEntry: purgEntry, digest: digest, storedDigest: stored,
-                crashRegions: crash, planSeconds: Date().timeIntervalSince(t0), imageInfo: imageInfo,
-                arch: .arm64(
-                    Arm64Plan(tables: tables, layout: layout, zeroPage: zero, relocation: policy.relocation))))
+        let pi = segments.firstIndex { $0.isPurgatory }
+        var arm = Arm64Plan(
+            tables: tables, layout: relocation == .mmuOn ? layout : nil, zeroPage: zero, relocation: relocation)
+        arm.protection = req.type == .crash && !crashAll.isEmpty ? protection : .none
+        arm.pageSize = pageSize
+        arm.firstKernelLinearMap = linearCost
+        var plan = Plan(
+            scenario: sc, segments: segments, kimage: kimage, kernelEntry: kernelEntry, entryArgument: dtb,
+            purgatoryBase: pi.map { segments[$0].mem }, purgatoryEntry: pi == nil ? nil : sealed.start,
+            digest: sealed.digest, storedDigest: sealed.stored, crashRegions: crashk,
+            planSeconds: Date().timeIntervalSince(t0), imageInfo: imageInfo, arch: .arm64(arm))
+        plan.rules = rules
+        return .planned(plan)
+    }
+
+    /// A kexec_file_load kimage without purgatory: kimage->start is the kernel's entry, which the
+    /// relocation routine (or cpu_soft_restart) branches to with x0 = DTB. The digest is computed
+    /// for the evidence only: nothing checks it.
+    static func sealWithoutPurgatory(
+        _ segments: [Segment], entry: PhysAddr, type: ImageType, ram: [AddressRange], crash: [AddressRange]
+    ) -> Result<Planner.Sealed, Rejection> {
+        let (digest, _) = Planner.segmentsDigest(segments)
+        do {
+            let (kimage, allocator) = try KimageBuilder.build(
+                segments: segments, type: type, startAddress: entry, freeRAM: ram, crashRegions: crash)
+            return .success(
+                Planner.Sealed(
+                    kimage: kimage, allocator: AllocatorBox(allocator), start: entry, digest: digest, stored: digest))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Table pages of the first kernel's own linear map under its rule, against blocks.
+    static func firstKernelLinearMapCost(
+        ram: [AddressRange], scope: Arm64Rules.LinearMapScope, region: [AddressRange], granule: Granule,
+        layout: Arm64Layout
+    ) -> String {
+        let blocks = Arm64LinearMap.cost(ram: ram, granule: granule, mappings: .blocks, layout: layout)
+        let cost: Arm64TableCost
+        let what: String
+        switch scope {
+        case .wholeMapBasePages:
+            cost = Arm64LinearMap.cost(ram: ram, granule: granule, mappings: .basePages, layout: layout)
+            what = "whole-map base pages"
+        case .regionBasePages:
+            cost = Arm64LinearMap.cost(ram: ram, protected: region, granule: granule, mappings: .blocks, layout: layout)
+            what = "base pages over the crashkernel region"
+        case .blocks:
+            cost = blocks
+            what = "blocks"
+        }
+        return "\(cost.pages) pages (\(formatSize(cost.bytes))), \(what); \(blocks.pages) pages "
+            + "(\(formatSize(blocks.bytes))) with blocks"
     }
 }

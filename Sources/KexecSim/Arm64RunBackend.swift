@@ -24,6 +24,8 @@ enum Arm64RunBackend: RunBackend {
         e.write(.x0, plan.kimage.head)
         e.write(.x1, startAddress.raw)
         e.write(.x2, plan.entryArgument.raw)
+        // The kimage's pages: KimageBuilder still builds its list in 4 KiB pages (placement and
+        // alignment already follow PAGE_SIZE = granule, `Arm64Plan.pageSize`).
         e.write(.x6, 4096)
         e.write(.vbarEL1, firstKernelVectors)
         guard let a = plan.arm64, a.relocation == .mmuOn, let layout = a.layout,
@@ -69,25 +71,21 @@ enum Arm64RunBackend: RunBackend {
     }
 
     static func landedExtras(plan: Plan) -> [Evidence] {
-        let sc = plan.scenario
         var ev: [Evidence] = []
-        if sc.machine.crashkernelProtection == .unmapped && !plan.crashRegions.isEmpty, let p = sc.arm64Policy {
-            let g = p.granule
-            let m: Arm64Mappings = p.mappings == .blocks ? .blocks : .basePages
-            let ram = sc.machine.memory.usable.ranges
-            let l = Arm64Layout(ram: ram, granule: g)
-            let open = Arm64LinearMap.cost(ram: ram, granule: g, mappings: m, layout: l)
-            let guarded = Arm64LinearMap.cost(
-                ram: ram, protected: plan.crashRegions, granule: g, mappings: m, layout: l)
+        if let a = plan.arm64, let cost = a.firstKernelLinearMap {
+            ev.append(Evidence(key: .tableCost("first_kernel_linear_map"), value: cost))
+        }
+        if plan.kimage.type == .crash && plan.arm64?.protection == .unmapped {
             ev.append(
                 Evidence(
                     .crashkernelProtection,
-                    "unmapped: the first kernel's linear map costs \(guarded.pages) pages (\(formatSize(guarded.bytes))) "
-                        + "instead of \(open.pages) (\(formatSize(open.bytes))); stamps into the region cannot happen"
-                ))
+                    "unmapped: arch_kexec_protect_crashkres made the loaded crash segments invalid in the first "
+                        + "kernel's linear map; stamps into them cannot happen"))
             let stamps =
-                sc.kexec?.inject.filter { if case .flipSourceByte = $0 { return true } else { return false } }.count
-                ?? 0
+                plan.scenario.kexec?.inject.filter {
+                    if case .flipSourceByte = $0 { return true } else { return false }
+                }
+                .count ?? 0
             if stamps > 0 { ev.append(Evidence(.stampsBlocked, "\(stamps)")) }
         }
         for t in plan.arm64?.tables ?? [] {

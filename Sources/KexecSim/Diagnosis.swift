@@ -23,8 +23,9 @@ struct Diagnosis<B: RunBackend> {
             return off == best.value ? best.key : "\(best.key)+\(hex(off - best.value))"
         }
         if let off = B.relocationOffset(pc, plan: plan) { return "relocate_kernel: " + sym(B.relocateKernel, off) }
-        let pb = plan.purgatoryBase.raw
-        if pc >= pb && pc - pb < B.purgatory.memorySize { return "purgatory: " + sym(B.purgatory, pc - pb) }
+        if let pb = plan.purgatoryBase?.raw, pc >= pb && pc - pb < B.purgatory.memorySize {
+            return "purgatory: " + sym(B.purgatory, pc - pb)
+        }
         if pc == plan.kernelEntry.raw { return "next kernel entry" }
         return "no known routine"
     }

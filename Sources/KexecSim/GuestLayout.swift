@@ -183,7 +183,8 @@ final class GuestLayout {
             // nx-start: the identity map's leaf over the start address gets the NX bit (after the
             // tables are in memory, before they are snapshotted as pages that must not change).
             if plan.scenario.kexec?.inject.contains(.nxStart) == true {
-                try l.setNX(over: plan.purgatoryEntry, root: x.tables.root, levels: plan.scenario.machine.paging.levels)
+                try l.setNX(
+                    over: plan.kimage.startAddress, root: x.tables.root, levels: plan.scenario.machine.paging.levels)
             }
             // The control page's stack (top of the page) is scratch: keep code + page list only.
             protectedControl = Int(X86_64GuestCode.pageListOffset) + 32

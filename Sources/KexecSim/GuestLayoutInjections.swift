@@ -14,7 +14,7 @@ extension GuestLayout {
         let sc = plan.scenario
         // arm64 with the crashkernel region unmapped from the first kernel's linear map
         // (arch_kexec_protect_crashkres): a crash image cannot be stamped.
-        let shielded = k.type == .crash && sc.machine.arch == .arm64 && sc.machine.crashkernelProtection == .unmapped
+        let shielded = k.type == .crash && plan.arm64?.protection == .unmapped
         for inj in sc.kexec?.inject ?? [] {
             guard case .flipSourceByte(let name, let offset) = inj, !shielded else { continue }
             // The fixture names the segment by its label; the first segment with that label.
@@ -87,8 +87,10 @@ extension GuestLayout {
         case .invalidOpcode:
             // An undefined instruction at purgatory's entry, in the page that will land there:
             // x86 ud2; arm64 udf #0 (an all-zero word).
-            guard let pi = plan.segments.firstIndex(where: \.isPurgatory) else { return }
-            let off = plan.purgatoryEntry.raw - plan.segments[pi].mem.raw
+            guard let pi = plan.segments.firstIndex(where: \.isPurgatory), let entry = plan.purgatoryEntry else {
+                return
+            }
+            let off = entry.raw - plan.segments[pi].mem.raw
             let target = try sourceAddress(plan, segment: pi, offset: off, what: "invalid-opcode")
             let bytes: [UInt8] = plan.arm64 == nil ? [0x0f, 0x0b] : [0, 0, 0, 0]
             guard mem.write(target, bytes) else { throw Failure.memory("inject invalid-opcode") }

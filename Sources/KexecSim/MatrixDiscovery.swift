@@ -159,9 +159,10 @@ public enum MatrixPlanner {
     }
 
     /// An arm64 fixture's policy as one label, "relocation granule mappings": "mmu-on 4k blocks",
-    /// "mmu-off 64k base-pages" (the label `run` reports for it).
+    /// "mmu-off 64k base-pages" (the label `run` reports for it; a rule left to the kernel's
+    /// version is "auto" here, `Scenario.policyLabel` resolves it).
     public static func arm64PolicyLabel(_ p: Arm64Policy) -> String {
-        "\(p.relocation.rawValue) \(p.granule.rawValue) \(p.mappings.rawValue)"
+        "\(p.relocation?.rawValue ?? "auto") \(p.granule.rawValue) \(p.mappings?.rawValue ?? "auto")"
     }
 
     /// Every fixture × policy (x86_64), or once under its own policy (arm64): loads each fixture

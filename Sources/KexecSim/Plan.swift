@@ -13,8 +13,10 @@ public struct Plan: Sendable {
     /// The argument the next kernel is entered with: x86_64 rsi = boot_params, arm64 x0 = DTB
     /// (0 when there is none).
     public var entryArgument: PhysAddr
-    public var purgatoryBase: PhysAddr
-    public var purgatoryEntry: PhysAddr
+    /// Where purgatory is loaded and entered; nil when the load has none (arm64 kexec_file_load:
+    /// the relocation routine enters the kernel itself).
+    public var purgatoryBase: PhysAddr?
+    public var purgatoryEntry: PhysAddr?
     public var digest: [UInt8]
     public var storedDigest: [UInt8]
     public var crashRegions: [AddressRange]
@@ -72,6 +74,14 @@ public struct Arm64Plan: Sendable {
     public var layout: Arm64Layout?
     public var zeroPage: PhysAddr
     public var relocation: RelocationMode
+    /// Whether the first kernel unmapped the loaded crash segments from its linear map
+    /// (arch_kexec_protect_crashkres, up to v6.3): stamps into them cannot happen.
+    public var protection: CrashkernelProtection = .none
+    /// PAGE_SIZE of the running kernel: the granule.
+    public var pageSize: ByteCount = kexecPageSize
+    /// What the first kernel's own linear map costs in table pages under the linear-map rule,
+    /// against blocks: "2054 pages (8MiB), whole-map base pages; 2 pages (8KiB) with blocks".
+    public var firstKernelLinearMap: String?
 
     public func tables(named name: String) -> Arm64Tables? { tables.first { $0.name == name }?.tables }
 }
@@ -106,7 +116,7 @@ extension Scenario {
     public var policyLabel: String {
         switch policy {
         case .x86_64(let p): return p.identityMap.rawValue
-        case .arm64(let p): return MatrixPlanner.arm64PolicyLabel(p)
+        case .arm64: return MatrixPlanner.arm64PolicyLabel(effectiveArm64Policy ?? Arm64Policy())
         }
     }
 }

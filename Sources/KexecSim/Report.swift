@@ -92,7 +92,7 @@ public enum Report {
                 "  \(s.name.padding(toLength: 12, withPad: " ", startingAt: 0)) mem \(hex16(s.mem.raw))  memsz \(formatSize(s.memsz.raw).padding(toLength: 8, withPad: " ", startingAt: 0)) bufsz \(s.bufsz.raw)\n"
         }
         out +=
-            "entry \(hex(p.kernelEntry.raw)), purgatory start \(hex(k.startAddress.raw)), \(p.arm64 == nil ? "boot_params" : "dtb (x0)") \(hex(p.entryArgument.raw))\n"
+            "entry \(hex(p.kernelEntry.raw)), \(p.purgatoryEntry == nil ? "start (no purgatory)" : "purgatory start") \(hex(k.startAddress.raw)), \(p.arm64 == nil ? "boot_params" : "dtb (x0)") \(hex(p.entryArgument.raw))\n"
         out +=
             "control page \(hex(k.controlPage.raw)), swap page \(k.swapPage.map { hex($0.raw) } ?? "none"), \(k.extraControlPages.count) page-table pages\n"
         let entries = k.listEntries

@@ -59,8 +59,9 @@ public enum Runner {
         let e: Engine<B.Arch>
         do {
             e = try Engine<B.Arch>(memory: mem)
-            let spin = plan.purgatoryBase.raw + B.mismatchSpinOffset
-            try e.stop(at: VirtAddr(spin), name: "sha256_mismatch_spin")
+            if let base = plan.purgatoryBase {
+                try e.stop(at: VirtAddr(base.raw + B.mismatchSpinOffset), name: "sha256_mismatch_spin")
+            }
         } catch {
             return result(Verdict(kind: .halt, summary: "engine: \(error)"))
         }
@@ -72,7 +73,7 @@ public enum Runner {
             else { return nil }
             return chunk.pageTrimmed()
         }
-        var startAddress = plan.purgatoryEntry
+        var startAddress = plan.kimage.startAddress
         for case .startAddress(let a) in sc.kexec?.inject ?? [] { startAddress = a }
         let start = B.prepare(e, plan: plan, startAddress: startAddress)
         // The relocation routine's instructions are counted when asked, or when the payload is
@@ -88,26 +89,30 @@ public enum Runner {
 
         let budget = sc.budget ?? 0
         let timeoutUs = UInt64(max(0.001, options.timeoutSeconds) * 1e6)
-        // Phase 1: relocation, up to purgatory's entry.
+        // Phase 1: relocation, up to purgatory's entry (or the kernel's, when there is no purgatory).
         var t = Date()
-        let r1 = e.run(from: start, until: VirtAddr(plan.purgatoryEntry.raw), budget: budget, timeoutMicros: timeoutUs)
+        let r1 = e.run(
+            from: start, until: VirtAddr((plan.purgatoryEntry ?? plan.kernelEntry).raw), budget: budget,
+            timeoutMicros: timeoutUs)
         stats.relocationSeconds = Date().timeIntervalSince(t)
         stats.relocationInstructions = e.instructionsExecuted
         if !options.countInstructions { e.disableInstructionCounting() }
         var stop = r1
-        // Phase 2: purgatory, up to the next kernel's entry.
+        // Phase 2: purgatory, up to the next kernel's entry (none on arm64 kexec_file_load).
         if case .reached = r1 {
             // The first kernel writes where it should not while the relocation runs (injected).
             for case .firstKernelWrite(let a) in sc.kexec?.inject ?? [] {
                 if let p = mem.pointer(a, length: 1) { p.storeBytes(of: p.load(as: UInt8.self) ^ 0xff, as: UInt8.self) }
             }
-            t = Date()
-            stop = e.run(
-                from: VirtAddr(plan.purgatoryEntry.raw), until: VirtAddr(plan.kernelEntry.raw), budget: budget,
-                timeoutMicros: timeoutUs)
-            stats.purgatorySeconds = Date().timeIntervalSince(t)
-            if options.countInstructions, let total = e.instructionsExecuted, let r = stats.relocationInstructions {
-                stats.purgatoryInstructions = total - r
+            if let purgatoryEntry = plan.purgatoryEntry {
+                t = Date()
+                stop = e.run(
+                    from: VirtAddr(purgatoryEntry.raw), until: VirtAddr(plan.kernelEntry.raw), budget: budget,
+                    timeoutMicros: timeoutUs)
+                stats.purgatorySeconds = Date().timeIntervalSince(t)
+                if options.countInstructions, let total = e.instructionsExecuted, let r = stats.relocationInstructions {
+                    stats.purgatoryInstructions = total - r
+                }
             }
         }
         stats.tlbFills = e.tlbFills
@@ -115,7 +120,7 @@ public enum Runner {
         t = Date()
         let d = Diagnosis<B>(plan: plan, engine: e, layout: layout, options: options)
         var v = d.verdict(for: stop)
-        if v.kind == .landed, let arm64 = sc.arm64Policy, let n = stats.relocationInstructions {
+        if v.kind == .landed, let arm64 = plan.arm64, let n = stats.relocationInstructions {
             v.evidence.append(Evidence(.relocationInstructions, "\(n) (\(arm64.relocation.rawValue))"))
         }
         // Phase 3: the next kernel's first reads, through the tables it is entered with.

@@ -196,7 +196,7 @@ struct FixtureDecoderTests {
             """
         let s = try decodeResult(yaml).get()
         #expect(s.machine.arch == .arm64)
-        #expect(s.policy == .arm64(Arm64Policy(relocation: .mmuOff, granule: .g4k, mappings: .blocks)))
+        #expect(s.policy == .arm64(Arm64Policy(relocation: nil, granule: .g4k, mappings: nil)))
         let k = try #require(s.kexec)
         #expect(k.syscall == .kexecLoad)
         #expect(k.kernel == nil)

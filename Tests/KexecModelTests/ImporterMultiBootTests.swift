@@ -35,11 +35,14 @@ struct ImporterMultiBootTests {
         #expect(m.crashkernelRanges == [rng(0xdfe0_0000, 0xefdf_ffff)])
         #expect(m.crashkernelLines.map(\.number) == [12])
         #expect(m.dmaZoneLimit == PhysAddr(1 << 32))
+        // `cma: Reserved 32 MiB at 0x00000000fc000000`: never kexec_file_load space.
+        #expect(m.memblockReserved == [rng(0xfc00_0000, 0xfdff_ffff)])
         #expect(
             m.notes == [
                 "the log holds 2 boots; boot 1 (lines 1–32, Linux 6.6.30) is imported",
                 "lines 33–51 belong to boot 2 (kdump kernel, Linux 6.6.30); not imported; use --boot 2",
                 "line 20: Initmem setup node 0 [mem 0x0000000040000000-0x000000013fffffff]",
+                "line 21: memblock reserved [0x00000000fc000000-0x00000000fdffffff]",
                 "zone DMA: [0x0000000040000000-0x00000000ffffffff]",
                 "zone DMA32: empty",
                 "zone Normal: [0x0000000100000000-0x000000013fffffff]",

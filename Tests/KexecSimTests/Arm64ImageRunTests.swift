@@ -104,12 +104,13 @@ import Testing
         let h = try #require(segs.first { $0.role == .elfcorehdr })
         let dtb = try #require(segs.first { $0.role == .dtb })
         // Kernel at the region's start + text_offset; the header in the region's last 64 KiB block,
-        // 64 + 56 × (2 RAM ranges outside the region, below and above it, + 2) = 288 bytes.
+        // 64 + 56 × (1 CPU note + vmcoreinfo + 2 RAM ranges outside the region + kernel text) = 344
+        // bytes, rounded up to ELF_CORE_HEADER_ALIGN: 4096.
         #expect(k.mem == PhysAddr(0xe008_0000))
-        #expect(h.mem == PhysAddr(0xefff_0000) && h.bufsz == ByteCount(64 + 56 * 4))
+        #expect(h.mem == PhysAddr(0xefff_0000) && h.bufsz == ByteCount(4096))
         let chosen = try #require(try Fdt.decode(dtb.bytes).root.child("chosen"))
         // Two 64-bit cells each: address, size.
-        #expect(chosen.property("linux,elfcorehdr")?.value == FdtProperty.ranges("", [(0xefff_0000, 288)]).value)
+        #expect(chosen.property("linux,elfcorehdr")?.value == FdtProperty.ranges("", [(0xefff_0000, 4096)]).value)
         #expect(
             chosen.property("linux,usable-memory-range")?.value
                 == FdtProperty.ranges("", [(0xe000_0000, 0x1000_0000)]).value)

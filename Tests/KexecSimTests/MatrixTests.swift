@@ -159,7 +159,9 @@ final class XMLCollector: NSObject, XMLParserDelegate {
             worker.arguments(for: jobs[2]) == [
                 "run", jobs[2].fixturePath, "--policy", "ram-2m", "--json", "--timeout", "4.000",
             ])
-        #expect(MatrixPlanner.arm64PolicyLabel(Arm64Policy()) == "mmu-off 4k blocks")
+        #expect(MatrixPlanner.arm64PolicyLabel(Arm64Policy()) == "auto 4k auto")
+        #expect(
+            MatrixPlanner.arm64PolicyLabel(Arm64Policy(relocation: .mmuOff, mappings: .blocks)) == "mmu-off 4k blocks")
         // The label is a row of the table and a JUnit testcase name.
         let rs = jobs.map {
             MatrixRunResult(job: $0, status: .passed, verdict: "landed", summary: "ok", matches: true, elapsed: 1)
@@ -210,7 +212,8 @@ final class XMLCollector: NSObject, XMLParserDelegate {
         let jobs = MatrixPlanner.jobs(fixtures: files, policies: .all, base: TestPaths.repo)
         #expect(jobs.count == 2)
         #expect(jobs[0].skipReason == nil && jobs[0].expected?.verdict == .landed)
-        #expect(jobs[0].policy == "mmu-off 4k blocks")
+        // No policy: the newest modelled kernel's rules with Debian's config (MMU on, rodata=full).
+        #expect(jobs[0].policy == "mmu-on 4k base-pages")
         #expect(jobs[1].skipReason == "a machine fixture (no kexec section): nothing to run")
         #expect(MatrixPlanner.jobs(fixtures: files, arch: .x86_64, policies: .all, base: TestPaths.repo).count == 1)
         let r = MatrixWorker(executable: "/nonexistent").run(jobs[1])

@@ -64,7 +64,11 @@ private func dtbError(_ blob: [UInt8]) -> DtbError? {
         #expect(be32(blob, 24) == 16)
 
         let fdt = try Dtb.read(blob)
-        #expect(fdt.reservations.isEmpty)
+        // /memreserve/ for the ELF core header, then the initrd (drivers/of/kexec.c fdt_add_mem_rsv).
+        #expect(
+            fdt.reservations == [
+                FdtReservation(address: 0x7000_0000, size: 0x1000), FdtReservation(address: 0x4800_0000, size: 0x3000),
+            ])
         #expect(fdt.root.name == "")
         #expect(fdt.root.property("compatible")?.stringValue == "linux,dummy-virt")
         #expect(fdt.root.property("#address-cells")?.u32Value == 2)
@@ -74,7 +78,7 @@ private func dtbError(_ blob: [UInt8]) -> DtbError? {
         let chosen = try #require(fdt.root.node(at: "/chosen"))
         #expect(
             chosen.properties.map(\.name) == [
-                "bootargs", "linux,initrd-start", "linux,initrd-end", "linux,elfcorehdr", "linux,usable-memory-range",
+                "linux,elfcorehdr", "linux,usable-memory-range", "bootargs", "linux,initrd-start", "linux,initrd-end",
             ])
         #expect(chosen.property("bootargs")?.stringValue == "console=ttyAMA0 root=/dev/vda")
         #expect(chosen.property("linux,initrd-start")?.u64Value == 0x4800_0000)

@@ -2,7 +2,10 @@
 /// an arm64 kernel reads it at boot (drivers/of/fdt.c):
 ///
 /// - reg entries are #address-cells + #size-cells big-endian u32 cells, the root's counts (defaults
-///   2 and 1, Devicetree Specification 2.3.5);
+///   1 and 1, as Linux reads a root without them: OF_ROOT_NODE_ADDR_CELLS_DEFAULT and
+///   OF_ROOT_NODE_SIZE_CELLS_DEFAULT are 1 in drivers/of/of_private.h (2 address cells only on
+///   SPARC), read in mainline 6.x; the Devicetree Specification's default of 2 address cells is
+///   not what the kernel uses);
 /// - every node with device_type = "memory" (early_init_dt_scan_memory), unless its status is
 ///   "disabled", is RAM: its `linux,usable-memory` property if it has one (a crash kernel's tree),
 ///   else its `reg`; overlapping nodes merge as memblock_add merges them;
@@ -37,7 +40,7 @@ enum DtbImporter {
             throw ImportError(line: nil, text: nil, message: "device tree blob: \(error.description)")
         }
         let root = fdt.root
-        let addressCells = try cells(root, "#address-cells", default: 2)
+        let addressCells = try cells(root, "#address-cells", default: 1)
         let sizeCells = try cells(root, "#size-cells", default: 1)
         var ordinal = 0
         var notes: [String] = []

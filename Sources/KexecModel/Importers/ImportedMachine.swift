@@ -62,6 +62,9 @@ public struct ImportedMachine: Sendable, Equatable {
     /// arm64: exclusive end of ZONE_DMA (else ZONE_DMA32) from `Zone ranges:`; the low limit of
     /// a crashkernel reservation.
     public var dmaZoneLimit: PhysAddr?
+    /// arm64: what memblock had reserved (CMA and DMA pools, `memblock_reserve:` lines of
+    /// memblock=debug), in log order; kexec_file_load places nothing there.
+    public var memblockReserved: [AddressRange] = []
     /// The architecture the log reveals, when it does (memblock and arm64 EFI lines: arm64; e820: x86_64).
     public var suggestedArch: Arch?
     /// What was skipped or interpreted, for the reader.

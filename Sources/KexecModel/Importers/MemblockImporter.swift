@@ -15,6 +15,8 @@
 /// such as EFI runtime services memory, which the log does not tell apart; gaps between them are
 /// holes). The zones go to the notes, and ZONE_DMA's end (else ZONE_DMA32's) is the DMA zone limit
 /// arm64 reserves the crash kernel's low part under. The device tree's /memory nodes are not read.
+/// Reservations the log names (CMA and DMA pools, memblock=debug's `memblock_reserve:` lines) are
+/// read by `MemblockReservations`.
 enum MemblockImporter {
     /// ZONE_MOVABLE is not printed in this block (it has its own "Movable zone start" lines).
     static let zoneNames = ["DMA", "DMA32", "Normal", "HighMem", "Device"]
@@ -37,6 +39,7 @@ enum MemblockImporter {
         var inZones = false
         var zones: [(name: String, range: AddressRange?)] = []
         var notes: [String] = []
+        var reserved = MemblockReservations()
         for l in lines {
             let body = l.body
             if body == "Zone ranges:" {
@@ -74,7 +77,9 @@ enum MemblockImporter {
                 continue
             }
             if try crash.take(l) { continue }
+            if try reserved.take(l) { continue }
         }
+        notes += reserved.notes
         var dmaLimit: PhysAddr?
         for z in zones {
             notes.append("zone \(z.name): " + (z.range.map(\.description) ?? "empty"))
@@ -94,9 +99,11 @@ enum MemblockImporter {
             file: file, field: "memblock",
             emptyMessage: "no memblock node ranges found (expected \"  node   0: [mem 0x…-0x…]\" lines)")
         let (ranges, crashLines) = crash.sorted
-        return ImportedMachine(
+        var m = ImportedMachine(
             format: .memblock, memory: memory, sources: sources, crashkernelRanges: ranges,
             crashkernelLines: crashLines, dmaZoneLimit: dmaLimit, suggestedArch: .arm64, notes: notes)
+        m.memblockReserved = reserved.ranges
+        return m
     }
 
     /// A `Zone ranges:` line; nil when the line is not one (the block ended).

@@ -2,18 +2,6 @@
 /// each with the source it was read from. A policy override (`policy.relocation`,
 /// `policy.linear_map.mappings`) wins over the rule; the evidence then says so.
 public enum Arm64Rules {
-    /// One applied rule: its name, the variant chosen, and where that variant was read.
-    public struct Choice: Sendable, Equatable {
-        public var name: String
-        public var choice: String
-        public var source: String
-        public init(_ name: String, _ choice: String, source: String) {
-            self.name = name
-            self.choice = choice
-            self.source = source
-        }
-    }
-
     /// How the first kernel protects the crashkernel region in its linear map.
     public enum LinearMapScope: Sendable, Equatable {
         /// Every leaf of the linear map is a base page (rodata=full, or crashkernel= with ZONE_DMA
@@ -28,14 +16,16 @@ public enum Arm64Rules {
     /// relocate_kernel with the MMU off (cpu_soft_restart) or on (a trans_pgd copy of the linear map).
     public static func relocation(
         version v: KernelVersion, type: ImageType, override: RelocationMode?
-    ) -> (RelocationMode, Choice) {
+    ) -> (RelocationMode, AppliedRule) {
         if let o = override {
-            return (o, Choice("relocation", "\(o.rawValue) (policy override)", source: "fixture policy.relocation"))
+            return (
+                o, AppliedRule("relocation", "\(o.rawValue) (policy override)", source: "fixture policy.relocation")
+            )
         }
         if type == .crash {
             return (
                 .mmuOff,
-                Choice(
+                AppliedRule(
                     "relocation",
                     "mmu-off: a crash image is loaded in place (head = IND_DONE), machine_kexec_post_load returns "
                         + "before trans_pgd_create_copy and the idmap, cpu_soft_restart enters with the MMU off",
@@ -45,7 +35,7 @@ public enum Arm64Rules {
         if v.atLeast(5, 16) {
             return (
                 .mmuOn,
-                Choice(
+                AppliedRule(
                     "relocation",
                     "mmu-on: relocate_kernel copies through a trans_pgd copy of the linear map (TTBR1) and an "
                         + "idmap of the control page (TTBR0), then turns the MMU off",
@@ -55,7 +45,7 @@ public enum Arm64Rules {
         }
         return (
             .mmuOff,
-            Choice(
+            AppliedRule(
                 "relocation", "mmu-off: cpu_soft_restart turns the MMU off before arm64_relocate_new_kernel copies",
                 source: "arch/arm64/kernel/machine_kexec.c machine_kexec (cpu_soft_restart), v4.x–v5.15")
         )
@@ -65,18 +55,19 @@ public enum Arm64Rules {
     /// only, or blocks.
     public static func linearMap(
         version v: KernelVersion, config: Arm64KernelConfig, crashkernel: Bool, override: Arm64MappingKind?
-    ) -> (LinearMapScope, Choice) {
+    ) -> (LinearMapScope, AppliedRule) {
         if let o = override {
             let scope: LinearMapScope = o == .basePages ? .wholeMapBasePages : .blocks
             return (
                 scope,
-                Choice("linear_map", "\(o.rawValue) (policy override)", source: "fixture policy.linear_map.mappings")
+                AppliedRule(
+                    "linear_map", "\(o.rawValue) (policy override)", source: "fixture policy.linear_map.mappings")
             )
         }
         if config.rodataFull {
             return (
                 .wholeMapBasePages,
-                Choice(
+                AppliedRule(
                     "linear_map",
                     "base pages on the whole linear map: rodata=full makes can_set_direct_map() true, map_mem "
                         + "uses NO_BLOCK_MAPPINGS | NO_CONT_MAPPINGS",
@@ -87,7 +78,7 @@ public enum Arm64Rules {
             let why = crashkernel ? "v6.4+ no longer protects the crashkernel region" : "no crashkernel="
             return (
                 .blocks,
-                Choice(
+                AppliedRule(
                     "linear_map", "blocks: \(why)",
                     source: "arch/arm64/mm/mmu.c map_mem (crash_mem_map removed in v6.4, 0d124e96051b)")
             )
@@ -95,7 +86,7 @@ public enum Arm64Rules {
         if v.atLeast(5, 11) && config.zoneDma {
             return (
                 .wholeMapBasePages,
-                Choice(
+                AppliedRule(
                     "linear_map",
                     "base pages on the WHOLE linear map: crashkernel= with ZONE_DMA/DMA32 is reserved after "
                         + "the linear map is built, so map_mem cannot tell where it will be (NO_BLOCK_MAPPINGS)",
@@ -105,7 +96,7 @@ public enum Arm64Rules {
         let why = v.atLeast(5, 11) ? "without ZONE_DMA/DMA32 the region is known" : "up to v5.10"
         return (
             .regionBasePages,
-            Choice(
+            AppliedRule(
                 "linear_map", "base pages over the crashkernel region only (\(why)), blocks elsewhere",
                 source: "arch/arm64/mm/mmu.c map_mem (crashk_res mapped with NO_BLOCK_MAPPINGS), v4.10–v6.3")
         )
@@ -114,12 +105,12 @@ public enum Arm64Rules {
     /// Whether the loaded crash segments are unmapped from the first kernel's linear map
     /// (arch_kexec_protect_crashkres, set_memory_valid(…, 0)).
     public static func protection(version v: KernelVersion, override: CrashkernelProtection?) -> (
-        CrashkernelProtection, Choice
+        CrashkernelProtection, AppliedRule
     ) {
         if let o = override {
             return (
                 o,
-                Choice(
+                AppliedRule(
                     "crashkernel_protection", "\(o.rawValue) (machine.crashkernel_protection)",
                     source: "fixture machine.crashkernel_protection")
             )
@@ -127,14 +118,14 @@ public enum Arm64Rules {
         if v.atLeast(6, 4) {
             return (
                 .none,
-                Choice(
+                AppliedRule(
                     "crashkernel_protection", "none: arch_kexec_protect_crashkres was removed in v6.4",
                     source: "arch/arm64/kernel/machine_kexec.c, 0d124e96051b (v6.4)")
             )
         }
         return (
             .unmapped,
-            Choice(
+            AppliedRule(
                 "crashkernel_protection",
                 "unmapped: arch_kexec_protect_crashkres makes the loaded crash segments invalid in the linear map",
                 source: "arch/arm64/kernel/machine_kexec.c arch_kexec_protect_crashkres, v4.10–v6.3")

@@ -4,7 +4,6 @@ import Kimage
 /// The version- and config-dependent arm64 rules a plan applies, as evidence (`rule.*`), and the
 /// policy they add up to (what `run` and the matrix name a scenario's policy by).
 extension Arm64Planner {
-    static func applied(_ c: Arm64Rules.Choice) -> AppliedRule { AppliedRule(c.name, c.choice, source: c.source) }
 
     /// Relocation, linear map, crashkernel protection, PAGE_SIZE, the DMA limit, the purgatory rule.
     static func ruleSet(_ sc: Scenario, policy: Arm64Policy) -> [AppliedRule] {
@@ -12,14 +11,13 @@ extension Arm64Planner {
         let v = m.kernelVersion
         let type = sc.kexec?.type ?? .normal
         var out: [AppliedRule] = []
-        out.append(applied(Arm64Rules.relocation(version: v, type: type, override: policy.relocation).1))
+        out.append(Arm64Rules.relocation(version: v, type: type, override: policy.relocation).1)
         out.append(
-            applied(
-                Arm64Rules.linearMap(
-                    version: v, config: m.config, crashkernel: !m.crashkernelRanges.isEmpty, override: policy.mappings
-                ).1))
+            Arm64Rules.linearMap(
+                version: v, config: m.config, crashkernel: !m.crashkernelRanges.isEmpty, override: policy.mappings
+            ).1)
         if type == .crash && !m.crashkernelRanges.isEmpty {
-            out.append(applied(Arm64Rules.protection(version: v, override: m.crashkernelProtection).1))
+            out.append(Arm64Rules.protection(version: v, override: m.crashkernelProtection).1)
         }
         let g = policy.granule
         out.append(

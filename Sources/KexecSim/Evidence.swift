@@ -1,3 +1,5 @@
+import KexecModel
+
 /// What a piece of a verdict's evidence is about: the vocabulary every run of either
 /// architecture uses, and the fields of a real image's header (named as the header names them).
 /// The name is the key in the text report, `run --json` and the matrix outputs.
@@ -101,21 +103,7 @@ extension Verdict {
     }
 }
 
-/// One version-dependent rule as a plan applied it: its name, the variant, and where the variant
-/// was read (file and kernel version).
-public struct AppliedRule: Sendable, Equatable {
-    /// snake_case, e.g. `placement_walk`.
-    public var name: String
-    /// e.g. "forward: first System RAM range that fits, top-down inside it".
-    public var choice: String
-    /// e.g. "kernel/kexec_file.c kexec_walk_resources, read in 6.1.192".
-    public var source: String
-
-    public init(_ name: String, _ choice: String, source: String) {
-        self.name = name
-        self.choice = choice
-        self.source = source
-    }
-
+extension AppliedRule {
+    /// The rule as evidence: `rule.NAME`, the variant and where it was read.
     public var evidence: Evidence { Evidence(key: .rule(name), value: "\(choice) [\(source)]") }
 }

@@ -54,7 +54,7 @@ public enum Arm64Rules {
     /// The first kernel's linear map: whole-map base pages, base pages over the crashkernel region
     /// only, or blocks.
     public static func linearMap(
-        version v: KernelVersion, config: Arm64KernelConfig, crashkernel: Bool, override: Arm64MappingKind?
+        version v: KernelVersion, config: Arm64KernelConfig, crashkernel: Bool, override: Arm64Mappings?
     ) -> (LinearMapScope, AppliedRule) {
         if let o = override {
             let scope: LinearMapScope = o == .basePages ? .wholeMapBasePages : .blocks

@@ -47,7 +47,7 @@ extension Walker {
                 let g = try Fields(n, lm, path: field, allowed: ["granule", "mappings"], file: file)
                 if let v = g.value("granule") { p.granule = try choice(v, g.field("granule"), Granule.allCases) }
                 if let v = g.value("mappings") {
-                    p.mappings = try choice(v, g.field("mappings"), Arm64MappingKind.allCases)
+                    p.mappings = try choice(v, g.field("mappings"), Arm64Mappings.allCases)
                 }
             }
             return .arm64(p)

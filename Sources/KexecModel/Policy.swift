@@ -19,7 +19,15 @@ public enum IdentityMapPolicy: String, Sendable, CaseIterable {
 }
 
 /// arm64 mapping kind of the linear map (`linear_map.mappings`).
-public enum Arm64MappingKind: String, Sendable, CaseIterable { case blocks, basePages = "base-pages" }
+/// How the linear map's leaves are made.
+public enum Arm64Mappings: String, Sendable, CaseIterable, Codable, CustomStringConvertible {
+    /// Blocks wherever VA, PA and the range allow (the kernel without rodata=full / debug_pagealloc
+    /// / kfence and without deferred crashkernel reservation).
+    case blocks
+    /// Base pages only (NO_BLOCK_MAPPINGS: rodata=full, or ZONE_DMA + crashkernel= before 2023).
+    case basePages = "base-pages"
+    public var description: String { rawValue }
+}
 /// arm64 relocation: with the MMU off (before v5.15) or on through a copy of the linear map.
 public enum RelocationMode: String, Sendable, CaseIterable { case mmuOff = "mmu-off", mmuOn = "mmu-on" }
 
@@ -40,8 +48,8 @@ public struct X86Policy: Sendable, Equatable {
 public struct Arm64Policy: Sendable, Equatable {
     public var relocation: RelocationMode?
     public var granule: Granule
-    public var mappings: Arm64MappingKind?
-    public init(relocation: RelocationMode? = nil, granule: Granule = .g4k, mappings: Arm64MappingKind? = nil) {
+    public var mappings: Arm64Mappings?
+    public init(relocation: RelocationMode? = nil, granule: Granule = .g4k, mappings: Arm64Mappings? = nil) {
         self.relocation = relocation
         self.granule = granule
         self.mappings = mappings

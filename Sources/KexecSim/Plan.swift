@@ -31,8 +31,6 @@ public struct Plan: Sendable {
     public var rules: [AppliedRule] = []
 
     public var purgatorySegment: Segment? { segments.first { $0.isPurgatory } }
-    /// x86_64's boot_params (rsi at the entry).
-    public var bootParams: PhysAddr { entryArgument }
     public var x86: X86Plan? {
         if case .x86(let p) = arch { return p }
         return nil

@@ -39,8 +39,6 @@ public struct RunResult: Sendable {
     public var expectation: Expectation? {
         IdentityMapPolicy(rawValue: policy).flatMap { scenario.expectation(for: $0) } ?? scenario.expect
     }
-    /// The policy the run used, as the matrix and reports name it (see `Scenario.policyLabel`).
-    public var policyLabel: String { policy }
     public var matches: Bool? {
         expectation.map { verdict.matches($0) }
     }

@@ -11,16 +11,6 @@ extension Granule {
     public var memstartAlign: UInt64 { self == .g64k ? 1 << 29 : 1 << 30 }
 }
 
-/// How the linear map's leaves are made.
-public enum Arm64Mappings: String, Sendable, CaseIterable, Codable, CustomStringConvertible {
-    /// Blocks wherever VA, PA and the range allow (the kernel without rodata=full / debug_pagealloc
-    /// / kfence and without deferred crashkernel reservation).
-    case blocks
-    /// Base pages only (NO_BLOCK_MAPPINGS: rodata=full, or ZONE_DMA + crashkernel= before 2023).
-    case basePages = "base-pages"
-    public var description: String { rawValue }
-}
-
 /// The linear-map layout: VA = PAGE_OFFSET + (PA - PHYS_OFFSET).
 ///
 /// With VA_BITS = 48: PAGE_OFFSET = -(1 << 48) = 0xffff_0000_0000_0000 and PAGE_END =

@@ -86,7 +86,9 @@ final class GuestLayout {
         if let s = k.swapPage { other[s.raw] = "swap page" }
         for p in k.indirectionPages { other[p.pa.raw] = "indirection page" }
         for s in k.sourcePages where s.source != s.destination { other[s.source.raw] = "source page" }
-        for (pa, name) in tablePages(plan) { other[pa.raw] = name }
+        // Built once: labelled here, protected after the contents are written.
+        let tables = tablePages(plan)
+        for (pa, name) in tables { other[pa.raw] = name }
         for (p, name) in other { l.labels[p] = name }
         let sorted = other.keys.filter { !dest.contains(PhysAddr($0)) }.sorted()
         var i = 0
@@ -203,7 +205,7 @@ final class GuestLayout {
         // A transition-table page is an ordinary page (get_zeroed_page) that may be a destination:
         // the copy may overwrite it once the identity map is live.
         let destinations = RangeSet(plan.segments.compactMap(\.range))
-        for (pa, _) in tablePages(plan) where !destinations.contains(pa) { l.protect(pa) }
+        for (pa, _) in tables where !destinations.contains(pa) { l.protect(pa) }
         for p in k.indirectionPages { l.protect(p.pa) }
         for p in firstKernelPages { l.protect(p) }
         if k.type == .crash {

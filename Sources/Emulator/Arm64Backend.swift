@@ -41,6 +41,18 @@ public enum Arm64: EngineArchitecture {
         return "exception \(intno) (\(exceptionName(intno)))" + regs
     }
 
+    /// AAPCS64: integer arguments in x0–x7.
+    public static func callArgument(_ index: Int, engine: Engine<Arm64>) -> UInt64 {
+        guard index < 8, let r = Arm64Reg.x(index) else { return 0 }
+        return engine.read(r)
+    }
+
+    /// `ret`: branches to the link register x30; x0 = value.
+    public static func returnFromCall(_ engine: Engine<Arm64>, value: UInt64) -> InterceptOutcome<Arm64Walker.Fault> {
+        engine.write(.x0, value)
+        return .resume(VirtAddr(engine.read(.x30)))
+    }
+
     /// QEMU's EXCP_* numbers as Unicorn reports them for AArch64.
     public static func exceptionName(_ intno: UInt32) -> String {
         switch intno {

@@ -25,6 +25,12 @@ public protocol EngineArchitecture: Sendable {
     ) -> Result<Translation, Fault>
     /// Words for a guest exception (Unicorn's intno), with the syndrome registers where they say more.
     static func exceptionDetail(_ intno: UInt32, engine: Engine<Self>) -> String
+    /// Integer argument `index` (0-based) of the function call whose first instruction the engine
+    /// is stopped at, under the architecture's C calling convention.
+    static func callArgument(_ index: Int, engine: Engine<Self>) -> UInt64
+    /// Returns from that call as its `ret` would, with `value` in the return register: `.resume`
+    /// at the return address, or the stop the return takes (x86_64 reads it from the stack).
+    static func returnFromCall(_ engine: Engine<Self>, value: UInt64) -> InterceptOutcome<Fault>
 }
 
 /// One Unicorn engine of architecture `Arch` over a GuestMemory. Not thread-safe; one per run.
@@ -33,7 +39,11 @@ public final class Engine<Arch: EngineArchitecture>: EngineCore {
     /// FEAT_LPA with the 64K granule).
     public var physicalAddressBits = 48
     /// The walker's fault that ended the last run, in full.
-    public private(set) var lastFault: Arch.Fault?
+    public internal(set) var lastFault: Arch.Fault?
+    /// Host routines that stand in for guest functions, by entry address (EngineCalls.swift).
+    var intercepts: [UInt64: Intercept] = [:]
+    /// Intercepted calls served since the engine was made.
+    public internal(set) var interceptedCalls = 0
 
     public init(memory: GuestMemory, mmu: MMUMode = .project) throws(EmulatorError) {
         try super.init(
@@ -73,11 +83,20 @@ public final class Engine<Arch: EngineArchitecture>: EngineCore {
 
     /// Runs from `start` until PC == `until`, a named stop, a fault, `budget` instructions (0: no
     /// count; counting makes the engine about 10× slower) or `timeoutMicros` of wall time (0: none).
+    /// An intercepted call (`intercept(at:name:_:)`) is served on the host and the run goes on
+    /// from where the handler says, within the same budget and time.
     public func run(from start: VirtAddr, until: VirtAddr, budget: UInt64, timeoutMicros: UInt64 = 0)
         -> StopReason<Arch.Fault>
     {
         lastFault = nil
-        let raw = runRaw(from: start, until: until, budget: budget, timeoutMicros: timeoutMicros)
+        guard !intercepts.isEmpty else {
+            return typed(runRaw(from: start, until: until, budget: budget, timeoutMicros: timeoutMicros))
+        }
+        return runServingIntercepts(from: start, until: until, budget: budget, timeoutMicros: timeoutMicros)
+    }
+
+    /// The architecture's view of a raw stop (the walker fault typed, `lastFault` set).
+    func typed(_ raw: RawStop) -> StopReason<Arch.Fault> {
         switch raw {
         case .reached(let pc): return .reached(pc: VirtAddr(pc))
         case .stoppedAt(let pc, let name): return .stoppedAt(pc: VirtAddr(pc), name: name)

@@ -263,16 +263,10 @@ public class EngineCore {
         switch walk(vaddr, access: acc) {
         case .hit(let t):
             let page = PhysAddr(t.pa.raw & ~0xfff)
-            if !memory.isBacked(page) {
-                // Usable RAM nobody loaded: fresh zero memory; anything else stops the run.
-                if onDemandPageCount >= onDemandLimit { onDemandLimitHit = true }
-                if unbacked == nil && !onDemandLimitHit && backOnDemand(page, acc), let r = backRange(around: page) {
-                    onDemandRanges.append(r)
-                    onDemandPageCount += Int(r.size.raw / 0x1000)
-                } else {
-                    if unbacked == nil { unbacked = (t.pa, acc) }
-                    return false
-                }
+            if !memory.isBacked(page) && !backOnDemandIfAllowed(page, acc) {
+                // Usable RAM nobody loaded gets fresh zero memory; anything else stops the run.
+                if unbacked == nil { unbacked = (t.pa, acc) }
+                return false
             }
             result.pointee.paddr = page.raw
             var prot = UC_PROT_READ.rawValue
@@ -301,15 +295,23 @@ public class EngineCore {
 
     private func unmapped(type: uc_mem_type, address: UInt64) -> Bool {
         let acc = access(type)
-        let page = PhysAddr(address & ~0xfff)
-        if onDemandPageCount >= onDemandLimit { onDemandLimitHit = true }
-        if unbacked == nil, !onDemandLimitHit, backOnDemand(page, acc), let r = backRange(around: page) {
-            onDemandRanges.append(r)
-            onDemandPageCount += Int(r.size.raw / 0x1000)
-            return true
-        }
+        if backOnDemandIfAllowed(PhysAddr(address & ~0xfff), acc) { return true }
         if unbacked == nil { unbacked = (PhysAddr(address), acc) }
         return false
+    }
+
+    /// Backs the unbacked `page` (and its `onDemandChunk`) with zero memory when `backOnDemand`
+    /// accepts it, no access was refused yet in this run and `onDemandLimit` is not reached; false
+    /// otherwise. One rule for the TLB fill, the unmapped-access hook and the host's own accesses
+    /// on the guest's behalf (`Engine.withGuestMemory`).
+    func backOnDemandIfAllowed(_ page: PhysAddr, _ acc: MemoryAccess) -> Bool {
+        if onDemandPageCount >= onDemandLimit { onDemandLimitHit = true }
+        guard unbacked == nil, !onDemandLimitHit, backOnDemand(page, acc), let r = backRange(around: page) else {
+            return false
+        }
+        onDemandRanges.append(r)
+        onDemandPageCount += Int(r.size.raw / 0x1000)
+        return true
     }
 
     // MARK: Running.

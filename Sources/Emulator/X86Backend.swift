@@ -27,6 +27,24 @@ public enum X86: EngineArchitecture {
         "exception \(intno) (\(exceptionName(intno)))"
     }
 
+    /// System V AMD64 ABI: integer arguments in rdi, rsi, rdx, rcx, r8, r9.
+    public static func callArgument(_ index: Int, engine: Engine<X86>) -> UInt64 {
+        let regs: [X86Reg] = [.rdi, .rsi, .rdx, .rcx, .r8, .r9]
+        return index < regs.count ? engine.read(regs[index]) : 0
+    }
+
+    /// `ret`: pops the return address from [rsp] (read through the guest's tables); rax = value.
+    public static func returnFromCall(_ engine: Engine<X86>, value: UInt64) -> InterceptOutcome<X86Walker.Fault> {
+        let rsp = engine.read(.rsp)
+        var ret: UInt64 = 0
+        if let stop = engine.readGuest64(VirtAddr(rsp), pc: VirtAddr(engine.read(.rip)), into: &ret) {
+            return .stop(stop)
+        }
+        engine.write(.rsp, rsp &+ 8)
+        engine.write(.rax, value)
+        return .resume(VirtAddr(ret))
+    }
+
     /// The vector's name (Intel SDM vol. 3A, table 6-1).
     public static func exceptionName(_ vector: UInt32) -> String {
         switch vector {

@@ -7,7 +7,7 @@
 import Yams
 
 private let scenarioKeys = [
-    "name", "machine", "kexec", "policy", "next_kernel_touches", "expect", "expect_by_policy", "budget",
+    "name", "machine", "kexec", "policy", "next_kernel_touches", "expect", "expect_by_policy", "budget", "purgatory",
 ]
 
 struct Walker {
@@ -69,6 +69,9 @@ struct Walker {
             let b = try number(n, f.field("budget"))
             guard b > 0 else { throw fail(n, f.field("budget"), "the instruction budget must be more than 0") }
             scenario.budget = b
+        }
+        if let n = f.value("purgatory") {
+            scenario.purgatory = try choice(n, f.field("purgatory"), PurgatoryMode.allCases)
         }
         return scenario
     }

@@ -215,6 +215,8 @@ public struct Scenario: Sendable {
     public var expectByPolicy: [IdentityMapPolicy: Expectation] = [:]
     /// Instruction budget for the whole run (nil: the default).
     public var budget: UInt64?
+    /// How purgatory's sha256 runs (`purgatory:`; nil: the default, `native`).
+    public var purgatory: PurgatoryMode?
     public var file: String
     public init(
         name: String, machine: Machine, kexec: KexecRequest?, policy: Policy? = nil,

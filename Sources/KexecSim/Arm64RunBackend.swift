@@ -15,6 +15,11 @@ enum Arm64RunBackend: RunBackend {
     static var purgatory: GuestBlob { Arm64GuestCode.purgatory }
     static var probe: GuestBlob { Arm64GuestCode.probe }
     static var mismatchSpinOffset: UInt64 { Arm64GuestCode.Purgatory.sha256MismatchSpin }
+    static var sha256Routines: NativePurgatorySha256<Arm64>.Routines {
+        typealias P = Arm64GuestCode.Purgatory
+        return .init(initial: P.sha256Init, update: P.sha256Update, final: P.sha256Final)
+    }
+    static var computedDigestOffset: UInt64 { Arm64GuestCode.Purgatory.purgatoryComputedDigest }
     /// The first kernel's exception vectors (`vectors` in its image, a kernel virtual address as a
     /// 6.x kernel with 48-bit VAs has it): nothing in kexec's path changes VBAR_EL1.
     static let firstKernelVectors: UInt64 = 0xffff_8000_0801_0800

@@ -34,6 +34,9 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case onDemandPages = "on_demand_pages"
         case storedDigest = "stored_digest"
         case segmentsDigest = "segments_digest"
+        // Purgatory: how its sha256 ran, and the digest it computed.
+        case purgatory
+        case purgatoryDigest = "purgatory_digest"
         // Hand-off.
         case rip, rsi
         case expectedRip = "expected_rip"

@@ -15,6 +15,10 @@ protocol RunBackend {
     static var probe: GuestBlob { get }
     /// Offset of the purgatory's `sha256_mismatch_spin` from its load base.
     static var mismatchSpinOffset: UInt64 { get }
+    /// Offsets of the purgatory's sha256_init, sha256_update and sha256_final from its load base.
+    static var sha256Routines: NativePurgatorySha256<Arch>.Routines { get }
+    /// Offset of `purgatory_computed_digest` (the digest purgatory_main computed) from the load base.
+    static var computedDigestOffset: UInt64 { get }
 
     /// Sets the engine up as the first kernel leaves it at the call of the relocation routine, with
     /// `startAddress` as the routine's jump target; returns the PC to start at.
@@ -60,6 +64,11 @@ enum X86RunBackend: RunBackend {
     static var purgatory: GuestBlob { X86_64GuestCode.purgatory }
     static var probe: GuestBlob { X86_64GuestCode.probe }
     static var mismatchSpinOffset: UInt64 { X86_64GuestCode.Purgatory.sha256MismatchSpin }
+    static var sha256Routines: NativePurgatorySha256<X86>.Routines {
+        typealias P = X86_64GuestCode.Purgatory
+        return .init(initial: P.sha256Init, update: P.sha256Update, final: P.sha256Final)
+    }
+    static var computedDigestOffset: UInt64 { X86_64GuestCode.Purgatory.purgatoryComputedDigest }
 
     static func prepare(_ e: X86Engine, plan: Plan, startAddress: PhysAddr) -> VirtAddr {
         guard let x = plan.x86 else { return VirtAddr(0) }

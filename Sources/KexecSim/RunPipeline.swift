@@ -57,10 +57,15 @@ public enum Runner {
         stats.guestReservedBytes = mem.reservedBytes
         stats.payloadBytes = plan.segments.reduce(0) { $0 + $1.memsz.raw }
         let e: Engine<B.Arch>
+        let purgatoryMode = options.purgatory ?? sc.purgatory ?? .native
         do {
             e = try Engine<B.Arch>(memory: mem)
             if let base = plan.purgatoryBase {
                 try e.stop(at: VirtAddr(base.raw + B.mismatchSpinOffset), name: "sha256_mismatch_spin")
+                // The engine keeps the host routines (and their hashers) for the run.
+                if purgatoryMode == .native {
+                    _ = try NativePurgatorySha256<B.Arch>(engine: e, base: base, routines: B.sha256Routines)
+                }
             }
         } catch {
             return result(Verdict(kind: .halt, summary: "engine: \(error)"))
@@ -127,12 +132,42 @@ public enum Runner {
         if v.kind == .landed && !sc.nextKernelTouches.isEmpty {
             v = d.probeTouches(landed: v, timeoutMicros: timeoutUs)
         }
+        if let base = plan.purgatoryBase {
+            v.evidence += purgatoryEvidence(
+                mode: purgatoryMode, stop: stop, plan: plan, computedDigest: PhysAddr(base.raw + B.computedDigestOffset),
+                memory: mem)
+        }
         v.warnings += placementWarnings(plan)
         // Which kernel's rules, and which variant of each rule that changed over time.
         v.evidence.append(Evidence(.kernel, sc.machine.kernelVersion.description))
         v.evidence += plan.rules.map(\.evidence)
         stats.verifySeconds = Date().timeIntervalSince(t)
         return result(v)
+    }
+
+    /// How purgatory's sha256 ran; once purgatory got past sha256_final (it reached the next
+    /// kernel's entry, or spins on a mismatch), the digest it computed, read from
+    /// `purgatory_computed_digest`.
+    static func purgatoryEvidence<F: WalkFault>(
+        mode: PurgatoryMode, stop: StopReason<F>, plan: Plan, computedDigest: PhysAddr, memory: GuestMemory
+    ) -> [Evidence] {
+        var ev = [
+            Evidence(
+                .purgatory,
+                mode == .native
+                    ? "native: sha256_init/update/final served on the host (swift-crypto) through the guest's tables"
+                    : "emulated: sha256 instruction by instruction")
+        ]
+        let finished: Bool
+        switch stop {
+        case .reached(let pc): finished = pc.raw == plan.kernelEntry.raw
+        case .stoppedAt(_, let name): finished = name == "sha256_mismatch_spin"
+        default: finished = false
+        }
+        if finished, let bytes = memory.read(computedDigest, count: 32) {
+            ev.append(Evidence(.purgatoryDigest, bytes.map { String(format: "%02x", $0) }.joined()))
+        }
+        return ev
     }
 
     /// On UV a leaf that covers any byte of a hazard halts the machine, even if nothing touches it

@@ -52,13 +52,17 @@ public struct RunOptions: Sendable {
     public var policyOverride: IdentityMapPolicy?
     /// Count guest instructions per phase (a per-instruction hook: about 10× slower).
     public var countInstructions: Bool
+    /// How purgatory's sha256 runs, overriding the fixture's `purgatory:` (nil: the fixture's, or
+    /// `native`).
+    public var purgatory: PurgatoryMode?
     public init(
         budget: UInt64? = nil, timeoutSeconds: Double = 120, policyOverride: IdentityMapPolicy? = nil,
-        countInstructions: Bool = false
+        countInstructions: Bool = false, purgatory: PurgatoryMode? = nil
     ) {
         self.budget = budget
         self.timeoutSeconds = timeoutSeconds
         self.policyOverride = policyOverride
         self.countInstructions = countInstructions
+        self.purgatory = purgatory
     }
 }

@@ -40,6 +40,14 @@ _Static_assert(sizeof(struct purgatory_data) == 312, "purgatory_data size");
 __attribute__((section(".data"), aligned(8), used))
 struct purgatory_data purgatory_data;
 
+/*
+ * The digest purgatory_main computed, kept (in .bss) rather than on the stack so that the host
+ * can read what the guest's sha256 produced after the run, whichever way the sha256 ran
+ * (instruction by instruction, or natively at the sha256_init/update/final calls).
+ */
+__attribute__((aligned(8), used))
+uint8_t purgatory_computed_digest[SHA256_DIGEST_SIZE];
+
 int purgatory_main(void);
 
 __attribute__((noinline, noreturn, used))
@@ -52,7 +60,7 @@ void sha256_mismatch_spin(void)
 int purgatory_main(void)
 {
 	struct sha256_ctx ctx;
-	uint8_t digest[SHA256_DIGEST_SIZE];
+	uint8_t *digest = purgatory_computed_digest;
 	uint64_t nr = purgatory_data.nr_regions;
 	uint8_t diff = 0;
 

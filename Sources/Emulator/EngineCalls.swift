@@ -78,7 +78,8 @@ extension Engine {
         }
         while left > 0 {
             let inPage = min(left, kexecPageSize.raw - (addr & (kexecPageSize.raw - 1)))
-            switch Arch.translate(VirtAddr(addr), access: access, control: control, read64: { self.memory.read64($0) }) {
+            switch Arch.translate(VirtAddr(addr), access: access, control: control, read64: { self.memory.read64($0) })
+            {
             case .failure(let f):
                 handOver()
                 lastFault = f

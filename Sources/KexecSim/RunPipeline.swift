@@ -134,7 +134,8 @@ public enum Runner {
         }
         if let base = plan.purgatoryBase {
             v.evidence += purgatoryEvidence(
-                mode: purgatoryMode, stop: stop, plan: plan, computedDigest: PhysAddr(base.raw + B.computedDigestOffset),
+                mode: purgatoryMode, stop: stop, plan: plan,
+                computedDigest: PhysAddr(base.raw + B.computedDigestOffset),
                 memory: mem)
         }
         v.warnings += placementWarnings(plan)

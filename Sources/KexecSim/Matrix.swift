@@ -60,7 +60,8 @@ public struct MatrixRunResult: Sendable {
 
 /// Running the matrix (its renderings are in MatrixOutput.swift).
 public enum Matrix {
-    /// Runs `jobs` on `parallelism` worker threads, each driving one child at a time. `onFinish`
+    /// Runs `jobs` on `parallelism` worker threads, each driving one child at a time (a long-lived
+    /// one with `worker.persistent`, see MatrixWorkerSession). `onFinish`
     /// is called once per run, serialized, with the count finished so far. Results keep job order.
     public static func run(
         _ jobs: [MatrixJob], worker: MatrixWorker, parallelism: Int,
@@ -69,13 +70,17 @@ public enum Matrix {
         let state = MatrixState(count: jobs.count)
         let n = max(1, min(parallelism, jobs.count))
         let group = DispatchGroup()
+        // A long-lived worker that died leaves a broken pipe: a write to it must fail, not kill us.
+        if worker.persistent { signal(SIGPIPE, SIG_IGN) }
         for _ in 0..<n {
             group.enter()
             let t = Thread {
+                let session = MatrixWorkerSession(worker: worker)
                 while let i = state.take() {
-                    let r = worker.run(jobs[i])
+                    let r = session.run(jobs[i])
                     state.finish(i, r, onFinish)
                 }
+                session.finish()
                 group.leave()
             }
             t.stackSize = 1 << 20

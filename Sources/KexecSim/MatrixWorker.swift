@@ -11,31 +11,52 @@ import KexecModel
 
 /// Runs one job in a child process: `EXECUTABLE run FIXTURE [--policy P] [--kernel V] --json --timeout T`,
 /// and turns what the child did (its decoded `RunReport`, or how it failed) into the run's result.
+///
+/// With `persistent`, a matrix thread keeps one long-lived `EXECUTABLE worker` child instead
+/// (`MatrixWorkerSession`): the same jobs, arguments and outcomes, without a process start per run.
 public struct MatrixWorker: Sendable {
     public var executable: String
     /// Wall-clock limit of one worker, seconds; past it the child is killed.
     public var timeoutSeconds: Double
-    public init(executable: String, timeoutSeconds: Double = 300) {
+    /// Long-lived `worker` children, one per matrix thread, instead of one `run` child per job.
+    public var persistent: Bool
+    /// `--purgatory` for every run (nil: each fixture's own, native by default).
+    public var purgatory: PurgatoryMode?
+    public init(
+        executable: String, timeoutSeconds: Double = 300, persistent: Bool = false, purgatory: PurgatoryMode? = nil
+    ) {
         self.executable = executable
         self.timeoutSeconds = timeoutSeconds
+        self.persistent = persistent
+        self.purgatory = purgatory
     }
 
     /// The child's own per-phase limit: well under the worker's, so that a guest that loops is
     /// diagnosed by the emulator (a `hang` with its evidence) before the worker is killed.
     public var childPhaseTimeout: Double { max(0.001, timeoutSeconds * 0.4) }
 
-    /// `run FIXTURE [--policy P] [--kernel V] --json --timeout T`: `--policy` only for an x86_64 job
+    /// `run FIXTURE [--policy P] [--kernel V] [--purgatory M] --json --timeout T`: `--policy` only for an x86_64 job
     /// (an arm64 job runs under the fixture's own relocation mode and linear map); `--kernel` for a
     /// job of `matrix --kernel` / `--kernels`.
     public func arguments(for job: MatrixJob) -> [String] {
         var args = ["run", job.fixturePath]
         if let p = job.policyOverride { args += ["--policy", p] }
         if let v = job.kernel { args += ["--kernel", v.description] }
+        if let m = purgatory { args += ["--purgatory", m.rawValue] }
         return args + ["--json", "--timeout", String(format: "%.3f", childPhaseTimeout)]
     }
 
     /// Skipped and unloadable jobs are answered without a child.
     public func run(_ job: MatrixJob) -> MatrixRunResult {
+        if let r = answerWithoutChild(job) { return r }
+        let t0 = Date()
+        let outcome = ChildProcess.run(executable: executable, arguments: arguments(for: job), timeout: timeoutSeconds)
+        let elapsed = Date().timeIntervalSince(t0)
+        return Self.interpret(outcome, job: job, elapsed: elapsed, timeout: timeoutSeconds)
+    }
+
+    /// The result of a job that needs no child: skipped, or a fixture that does not load.
+    func answerWithoutChild(_ job: MatrixJob) -> MatrixRunResult? {
         if let reason = job.skipReason {
             return MatrixRunResult(job: job, status: .skipped, verdict: nil, summary: reason)
         }
@@ -43,10 +64,7 @@ public struct MatrixWorker: Sendable {
             return MatrixRunResult(
                 job: job, status: .failed, verdict: "error", summary: err, workerError: "the fixture does not load")
         }
-        let t0 = Date()
-        let outcome = ChildProcess.run(executable: executable, arguments: arguments(for: job), timeout: timeoutSeconds)
-        let elapsed = Date().timeIntervalSince(t0)
-        return Self.interpret(outcome, job: job, elapsed: elapsed, timeout: timeoutSeconds)
+        return nil
     }
 
     static func interpret(_ o: ChildProcess.Outcome, job: MatrixJob, elapsed: Double, timeout: Double)

@@ -14,7 +14,7 @@ struct KexecSimCommand: ParsableCommand {
         version: KexecSimVersion.text,
         subcommands: [
             RunCommand.self, PlanCommand.self, TablesCommand.self, BenchCommand.self, MatrixCommand.self,
-            RenderCommand.self, ImportCommand.self, CrashkernelCommand.self,
+            RenderCommand.self, ImportCommand.self, CrashkernelCommand.self, WorkerCommand.self,
         ])
 }
 
@@ -23,19 +23,42 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
+/// Bad input found by a helper that must not exit (the matrix's long-lived worker runs many jobs
+/// in one process): the message `fail` would print.
+struct InputFailure: Error {
+    var message: String
+}
+
 func loadScenario(_ path: String) -> Scenario {
+    do throws(InputFailure) {
+        return try checkedScenario(path)
+    } catch {
+        fail(error.message)
+    }
+}
+
+func checkedScenario(_ path: String) throws(InputFailure) -> Scenario {
     do {
         return try FixtureDecoder.load(path: path)
     } catch {
-        fail(error.description)
+        throw InputFailure(message: error.description)
     }
 }
 
 func parsePolicy(_ s: String?) -> IdentityMapPolicy? {
+    do throws(InputFailure) {
+        return try checkedPolicy(s)
+    } catch {
+        fail(error.message)
+    }
+}
+
+func checkedPolicy(_ s: String?) throws(InputFailure) -> IdentityMapPolicy? {
     guard let s else { return nil }
     guard let p = IdentityMapPolicy(rawValue: s) else {
-        fail(
-            "--policy: unknown policy \"\(s)\" (one of: \(IdentityMapPolicy.allCases.map(\.rawValue).joined(separator: ", ")))"
+        throw InputFailure(
+            message:
+                "--policy: unknown policy \"\(s)\" (one of: \(IdentityMapPolicy.allCases.map(\.rawValue).joined(separator: ", ")))"
         )
     }
     return p
@@ -53,12 +76,22 @@ func validateBudget(_ budget: UInt64?) throws {
 /// `--kernel X.Y[.Z]` (and each entry of `--kernels`): a version kexec-sim models, or a usage
 /// error (exit 2) naming the option.
 func parseKernel(_ s: String, option: String = "--kernel") -> KernelVersion {
+    do throws(InputFailure) {
+        return try checkedKernel(s, option: option)
+    } catch {
+        fail(error.message)
+    }
+}
+
+func checkedKernel(_ s: String, option: String = "--kernel") throws(InputFailure) -> KernelVersion {
     guard let v = KernelVersion(s) else {
-        fail("\(option): \"\(s)\" is not a kernel version (expected X.Y, X.Y.Z or X.Y-rcN, e.g. 6.1 or 6.1.79)")
+        throw InputFailure(
+            message: "\(option): \"\(s)\" is not a kernel version (expected X.Y, X.Y.Z or X.Y-rcN, e.g. 6.1 or 6.1.79)")
     }
     guard v >= KernelVersion.oldestModelled else {
-        fail(
-            "\(option): kernel \(v) is older than any version kexec-sim models (\(KernelVersion.oldestModelled) and newer)"
+        throw InputFailure(
+            message:
+                "\(option): kernel \(v) is older than any version kexec-sim models (\(KernelVersion.oldestModelled) and newer)"
         )
     }
     return v
@@ -66,7 +99,15 @@ func parseKernel(_ s: String, option: String = "--kernel") -> KernelVersion {
 
 /// The fixture at `path`, run as kernel `kernel` when given (`--kernel`).
 func loadScenario(_ path: String, kernel: String?) -> Scenario {
-    let sc = loadScenario(path)
+    do throws(InputFailure) {
+        return try checkedScenario(path, kernel: kernel)
+    } catch {
+        fail(error.message)
+    }
+}
+
+func checkedScenario(_ path: String, kernel: String?) throws(InputFailure) -> Scenario {
+    let sc = try checkedScenario(path)
     guard let kernel else { return sc }
-    return sc.overridingKernel(parseKernel(kernel))
+    return sc.overridingKernel(try checkedKernel(kernel))
 }

@@ -18,9 +18,10 @@ struct MatrixCommand: ParsableCommand {
         commandName: "matrix",
         abstract: "Run every fixture under every applicable policy, in parallel worker processes.",
         discussion: """
-            Each run is `kexec-sim run FIXTURE --policy P --json` in a child process of this binary, \
-            so a run that crashes or hangs its worker is reported as that run's failure and the \
-            matrix goes on. arm64 fixtures run once each, under their own relocation mode and \
+            Each run is `kexec-sim run FIXTURE --policy P --json` in a long-lived worker process of \
+            this binary (one per job slot, each taking runs from a shared queue), so a run that \
+            crashes or hangs its worker is reported as that run's failure, the worker is replaced \
+            and the matrix goes on. arm64 fixtures run once each, under their own relocation mode and \
             linear map (shown as e.g. "mmu-on 4k blocks"), whatever --policies says.
             """)
 
@@ -40,6 +41,10 @@ struct MatrixCommand: ParsableCommand {
     @Option(help: "Write a JUnit XML report to this file.") var junit: String?
     @Option(help: "Wall-clock limit of one worker, seconds; past it the worker is killed and the run fails.")
     var timeout: Double = 300
+    @Flag(help: "A fresh `run` process per run instead of long-lived workers (one per job slot).")
+    var oneShot = false
+    @Option(help: "How purgatory's sha256 runs in every run: native or emulated (default: each fixture's own).")
+    var purgatory: String?
 
     func run() throws {
         var archFilter: Arch?
@@ -91,7 +96,14 @@ struct MatrixCommand: ParsableCommand {
         let names = Matrix.displayNames(all)
         let nameOf = Dictionary(zip(all.map(\.shardKey), names), uniquingKeysWith: { a, _ in a })
         let progress = ProgressPrinter(total: all.count, tty: isatty(2) != 0)
-        let worker = MatrixWorker(executable: exe, timeoutSeconds: timeout)
+        var mode: PurgatoryMode?
+        if let p = purgatory {
+            guard let m = PurgatoryMode(rawValue: p) else {
+                fail("--purgatory: unknown mode \"\(p)\" (native or emulated)")
+            }
+            mode = m
+        }
+        let worker = MatrixWorker(executable: exe, timeoutSeconds: timeout, persistent: !oneShot, purgatory: mode)
         let parallel = jobs ?? ProcessInfo.processInfo.activeProcessorCount
         let results = Matrix.run(all, worker: worker, parallelism: parallel) { r, _ in
             progress.finished(r, name: nameOf[r.job.shardKey] ?? r.job.relativePath)

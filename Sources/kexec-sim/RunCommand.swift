@@ -26,23 +26,44 @@ struct RunCommand: ParsableCommand {
     func validate() throws { try validateBudget(budget) }
 
     func run() throws {
-        let sc = loadScenario(fixture, kernel: kernel)
-        var mode: PurgatoryMode?
-        if let p = purgatory {
-            guard let m = PurgatoryMode(rawValue: p) else {
-                fail("--purgatory: unknown mode \"\(p)\" (native or emulated)")
-            }
-            mode = m
-        }
-        let opts = RunOptions(
-            budget: budget, timeoutSeconds: timeout, policyOverride: parsePolicy(policy), purgatory: mode)
-        let r: RunResult
-        do {
-            r = try Runner.run(sc, options: opts)
-        } catch {
-            fail(error.description)
-        }
-        print(json ? Report.runJSON(r) : Report.runText(r), terminator: json ? "\n" : "")
-        if r.matches == false { throw ExitCode(1) }
+        let o = outcome()
+        if !o.stderr.isEmpty { FileHandle.standardError.write(Data(o.stderr.utf8)) }
+        print(o.stdout, terminator: "")
+        if o.status != 0 { throw ExitCode(o.status) }
     }
+
+    /// What `run` prints and its exit status, without printing or exiting: 0 the verdict matches
+    /// the expectation (or there is none), 1 it differs, 2 bad input (with the message on stderr).
+    func outcome() -> CommandOutcome {
+        do throws(InputFailure) {
+            let sc = try checkedScenario(fixture, kernel: kernel)
+            var mode: PurgatoryMode?
+            if let p = purgatory {
+                guard let m = PurgatoryMode(rawValue: p) else {
+                    throw InputFailure(message: "--purgatory: unknown mode \"\(p)\" (native or emulated)")
+                }
+                mode = m
+            }
+            let opts = RunOptions(
+                budget: budget, timeoutSeconds: timeout, policyOverride: try checkedPolicy(policy), purgatory: mode)
+            let r: RunResult
+            do {
+                r = try Runner.run(sc, options: opts)
+            } catch {
+                throw InputFailure(message: error.description)
+            }
+            let text = json ? Report.runJSON(r) + "\n" : Report.runText(r)
+            return CommandOutcome(status: r.matches == false ? 1 : 0, stdout: text)
+        } catch {
+            return CommandOutcome(status: 2, stderr: "kexec-sim: " + error.message + "\n")
+        }
+    }
+}
+
+/// A command's output and exit status, for a caller that prints it (`run`) or sends it on (the
+/// matrix's long-lived `worker`).
+struct CommandOutcome {
+    var status: Int32
+    var stdout = ""
+    var stderr = ""
 }

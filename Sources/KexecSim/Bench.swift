@@ -134,6 +134,7 @@ public enum Bench {
     }
 
     /// Peak resident set since the last reset (Linux: VmHWM; reset by writing 5 to clear_refs).
+    /// `kexec-sim bench` runs each case in a fresh child process, so the peak is that run's alone.
     static func resetPeakRSS() {
         if let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {
             h.write(Data("5".utf8))

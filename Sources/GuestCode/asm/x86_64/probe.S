@@ -33,5 +33,16 @@ touch_probe:
 touch_probe_done:
 2:
 	hlt
+
+/*
+ * copy_probe: one `rep movsq` of %rcx quadwords from %rsi to %rdi, the instruction relocate_kernel
+ * copies pages with, alone: `kexec-sim bench` measures the engine's bare copy speed with it.
+ */
+	.globl copy_probe
+copy_probe:
+	rep movsq
+	.globl copy_probe_done
+copy_probe_done:
+	hlt
 	.globl probe_end
 probe_end:

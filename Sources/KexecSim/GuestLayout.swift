@@ -63,7 +63,15 @@ final class GuestLayout {
         }
     }
 
-    func label(_ page: PhysAddr) -> String { labels[page.raw & ~0xfff] ?? "memory" }
+    /// The destinations by segment, for `label`: kept as ranges, not as a label per page.
+    private var destinationRanges: [(range: AddressRange, name: String)] = []
+
+    func label(_ page: PhysAddr) -> String {
+        let p = PhysAddr(page.raw & ~0xfff)
+        if let l = labels[p.raw] { return l }
+        if let d = destinationRanges.first(where: { $0.range.contains(p) }) { return "destination of \(d.name)" }
+        return "memory"
+    }
 
     /// Lays `plan` out. Both architectures: destinations, source and indirection pages, the
     /// control page with the relocation routine, and the table pages of the architecture (x86_64
@@ -114,15 +122,9 @@ final class GuestLayout {
             l.labels[p.raw] = l.labels[p.raw] ?? "first-kernel memory"
             firstKernelPages.append(p)
         }
-        for s in plan.segments {
-            guard let r = s.range else { continue }
-            var p = r.first.raw & ~(page - 1)
-            while p <= r.last.raw {
-                l.labels[p] = l.labels[p] ?? "destination of \(s.name)"
-                if p > UInt64.max - page { break }
-                p += page
-            }
-        }
+        // A page of a destination that has no label of its own is "destination of NAME" (the
+        // first segment over it): one range per segment, nothing per page.
+        l.destinationRanges = plan.segments.compactMap { s in s.range.map { ($0, s.name) } }
 
         // Contents.
         let mem = l.memory

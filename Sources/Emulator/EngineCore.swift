@@ -51,6 +51,8 @@ public class EngineCore {
     public private(set) var tlbFills: UInt64 = 0
     /// Instructions executed since counting was enabled (nil: not counting; counting costs ~10×).
     public var instructionsExecuted: UInt64? { counter?.pointee }
+    /// True while the per-instruction counter runs.
+    public var isCountingInstructions: Bool { counterHook != nil }
     private var counter: UnsafeMutablePointer<UInt64>?
     private var counterHook: uc_hook?
     /// Times the last run was resumed after Unicorn returned early with no reason of ours.

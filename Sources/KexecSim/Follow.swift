@@ -120,7 +120,9 @@ extension Runner {
     ) -> Verdict {
         let session = FollowSession(goal: goal)
         session.requestStop = { [unowned e] name in e.requestStop(name) }
-        session.instructions = { [unowned e] in e.instructionsExecuted }
+        // Instructions of the next kernel alone, when the run counts them (--count-instructions).
+        let base = e.instructionsExecuted ?? 0
+        session.instructions = { [unowned e] in e.isCountingInstructions ? (e.instructionsExecuted ?? 0) - base : nil }
         let timeoutUs = UInt64(max(0.001, options.followTimeoutSeconds) * 1e6)
         let outcome = B.followNextKernel(e, plan: plan, session: session, timeoutMicros: timeoutUs)
         let failure = outcome.failure
@@ -135,7 +137,7 @@ extension Runner {
             stopWords = ended ?? "stopped"
         }
         ev.append(Evidence(.followStop, stopWords))
-        let check = FollowMemoryCheck.check(console: session.console.lines, plan: plan)
+        let check = FollowMemoryLines.check(console: session.console.lines, plan: plan)
         ev += check?.evidence ?? []
         var v: Verdict
         if session.reached(FollowGoal.banner.rawValue) {

@@ -45,6 +45,7 @@ public enum Report {
                 s.planSeconds, s.setupSeconds, s.relocationSeconds, s.copyMBps, s.purgatorySeconds, s.verifySeconds,
                 s.totalSeconds)
         }
+        if s.followSeconds > 0 { out += String(format: "follow: %.3fs running the next kernel\n", s.followSeconds) }
         return out
     }
 

@@ -136,6 +136,7 @@ public enum Runner {
             let tf = Date()
             v = follow(e, plan: plan, backend: B.self, goal: goal, landed: v, options: options)
             stats.followSeconds = Date().timeIntervalSince(tf)
+            t = t.addingTimeInterval(stats.followSeconds)
             stats.tlbFills = e.tlbFills
             stats.onDemandPages = e.onDemandPageCount
         }

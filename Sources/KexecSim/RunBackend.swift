@@ -145,16 +145,3 @@ enum X86RunBackend: RunBackend {
 
     static func touchesLeft(_ e: X86Engine) -> Int { Int(e.read(.rcx)) }
 }
-
-extension X86RunBackend {
-    static var followConsoleOption: String { "earlyprintk=serial,ttyS0,115200" }
-
-    static func followNextKernel(_ e: X86Engine, plan: Plan, session: FollowSession, timeoutMicros: UInt64)
-        -> FollowOutcome
-    {
-        FollowOutcome(
-            failure: FollowFailure(
-                kind: .halt, summary: "following an x86_64 kernel is not modelled yet", evidence: []),
-            evidence: [])
-    }
-}

@@ -133,6 +133,14 @@ public enum Runner {
         if v.kind == .landed, let goal = sc.follow {
             if options.countInstructions { try? e.enableInstructionCounting() }
             e.onDemandLimit = max(e.onDemandLimit, followOnDemandPages)
+            // The next kernel reads firmware memory (ACPI, NVS, reserved: zeros here, as no fixture
+            // gives their bytes) and, on a PC, the legacy first MiB (BIOS data, EBDA, ROM area);
+            // anything else outside RAM is reported.
+            let firmware: Set<RegionType> = [.usable, .reserved, .acpi, .nvs]
+            e.backOnDemand = { pa, _ in
+                if let t = machine.memory.region(containing: pa)?.type { return firmware.contains(t) }
+                return machine.arch == .x86_64 && pa.raw < 0x10_0000
+            }
             let tf = Date()
             v = follow(e, plan: plan, backend: B.self, goal: goal, landed: v, options: options)
             stats.followSeconds = Date().timeIntervalSince(tf)

@@ -101,3 +101,22 @@ import Testing
             ])
     }
 }
+
+/// The x86 follow machine's UART: the divisor latch does not print, THR does, LSR is always ready.
+@Suite struct Uart8250Tests {
+    @Test func earlyprintkSequencePrintsOnlyTHRWrites() {
+        let console = ConsoleLog()
+        let u = Uart8250(console: console)
+        #expect(u.ports == 0x3f8...0x3ff)
+        u.portOut(0x3fb, size: 1, value: 0x83)  // LCR: DLAB, 8n1
+        u.portOut(0x3f8, size: 1, value: 0x01)  // DLL: 115200 baud
+        u.portOut(0x3f9, size: 1, value: 0x00)  // DLM
+        u.portOut(0x3fb, size: 1, value: 0x03)  // LCR: 8n1
+        #expect(u.portIn(0x3f8, size: 1) == 0)
+        for b in Array("ok\n".utf8) { u.portOut(0x3f8, size: 1, value: UInt32(b)) }
+        #expect(console.lines == ["ok"])
+        #expect(u.portIn(0x3fd, size: 1) == 0x60)
+        u.portOut(0x3fb, size: 1, value: 0x83)
+        #expect(u.portIn(0x3f8, size: 1) == 0x01)
+    }
+}

@@ -90,7 +90,8 @@ import Testing
         #expect(
             j.verdict.evidence.map(\.key) == [
                 .known(.address), .known(.access), .known(.pc), .known(.routine), .known(.region), .known(.level),
-                .known(.reason), .known(.entryAddress), .known(.entry), .known(.policy), .known(.kernel),
+                .known(.reason), .known(.entryAddress), .known(.entry), .known(.policy), .known(.purgatory),
+                .known(.kernel),
                 .rule("placement_walk"), .rule("top_down_start"), .rule("kernel_buf_min"), .rule("purgatory_size"),
                 .rule("boot_params_size"), .rule("synthetic_kernel"),
                 .rule("identity_map"), .rule("efi_config_table"), .rule("control_page"), .rule("relocation_copy"),

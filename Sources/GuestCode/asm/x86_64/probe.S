@@ -35,12 +35,18 @@ touch_probe_done:
 	hlt
 
 /*
- * copy_probe: one `rep movsq` of %rcx quadwords from %rsi to %rdi, the instruction relocate_kernel
- * copies pages with, alone: `kexec-sim bench` measures the engine's bare copy speed with it.
+ * copy_probe: %rdx pages from %rsi to %rdi, one `rep movsq` of 512 quadwords per page (the copy
+ * relocate_kernel does for each IND_SOURCE entry), without the list walk: `kexec-sim bench`
+ * measures the engine's bare copy speed with it.
  */
 	.globl copy_probe
 copy_probe:
+	cli				/* as relocate_kernel: interrupts off, string ops forward */
+	cld
+1:	movl	$512, %ecx
 	rep movsq
+	decq	%rdx
+	jnz	1b
 	.globl copy_probe_done
 copy_probe_done:
 	hlt

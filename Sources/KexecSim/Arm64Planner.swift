@@ -45,6 +45,7 @@ public enum Arm64Planner {
         var free = machine.freeMemblock
         for r in crashAll { free.remove(r) }
         var placer = Placer(ranges: req.type == .crash ? crashk : free.ranges, order: req.placement)
+        placer.pageSize = pageSize
         rules.append(placementRule(sc, free: free, crashk: crashk))
         var segments: [Segment] = []
         var kernelEntry = PhysAddr(0)
@@ -94,17 +95,8 @@ public enum Arm64Planner {
                 dtb = load.dtb.mem
                 imageInfo = load.evidence
             case .kexecLoad:
-                if let bad = req.segments.first(where: {
-                    $0.mem.raw % pageSize.raw != 0 || $0.memsz.raw % pageSize.raw != 0
-                }),
-                    pageSize != kexecPageSize
-                {
-                    throw Rejection(
-                        .EADDRNOTAVAIL, check: "sanity_check_segment_list",
-                        "\(bad.name): mem \(bad.mem) or memsz \(bad.memsz) is not a multiple of PAGE_SIZE \(pageSize)")
-                }
                 segments = try RealImages.userSegments(
-                    req, machine: machine, crash: crashk, limits: limits, placer: &placer)
+                    req, machine: machine, crash: crashk, limits: limits, placer: &placer, pageSize: pageSize)
                 kernelEntry = req.entry ?? (req.segments.first?.mem ?? PhysAddr(0))
                 dtb = segments.first { $0.role == .dtb }?.mem ?? PhysAddr(0)
                 // kexec-tools brings its own purgatory, in a hole of its own.
@@ -119,7 +111,7 @@ public enum Arm64Planner {
             }
             try SanityCheck.check(
                 segments: segments, syscall: req.syscall, type: req.type, totalRAM: machine.memory.totalRAM,
-                crashRegions: crashk, limits: limits)
+                crashRegions: crashk, limits: limits, pageSize: pageSize)
         } catch let r as Rejection {
             return .rejected(r, sc)
         } catch let e as PlanError {
@@ -135,13 +127,15 @@ public enum Arm64Planner {
             // Same purgatory_data layout as x86_64, with the DTB where x86 keeps boot_params.
             switch try Planner.seal(
                 &segments, blob: Arm64GuestCode.purgatory, purgatoryStart: Arm64GuestCode.Purgatory.purgatoryStart,
-                entry: kernelEntry, entryArg: dtb, request: req, ram: free.ranges, crash: crashk)
+                entry: kernelEntry, entryArg: dtb, request: req, ram: free.ranges, crash: crashk, pageSize: pageSize)
             {
             case .failure(let r): return .rejected(r, sc)
             case .success(let s): sealed = s
             }
         } else {
-            switch sealWithoutPurgatory(segments, entry: kernelEntry, type: req.type, ram: free.ranges, crash: crashk) {
+            switch sealWithoutPurgatory(
+                segments, entry: kernelEntry, type: req.type, ram: free.ranges, crash: crashk, pageSize: pageSize)
+            {
             case .failure(let r): return .rejected(r, sc)
             case .success(let s): sealed = s
             }
@@ -204,14 +198,16 @@ public enum Arm64Planner {
 
     /// A kexec_file_load kimage without purgatory: kimage->start is the kernel's entry, which the
     /// relocation routine (or cpu_soft_restart) branches to with x0 = DTB. The digest is computed
-    /// for the evidence only: nothing checks it.
+    /// for the evidence only: nothing checks it. Every kimage page is PAGE_SIZE = `pageSize`.
     static func sealWithoutPurgatory(
-        _ segments: [Segment], entry: PhysAddr, type: ImageType, ram: [AddressRange], crash: [AddressRange]
+        _ segments: [Segment], entry: PhysAddr, type: ImageType, ram: [AddressRange], crash: [AddressRange],
+        pageSize: ByteCount
     ) -> Result<Planner.Sealed, Rejection> {
         let (digest, _) = Planner.segmentsDigest(segments)
         do {
             let (kimage, allocator) = try KimageBuilder.build(
-                segments: segments, type: type, startAddress: entry, freeRAM: ram, crashRegions: crash)
+                segments: segments, type: type, startAddress: entry, freeRAM: ram, crashRegions: crash,
+                pageSize: pageSize)
             return .success(
                 Planner.Sealed(
                     kimage: kimage, allocator: AllocatorBox(allocator), start: entry, digest: digest, stored: digest))

@@ -151,6 +151,27 @@ public enum Arm64Planner {
         if let lim = machine.memLimit, let cut = AddressRange(first: PhysAddr(lim.raw), last: PhysAddr(.max)) {
             linear.remove(cut)
         }
+        // vabits_actual and the levels: what trans_pgd_create_copy makes of them (MMU-on only).
+        var loadFault: Arm64LoadFault?
+        if relocation == .mmuOn && machine.config.vaBits52 {
+            let (va, vaRule) = Arm64Rules.virtualAddressing(
+                version: v, config: machine.config, granule: granule, cpu: machine.idAA64MMFR0)
+            rules.append(vaRule)
+            if va.lpa2 {
+                guard let (copy, copyRule) = Arm64Rules.transPgdCopy(version: v, levels: va.levels) else {
+                    throw .unsupported(
+                        "\(sc.file): a \(v) first kernel with \(va.levels) table levels (52-bit VAs, FEAT_LPA2): "
+                            + "trans_pgd_create_copy is modelled for v6.9–v6.12 only (the copy_p4d fix's release is "
+                            + "not established)")
+                }
+                rules.append(copyRule)
+                guard copy == .readsThroughEmptyPgd else {
+                    throw .unsupported(
+                        "\(sc.file): MMU-on relocation through a 52-bit (FEAT_LPA2) linear map is not modelled")
+                }
+                loadFault = try transPgdEmptyPgdRead(ram: linear.ranges)
+            }
+        }
         let layout = Arm64Layout(ram: linear.ranges, granule: granule, vaBits: Arm64Rules.vaBits(granule))
         let mappings: Arm64Mappings = scope == .wholeMapBasePages ? .basePages : .blocks
         let regionPages = scope == .regionBasePages ? crashAll : []
@@ -161,7 +182,7 @@ public enum Arm64Planner {
         let zero: PhysAddr
         do {
             zero = try box.next()
-            if relocation == .mmuOn {
+            if relocation == .mmuOn && loadFault == nil {
                 let alloc = { () throws -> PhysAddr in try box.aligned(granule.size) }
                 // Region-only base pages change leaf sizes inside the region only, which a normal load
                 // never copies to or from: the copy is built with blocks there (the cost evidence
@@ -186,6 +207,7 @@ public enum Arm64Planner {
             tables: tables, layout: relocation == .mmuOn ? layout : nil, zeroPage: zero, relocation: relocation)
         arm.protection = req.type == .crash && !crashAll.isEmpty ? protection : .none
         arm.pageSize = pageSize
+        arm.loadFault = loadFault
         arm.firstKernelLinearMap = linearCost
         var plan = Plan(
             scenario: sc, segments: segments, kimage: kimage, kernelEntry: kernelEntry, entryArgument: dtb,

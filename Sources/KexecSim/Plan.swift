@@ -77,6 +77,9 @@ public struct Arm64Plan: Sendable {
     public var protection: CrashkernelProtection = .none
     /// PAGE_SIZE of the running kernel: the granule.
     public var pageSize: ByteCount = kexecPageSize
+    /// The first kernel's own fault in trans_pgd_create_copy during the load (5 levels, v6.9–v6.12):
+    /// the run ends there, before any relocation.
+    public var loadFault: Arm64LoadFault?
     /// What the first kernel's own linear map costs in table pages under the linear-map rule,
     /// against blocks: "2054 pages (8MiB), whole-map base pages; 2 pages (8KiB) with blocks".
     public var firstKernelLinearMap: String?

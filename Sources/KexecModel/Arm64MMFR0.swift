@@ -1,5 +1,3 @@
-import KexecModel
-
 /// The fields of ID_AA64MMFR0_EL1 the stage-1 walk depends on: the CPU's physical address size
 /// and which granules implement 52-bit addresses (FEAT_LPA2).
 ///

@@ -72,6 +72,8 @@ public enum Planner {
         // Real files (RealImages.swift): a bzImage kernel, an initrd loaded as it is.
         var bzImage: RealImages.X86Kernel?
         var imageInfo: [(String, String)] = []
+        // kexec-tools' own purgatory segment, which ours runs inside (loader: kexec-tools).
+        var toolPurgatory: KexecToolsPurgatory?
 
         func synthSize(_ p: PayloadSpec?, _ field: String) throws(PlanError) -> ByteCount? {
             guard let p else { return nil }
@@ -170,6 +172,18 @@ public enum Planner {
                         imageInfo.append(("initrd_file", "\(path) (\(f.count) bytes)"))
                     }
                 }
+            case .kexecLoad where req.loader == .kexecTools:
+                // kexec-tools places everything itself (KexecToolsX86), its purgatory included.
+                switch try KexecToolsX86.plan(scenario) {
+                case .failure(let r): throw r
+                case .success(let p):
+                    segments = p.segments
+                    kernelEntry = PhysAddr(p.layout.kernelLoad.raw + 0x200)
+                    bootParams = p.layout.realModeData
+                    imageInfo += p.imageInfo
+                    appliedRules = p.layout.rules
+                    toolPurgatory = .x86_64
+                }
             case .kexecLoad:
                 // The user's list is checked as the kernel sees it first; kexec-tools adds its
                 // purgatory as one more segment, in a hole of its own.
@@ -222,12 +236,17 @@ public enum Planner {
         let relocation = X86RelocationRule.of(kernel)
         var tables: X86PageTables?
         var tablesSeconds = 0.0
+        if let t = toolPurgatory, t.blobOffset == nil {
+            throw .unsupported("purgatory: ours does not fit inside kexec-tools' purgatory segment")
+        }
         let sealed: Sealed
         switch try seal(
             &segments, blob: blob, purgatoryStart: X86_64GuestCode.Purgatory.purgatoryStart, entry: kernelEntry,
             entryArg: bootParams, request: req, ram: ram, crash: crash,
             controlPages: Int(relocation.controlPageSize / 0x1000),
-            digestSkipsElfcorehdr: rules.elfcorehdrExcludedFromDigest,
+            // kexec_load: kexec-tools' update_purgatory hashes every segment but its purgatory.
+            digestSkipsElfcorehdr: req.syscall == .kexecFileLoad && rules.elfcorehdrExcludedFromDigest,
+            purgatoryOffset: toolPurgatory?.blobOffset,
             prepare: { pending in
                 let tTables = Date()
                 defer { tablesSeconds = Date().timeIntervalSince(tTables) }
@@ -352,7 +371,8 @@ public enum Planner {
     static func seal(
         _ segments: inout [Segment], blob: GuestBlob, purgatoryStart: UInt64, entry: PhysAddr, entryArg: PhysAddr,
         request req: KexecRequest, ram: [AddressRange], crash: [AddressRange], controlPages: Int = 1,
-        digestSkipsElfcorehdr: Bool = false, prepare: ((inout PendingKimage) throws -> Void)? = nil
+        digestSkipsElfcorehdr: Bool = false, purgatoryOffset: UInt64? = nil,
+        prepare: ((inout PendingKimage) throws -> Void)? = nil
     ) throws(PlanError) -> Result<Sealed, Rejection> {
         let (digest, regions) = segmentsDigest(segments, skippingElfcorehdr: digestSkipsElfcorehdr)
         var stored = digest
@@ -360,9 +380,18 @@ public enum Planner {
         guard let pi = segments.firstIndex(where: \.isPurgatory) else {
             throw .unsupported("no purgatory segment to fill")
         }
-        segments[pi].bytes = try filledPurgatory(
-            blob, entry: entry, entryArg: entryArg, regions: regions, digest: stored)
-        let start = PhysAddr(segments[pi].mem.raw + purgatoryStart)
+        let filled = try filledPurgatory(blob, entry: entry, entryArg: entryArg, regions: regions, digest: stored)
+        var start = PhysAddr(segments[pi].mem.raw + purgatoryStart)
+        if let at = purgatoryOffset {
+            // Inside kexec-tools' purgatory segment: our blob at `at`, zeros around it up to bufsz.
+            let size = max(Int(segments[pi].bufsz.raw), Int(at) + filled.count)
+            var bytes = [UInt8](repeating: 0, count: size)
+            bytes.replaceSubrange(Int(at)..<Int(at) + filled.count, with: filled)
+            segments[pi].bytes = bytes
+            start = PhysAddr(segments[pi].mem.raw + at + purgatoryStart)
+        } else {
+            segments[pi].bytes = filled
+        }
         do {
             var pending = try KimageBuilder.start(
                 segments: segments, type: req.type, startAddress: start, freeRAM: ram, crashRegions: crash,

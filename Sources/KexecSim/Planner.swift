@@ -268,6 +268,7 @@ public enum Planner {
         let kimage = sealed.kimage
         let (digest, stored, start) = (sealed.digest, sealed.stored, sealed.start)
         let pIndex = segments.firstIndex { $0.isPurgatory }!
+        let blobBase = PhysAddr(segments[pIndex].mem.raw + (toolPurgatory?.blobOffset ?? 0))
         // The first kernel's own tables at the jump (only the control page's alias): a model
         // artifact, from pages after the image's own.
         let first: X86PageTables
@@ -315,7 +316,7 @@ public enum Planner {
         }
         var plan = Plan(
             scenario: scenario, segments: segments, kimage: kimage, kernelEntry: kernelEntry,
-            entryArgument: bootParams, purgatoryBase: segments[pIndex].mem, purgatoryEntry: start,
+            entryArgument: bootParams, purgatoryBase: blobBase, purgatoryEntry: start,
             digest: digest, storedDigest: stored, crashRegions: crash,
             planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds, imageInfo: imageInfo,
             arch: .x86(X86Plan(tables: tables, firstKernelTables: first, controlVA: controlVA)))
@@ -383,9 +384,9 @@ public enum Planner {
         let filled = try filledPurgatory(blob, entry: entry, entryArg: entryArg, regions: regions, digest: stored)
         var start = PhysAddr(segments[pi].mem.raw + purgatoryStart)
         if let at = purgatoryOffset {
-            // Inside kexec-tools' purgatory segment: our blob at `at`, zeros around it up to bufsz.
-            let size = max(Int(segments[pi].bufsz.raw), Int(at) + filled.count)
-            var bytes = [UInt8](repeating: 0, count: size)
+            // Inside kexec-tools' purgatory segment: zeros, then our blob at `at`; the rest of the
+            // segment (its bufsz stays kexec-tools') is zeros, our bss and stack among them.
+            var bytes = [UInt8](repeating: 0, count: Int(at) + filled.count)
             bytes.replaceSubrange(Int(at)..<Int(at) + filled.count, with: filled)
             segments[pi].bytes = bytes
             start = PhysAddr(segments[pi].mem.raw + at + purgatoryStart)

@@ -139,7 +139,9 @@ public struct KexecToolsMemory: Sendable {
     ) throws(Rejection) -> UInt64 {
         try sortSegments()
         guard let size = Self.alignUp(memsz, pageSize) else {
-            throw Rejection(.EFAILED, check: "kexec-tools add_buffer", "\(role.name): memsz 0x\(String(memsz, radix: 16)) overflows")
+            throw Rejection(
+                .EFAILED, check: "kexec-tools add_buffer", "\(role.name): memsz 0x\(String(memsz, radix: 16)) overflows"
+            )
         }
         let base = try locateHole(size: size, align: align, min: min, max: max, bottomUp: bottomUp)
         try addSegment(role, bufsz: bufsz, base: base, memsz: size)

@@ -37,6 +37,12 @@ public struct KexecToolsMemory: Sendable {
         public var mem: UInt64
         public var memsz: UInt64
         public var bufsz: UInt64
+        public init(role: SegmentRole, mem: UInt64, memsz: UInt64, bufsz: UInt64) {
+            self.role = role
+            self.mem = mem
+            self.memsz = memsz
+            self.bufsz = bufsz
+        }
     }
 
     /// getpagesize() (4 KiB on Debian's amd64 and 4K-page arm64 kernels).

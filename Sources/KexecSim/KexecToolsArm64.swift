@@ -143,7 +143,10 @@ enum KexecToolsArm64 {
         let crash = req.type == .crash
         var elfcorehdr: AddressRange?
         let kernelHole: UInt64
-        let span = kernel.textOffset &+ kernel.imageSize
+        let (span, wraps) = kernel.textOffset.addingReportingOverflow(kernel.imageSize)
+        guard !wraps, span < 1 << 48 else {
+            throw fail("image_arm64_load", "text_offset + image_size 0x\(String(span, radix: 16)) is not an image size")
+        }
         if crash {
             guard let window = crashRanges.last else {
                 throw fail("load_crashdump_segments", "no Crash kernel range in /proc/iomem")

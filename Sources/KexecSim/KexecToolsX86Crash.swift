@@ -49,13 +49,14 @@ enum KexecToolsX86Crash {
         for i in list.indices {
             let (ms, me) = (list[i].range.first, list[i].range.last)
             guard first < me && last > ms else { continue }
+            // Unsigned arithmetic as in C: a hole starting below the range wraps its end.
             if first != ms && last != me {
-                list[i].range.last = first - 1
-                insert = (i + 1, (KexecToolsMemory.MemoryRange(first: last + 1, last: me, isRAM: true), 1))
+                list[i].range.last = first &- 1
+                insert = (i + 1, (KexecToolsMemory.MemoryRange(first: last &+ 1, last: me, isRAM: true), 1))
             } else if first != ms {
-                list[i].range.last = first - 1
+                list[i].range.last = first &- 1
             } else {
-                list[i].range.first = last + 1
+                list[i].range.first = last &+ 1
             }
         }
         if let (at, r) = insert { list.insert((range: r.0, type: r.1), at: at) }
@@ -83,7 +84,7 @@ enum KexecToolsX86Crash {
         // get_backup_area.
         var backupStart: UInt64 = 0
         var backupSize: UInt64 = 0xa0000
-        if let b = ranges.first(where: { $0.range.isRAM && $0.range.last <= 0xa0000 }) {
+        if let b = ranges.first(where: { $0.range.isRAM && $0.range.last <= 0xa0000 }) {  // no wrap: last ≤ 640 KiB
             backupStart = b.range.first
             backupSize = b.range.last - b.range.first + 1
         }
@@ -112,7 +113,8 @@ enum KexecToolsX86Crash {
             throw Rejection(.EFAILED, check: "kexec-tools cmdline_add_elfcorehdr", "Command line overflow")
         }
         for r in ranges where [2, 3, 4, 12].contains(r.type) {
-            try? memmap.add(first: r.range.first, size: r.range.last - r.range.first + 1, type: r.type)
+            let (size, o) = (r.range.last - r.range.first).addingReportingOverflow(1)
+            if !o { try? memmap.add(first: r.range.first, size: size, type: r.type) }
         }
         let rules = [
             AppliedRule(
@@ -136,13 +138,17 @@ struct KexecToolsMemmap {
 
     mutating func add(first: UInt64, size: UInt64, type: UInt32) throws(Rejection) {
         var (addr, size) = (first, size)
+        guard size > 0, addr <= UInt64.max - (size - 1) else {
+            throw Rejection(.EFAILED, check: "kexec-tools add_memmap", "range past the end of the address space")
+        }
         if type == 1, addr % 1024 != 0 || size % 1024 != 0 {
-            let end = (addr + size) & ~UInt64(1023)
+            let end = (addr &+ size) & ~UInt64(1023)
+            guard addr <= UInt64.max - 1023 else { return }
             addr = (addr + 1023) & ~UInt64(1023)
             guard addr < end else { return }
             size = end - addr
         }
-        guard entries.count < Self.maxEntries - 1, size > 0 else {
+        guard entries.count < Self.maxEntries - 1 else {
             throw Rejection(.EFAILED, check: "kexec-tools add_memmap", "memmap full")
         }
         let last = addr + size - 1

@@ -18,6 +18,17 @@ public enum Planner {
 
     /// Plans a scenario of either architecture: the segments, the kimage and the tables.
     public static func plan(_ scenario: Scenario) throws(PlanError) -> PlanOutcome {
+        if let req = scenario.kexec, req.type == .crash, req.loader == .kexecTools,
+            !scenario.machine.iomemView.contains(where: { $0.name == "Crash kernel" })
+        {
+            // kexec -p gives up before any syscall (kexec/kexec.c main, 2.0.25).
+            return .rejected(
+                Rejection(
+                    .EFAILED, check: "kexec-tools is_crashkernel_mem_reserved",
+                    "Memory for crashkernel is not reserved (no \"Crash kernel\" in /proc/iomem): boot the first "
+                        + "kernel with crashkernel= (set machine.crashkernel)"),
+                scenario)
+        }
         if let req = scenario.kexec, req.type == .crash, scenario.machine.crashkernelRanges.isEmpty {
             // crashk_res is empty: kexec_load's sanity check finds no segment inside it, and
             // kexec_file_load's hole search over it finds nothing (kernel/kexec_file.c).

@@ -157,6 +157,17 @@ import Testing
         #expect(r.detail == "Could not find a free area of memory of 0x1000000 bytes...")
     }
 
+    @Test func crashLoadWithoutCrashkernelStopsInKexecTools() throws {
+        var sc = try decode(Self.x86Yaml)
+        sc.kexec?.type = .crash
+        sc.machine.crashkernelRanges = []
+        guard case .rejected(let r, _) = try Planner.plan(sc) else {
+            Issue.record("kexec -p without a crashkernel reservation loads nothing")
+            return
+        }
+        #expect(r.errno == .EFAILED && r.check == "kexec-tools is_crashkernel_mem_reserved")
+    }
+
     static let arm64Yaml = """
         name: t
         machine:

@@ -86,7 +86,7 @@ enum KexecToolsX86 {
                     e820Type($0.type)
                 )
             }
-        if let i = out.firstIndex(where: { $0.0.isRAM && $0.0.first < 0x400 }), out[i].0.last >= 0x400 {
+        if let i = out.firstIndex(where: { $0.0.isRAM && $0.0.first < 0x400 }) {
             out[i].0.first = 0x400
         }
         return out
@@ -144,7 +144,7 @@ enum KexecToolsX86 {
         let setupSize = setupNeeded + cmdlineLen + purgatoryCmdlineSize
         let rmBase = try mem.addBuffer(
             .bootParams, bufsz: setupSize, memsz: setupSize, align: 16, min: minPurgatory, max: .max, bottomUp: false)
-        guard let kMemsz = KexecToolsMemory.alignUp64(kernel.initSize, 4096) else {
+        guard let kMemsz = KexecToolsMemory.alignUp(kernel.initSize, 4096) else {
             throw Rejection(.EFAILED, check: "kexec-tools do_bzImage64_load", "init_size overflows")
         }
         let kBase = try mem.addBuffer(
@@ -203,13 +203,5 @@ enum KexecToolsX86 {
             segments: mem.sorted, entry: PhysAddr(pBase + purgatory.entry), purgatoryBase: PhysAddr(pBase),
             realModeData: PhysAddr(rmBase), kernelLoad: PhysAddr(kBase), commandLine: commandLine,
             commandLineOffset: setupNeeded, e820: e820, e820Types: e820Types, rules: rules)
-    }
-}
-
-extension KexecToolsMemory {
-    /// `_ALIGN(v, a)` for callers outside Kimage; nil past 2^64.
-    static func alignUp64(_ v: UInt64, _ a: UInt64) -> UInt64? {
-        let (s, o) = v.addingReportingOverflow(a - 1)
-        return o ? nil : s & ~(a - 1)
     }
 }

@@ -1,6 +1,8 @@
 import KexecModel
+import Kimage
 
-/// kexec-tools' own bookkeeping of where segments go (kexec/kexec.c of kexec-tools 2.0.25, as
+/// kexec-tools' own bookkeeping of where segments go (it works in C's unsigned long, as here: the
+/// planner turns its results into typed segments) (kexec/kexec.c of kexec-tools 2.0.25, as
 /// Debian 12 ships it: locate_hole, add_buffer_phys_virt, add_segment_phys_virt,
 /// valid_memory_range, sort_segments): its memory ranges (`info->memory_range`), the `--mem-min` /
 /// `--mem-max` window (`mem_min`, `mem_max`) and the segments added so far.
@@ -18,13 +20,13 @@ import KexecModel
 /// - add_segment: bufsz is cut to memsz, memsz rounded up to the page, the base must be page
 ///   aligned, and [base, base + memsz) must lie in one RAM range (two only when the first's end
 ///   equals the next one's start, which real ranges never do) inside [mem_min, mem_max].
-public struct KexecToolsMemory: Sendable {
+struct KexecToolsMemory: Sendable {
     /// One entry of `info->memory_range`: inclusive bounds and whether it is RANGE_RAM.
-    public struct MemoryRange: Sendable, Equatable {
-        public var first: UInt64
-        public var last: UInt64
-        public var isRAM: Bool
-        public init(first: UInt64, last: UInt64, isRAM: Bool) {
+    struct MemoryRange: Sendable, Equatable {
+        var first: UInt64
+        var last: UInt64
+        var isRAM: Bool
+        init(first: UInt64, last: UInt64, isRAM: Bool) {
             self.first = first
             self.last = last
             self.isRAM = isRAM
@@ -32,12 +34,12 @@ public struct KexecToolsMemory: Sendable {
     }
 
     /// A segment as kexec-tools holds it (struct kexec_segment) and the role it plays.
-    public struct Placed: Sendable, Equatable {
-        public var role: SegmentRole
-        public var mem: UInt64
-        public var memsz: UInt64
-        public var bufsz: UInt64
-        public init(role: SegmentRole, mem: UInt64, memsz: UInt64, bufsz: UInt64) {
+    struct Placed: Sendable, Equatable {
+        var role: SegmentRole
+        var mem: UInt64
+        var memsz: UInt64
+        var bufsz: UInt64
+        init(role: SegmentRole, mem: UInt64, memsz: UInt64, bufsz: UInt64) {
             self.role = role
             self.mem = mem
             self.memsz = memsz
@@ -46,21 +48,21 @@ public struct KexecToolsMemory: Sendable {
     }
 
     /// getpagesize() (4 KiB on Debian's amd64 and 4K-page arm64 kernels).
-    public let pageSize: UInt64
-    public var ranges: [MemoryRange]
-    public var memMin: UInt64 = 0
+    let pageSize: UInt64
+    var ranges: [MemoryRange]
+    var memMin: UInt64 = 0
     /// ULONG_MAX unless crash loads narrow it (get_crash_kernel_load_range).
-    public var memMax: UInt64 = .max
+    var memMax: UInt64 = .max
     /// In the order added; `sorted` is what kexec_load receives.
-    public private(set) var segments: [Placed] = []
+    private(set) var segments: [Placed] = []
 
-    public init(ranges: [MemoryRange], pageSize: UInt64 = 4096) {
+    init(ranges: [MemoryRange], pageSize: UInt64 = 4096) {
         self.ranges = ranges
         self.pageSize = pageSize
     }
 
     /// The segments by address, as sort_segments leaves them for kexec_load.
-    public var sorted: [Placed] { segments.sorted { $0.mem < $1.mem } }
+    var sorted: [Placed] { segments.sorted { $0.mem < $1.mem } }
 
     /// `_ALIGN(v, a)`; nil past 2^64.
     static func alignUp(_ v: UInt64, _ a: UInt64) -> UInt64? {
@@ -69,7 +71,7 @@ public struct KexecToolsMemory: Sendable {
     }
 
     /// sort_segments: sorts, then fails on the first overlap.
-    public mutating func sortSegments() throws(Rejection) {
+    mutating func sortSegments() throws(Rejection) {
         segments.sort { $0.mem < $1.mem }
         var end: UInt64 = 0
         for s in segments {
@@ -83,7 +85,7 @@ public struct KexecToolsMemory: Sendable {
     }
 
     /// valid_memory_range.
-    public func validRange(first: UInt64, last: UInt64) -> Bool {
+    func validRange(first: UInt64, last: UInt64) -> Bool {
         guard first <= last, last <= memMax, first >= memMin else { return false }
         for (i, r) in ranges.enumerated() where r.isRAM {
             var end = r.last
@@ -95,7 +97,7 @@ public struct KexecToolsMemory: Sendable {
 
     /// locate_hole: the base of a hole of `size` bytes (`size` already page-rounded by the
     /// caller, as add_buffer does), or EFAILED with kexec-tools' message.
-    public func locateHole(size: UInt64, align: UInt64, min holeMin: UInt64, max holeMax: UInt64, bottomUp: Bool)
+    func locateHole(size: UInt64, align: UInt64, min holeMin: UInt64, max holeMax: UInt64, bottomUp: Bool)
         throws(Rejection) -> UInt64
     {
         let align = Swift.max(align, pageSize)
@@ -140,7 +142,7 @@ public struct KexecToolsMemory: Sendable {
 
     /// add_buffer_phys_virt: sort, round memsz to the page, locate_hole, add_segment; the base.
     @discardableResult
-    public mutating func addBuffer(
+    mutating func addBuffer(
         _ role: SegmentRole, bufsz: UInt64, memsz: UInt64, align: UInt64, min: UInt64, max: UInt64, bottomUp: Bool
     ) throws(Rejection) -> UInt64 {
         try sortSegments()
@@ -155,7 +157,7 @@ public struct KexecToolsMemory: Sendable {
     }
 
     /// add_segment_phys_virt (without virt_to_phys: every caller modelled passes physical bases).
-    public mutating func addSegment(_ role: SegmentRole, bufsz: UInt64, base: UInt64, memsz: UInt64)
+    mutating func addSegment(_ role: SegmentRole, bufsz: UInt64, base: UInt64, memsz: UInt64)
         throws(Rejection)
     {
         guard memsz > 0 else { return }

@@ -162,13 +162,13 @@ public struct X86FileLoadRules: Sendable, Equatable {
                 AppliedRule(
                     "placement_walk",
                     "forward: first System RAM range that fits (walk_system_ram_res), top-down inside",
-                    source: "kernel/kexec_file.c kexec_walk_resources, \(k) 6.1.192"))
+                    source: "kernel/kexec_file.c kexec_walk_resources, \(k) 5.10.262 and 6.1.192"))
         }
         out.append(
             topDownOffByOne
                 ? AppliedRule(
                     "top_down_start", "end - memsz (one byte low: a page-aligned end loses one step)",
-                    source: "kernel/kexec_file.c locate_mem_hole_top_down, \(k) 6.1.192")
+                    source: "kernel/kexec_file.c locate_mem_hole_top_down, \(k) 5.10.262 and 6.1.192")
                 : AppliedRule(
                     "top_down_start", "end - memsz + 1",
                     source: "kernel/kexec_file.c locate_mem_hole_top_down, \(k) mainline (fixed for v6.8)"))
@@ -179,7 +179,7 @@ public struct X86FileLoadRules: Sendable, Equatable {
                     source: "arch/x86/kernel/kexec-bzimage64.c bzImage64_load, 43b1d3e68ee7, \(k) mainline (v6.9+)")
                 : AppliedRule(
                     "kernel_buf_min", "MIN_KERNEL_LOAD_ADDR (1 MiB)",
-                    source: "arch/x86/kernel/kexec-bzimage64.c bzImage64_load, \(k) 6.1.192"))
+                    source: "arch/x86/kernel/kexec-bzimage64.c bzImage64_load, \(k) 5.10.262 and 6.1.192"))
         let purgatory = purgatorySize
         out.append(
             AppliedRule(

@@ -75,6 +75,7 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case exceptionsDelivered = "exceptions_delivered"
         case firmwareCalls = "firmware_calls"
         case consoleTail = "console_tail"
+        case cpuidLeaves = "cpuid_leaves"
     }
 
     public var name: String {

@@ -209,6 +209,9 @@ public enum Planner {
                 segments[i].bytes = RealImages.x86BootParams(
                     machine: machine, cmdline: cmdline, loadAddress: s.mem, kernel: image,
                     initrd: segments.first { $0.role == .initrd })
+                X86EfiState.apply(
+                    to: &segments[i].bytes, machine: machine, loadAddress: s.mem,
+                    setupDataOffset: X86FileLoadRules.efiSetupDataOffset(cmdlineLength: req.cmdline.utf8.count + 1))
             } else if s.role == .bootParams && req.syscall == .kexecFileLoad {
                 segments[i].bytes = Payload.bootParams(machine: machine, cmdline: cmdline, loadAddress: s.mem)
             } else {

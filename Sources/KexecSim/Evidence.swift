@@ -76,6 +76,7 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case firmwareCalls = "firmware_calls"
         case consoleTail = "console_tail"
         case cpuidLeaves = "cpuid_leaves"
+        case localApic = "local_apic"
     }
 
     public var name: String {

@@ -61,6 +61,10 @@ extension X86RunBackend {
                         separator: ", ")
                         + (machine.log.isEmpty ? "" : "; first: " + machine.log.prefix(4).joined(separator: "; ")))
         ]
+        if !machine.apic.touched.isEmpty {
+            ev.append(
+                Evidence(.localApic, "registers used: " + machine.apic.touched.map { hex($0) }.joined(separator: ", ")))
+        }
         if let c = machine.cpuid {
             ev.append(
                 Evidence(

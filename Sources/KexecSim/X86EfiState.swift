@@ -6,9 +6,11 @@ import KexecModel
 /// - In boot_params, as kexec_file's bzImage64 loader fills it (arch/x86/kernel/kexec-bzimage64.c
 ///   setup_efi_state and prepare_add_efi_setup_data, v6.1.192): efi_info (at 0x1c0) gets the
 ///   loader signature "EL64", efi_systab / efi_systab_hi, efi_memdesc_version 1 and
-///   efi_memdesc_size 48; efi_memmap stays 0 (the fixture gives no runtime map, so efi_map_sz is 0
-///   and setup_efi_info_memmap writes nothing); a SETUP_EFI (4) setup_data follows the command
-///   line area at ALIGN(sizeof(boot_params) + cmdline_len + MAX_ELFCOREHDR_STR_LEN, 16), holding
+///   efi_memdesc_size 48; with a runtime map (`efi.runtime_map_size`) efi_memmap / efi_memmap_hi
+///   point at its copy after the command line area (params_cmdline_sz = ALIGN(sizeof(boot_params)
+///   + cmdline_len + MAX_ELFCOREHDR_STR_LEN, 16)) and efi_memmap_size is its size (its
+///   descriptors are zeros: the fixture gives only the size), without one they stay 0
+///   (setup_efi_info_memmap writes nothing); a SETUP_EFI (4) setup_data follows the map, holding
 ///   struct efi_setup_data (arch/x86/include/asm/efi.h: fw_vendor, __unused, tables, smbios,
 ///   reserved[8]) with `tables` the physical config table array, fw_vendor the system table's
 ///   (0) and smbios EFI_INVALID_TABLE_ADDR (no SMBIOS entry among the tables), linked at
@@ -29,10 +31,11 @@ public enum X86EfiState {
     static let setupDataBytes = 16 + 96
 
     /// Fills efi_info and links the SETUP_EFI setup_data into `bp` (boot_params loaded at
-    /// `loadAddress`), the setup_data at `setupDataOffset` into the buffer; grows `bp` with zeros
-    /// to hold it. Leaves `bp` alone when the machine was not booted through EFI.
+    /// `loadAddress`): the runtime map's copy at `mapOffset`, the setup_data at `setupDataOffset`
+    /// into the buffer; grows `bp` with zeros to hold it. Leaves `bp` alone when the machine was
+    /// not booted through EFI.
     public static func apply(
-        to bp: inout [UInt8], machine: Machine, loadAddress: PhysAddr, setupDataOffset: Int
+        to bp: inout [UInt8], machine: Machine, loadAddress: PhysAddr, mapOffset: Int, setupDataOffset: Int
     ) {
         guard let systab = machine.efiSystemTable else { return }
         if bp.count < setupDataOffset + setupDataBytes {
@@ -46,6 +49,12 @@ public enum X86EfiState {
         put(0x1c8, 48, 4)  // efi_memdesc_size: sizeof(efi_memory_desc_t) as firmware reports it
         put(0x1cc, 1, 4)  // efi_memdesc_version
         put(0x1d8, systab.raw >> 32, 4)
+        if let map = machine.efiRuntimeMapSize, map.raw > 0 {
+            let at = loadAddress.raw &+ UInt64(mapOffset)
+            put(0x1d0, at & 0xffff_ffff, 4)  // efi_memmap
+            put(0x1d4, map.raw & 0xffff_ffff, 4)  // efi_memmap_size
+            put(0x1dc, at >> 32, 4)  // efi_memmap_hi
+        }
         let sd = setupDataOffset
         put(sd, bp.count >= 0x258 ? readLE(bp, 0x250) : 0, 8)  // next: the chain so far
         put(sd + 8, setupEfi, 4)

@@ -79,7 +79,7 @@ import Testing
         var bp = [UInt8](repeating: 0, count: 0x1000) + Array("console=ttyS0".utf8) + [0]
         let off = X86FileLoadRules.efiSetupDataOffset(cmdlineLength: 14)
         #expect(off == 0x1030)  // ALIGN(4096 + 14 + 30, 16)
-        X86EfiState.apply(to: &bp, machine: m, loadAddress: PhysAddr(0x98000), setupDataOffset: off)
+        X86EfiState.apply(to: &bp, machine: m, loadAddress: PhysAddr(0x98000), mapOffset: off, setupDataOffset: off)
         func le(_ o: Int, _ n: Int) -> UInt64 { (0..<n).reduce(0) { $0 | UInt64(bp[o + $1]) << (8 * UInt64($1)) } }
         #expect(bp.count == off + 112)
         #expect(le(0x1c0, 4) == 0x3436_4c45)  // "EL64"

@@ -6,7 +6,9 @@ import Testing
 /// Runaway guests, broken on purpose: each ends within its budget with a verdict and evidence,
 /// and host memory stays bounded.
 @Suite(.serialized) struct RunawayTests {
-    func run(_ name: String, timeout: Double = 20) throws -> RunResult {
+    /// The instruction budget ends these runs; the wall clock is only a backstop, generous so
+    /// that a loaded machine cannot turn a budget verdict into a wall-clock one.
+    func run(_ name: String, timeout: Double = 600) throws -> RunResult {
         try Runner.run(try fixture(name), options: RunOptions(timeoutSeconds: timeout))
     }
 

@@ -36,7 +36,18 @@ struct Arm64TruthCase: Decodable {
     var arch: String
     var crashkernelParam: String?
     var extraAppend: String?
+    struct Segment: Decodable, Equatable {
+        var index: Int
+        var mem: String
+        var memsz: String
+    }
+    struct Load: Decodable {
+        var rc: Int?
+        var kexecToolsSegments: [Segment]?
+        var kernelSegments: [Segment]?
+    }
     var crashkernel: Crash
+    var loads: [String: Load]
     var memblock: Memblock
     var zones: Zones
     var fdt: Fdt
@@ -156,5 +167,32 @@ struct Arm64TruthCase: Decodable {
         // The DMA limit the log printed gives the same answer as the one computed from the map.
         m.dmaZoneLimit = imported.dmaZoneLimit
         #expect(try m.crashkernelOutcome(text) == o, "\(file)")
+    }
+
+    /// kexec-tools' `-d` segment list (user space's view, kexec_load's argument) is what the kernel's
+    /// own dump (machine_kexec.c kexec_image_info / kexec_segment_flush) lists, wherever it printed
+    /// one; every crashkernel case has a crash load that worked.
+    @Test(arguments: Arm64TruthCase.files) func kexecToolsSegmentsAreTheKernels(_ file: String) throws {
+        let t = try Arm64TruthCase.load(file)
+        let normal = try #require(t.loads["load-normal"], "\(file)")
+        #expect(normal.rc == 0, "\(file)")
+        #expect(normal.kexecToolsSegments?.count == 4, "\(file): kernel, initrd, DTB, purgatory")
+        for (step, load) in t.loads where step.hasPrefix("load-") && !step.hasSuffix("unload") {
+            guard let kernel = load.kernelSegments else { continue }
+            #expect(load.kexecToolsSegments == kernel, "\(file) \(step)")
+        }
+        if !t.crashkernel.iomem.isEmpty {
+            let crash = try #require(t.loads["load-crash"], "\(file)")
+            #expect(crash.rc == 0, "\(file)")
+            // Kernel, initrd, DTB, purgatory and the ELF core header, all inside crashk_res.
+            // crashk_res is the higher range when there is a low part too.
+            let main = try #require(t.crashkernel.iomem.map(Arm64TruthCase.range).max { $0.first < $1.first })
+            for s in crash.kexecToolsSegments ?? [] {
+                let r = AddressRange(
+                    start: PhysAddr(Arm64TruthCase.num(s.mem)), size: ByteCount(Arm64TruthCase.num(s.memsz)))!
+                #expect(main.contains(r.first) && main.contains(r.last), "\(file) \(s)")
+            }
+            #expect(crash.kexecToolsSegments?.count == 5, "\(file)")
+        }
     }
 }

@@ -355,6 +355,7 @@ if sections.get('iomem-end') != sections.get('iomem-boot'):
     result['iomem_end'] = sections.get('iomem-end')
 if meta.get('arch') == 'arm64':
     result['arch'] = 'arm64'
+    result['qemu']['cpu'] = meta.get('cpu')
     result.update(arm64_boot(boot, sections))
     del result['e820'], result['ramdisk']
 if meta['action'] == 'exec':

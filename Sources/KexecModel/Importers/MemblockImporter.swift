@@ -25,6 +25,7 @@ enum MemblockImporter {
 
     static func recognises(_ body: Substring) -> Bool {
         body == "Zone ranges:" || body == "Early memory node ranges" || isNodeLine(body)
+            || body == "MEMBLOCK configuration:"
     }
 
     /// `node <n>: …`

@@ -9,7 +9,7 @@ import Yams
 private let machineKeys = [
     "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
     "efi_system_table", "efi", "mem_limit", "crashkernel_protection", "kernel", "memblock_reserved", "log_buf_len",
-    "config", "dma_ranges_limit", "cpus",
+    "config", "dma_ranges_limit", "cpus", "id_aa64mmfr0", "acpi_rsdp", "efi_runtime_map",
 ]
 private let regionKeys = ["range", "start", "size", "type"]
 
@@ -35,6 +35,9 @@ extension Walker {
         if let n = f.value("hazards") { machine.hazards = try ranges(n, f.field("hazards")) }
         if let n = f.value("hotpluggable") { machine.hotpluggable = try ranges(n, f.field("hotpluggable")) }
         if let n = f.value("config") { machine.config = try kernelConfig(n, f.field("config")) }
+        if let n = f.value("id_aa64mmfr0") {
+            machine.idAA64MMFR0 = Arm64MMFR0(raw: try number(n, f.field("id_aa64mmfr0")))
+        }
         machine.laterReservations = imported?.memblockReserved ?? []
         if let n = f.value("cpus") {
             let c = try number(n, f.field("cpus"))
@@ -42,6 +45,16 @@ extension Walker {
                 throw fail(n, f.field("cpus"), "cpus must be 1 to 8192 (NR_CPUS), found \(c)")
             }
             machine.cpus = Int(c)
+        }
+        if let n = f.value("acpi_rsdp") { machine.acpiRsdp = try address(n, f.field("acpi_rsdp")) }
+        if let n = f.value("efi_runtime_map") {
+            let c = try number(n, f.field("efi_runtime_map"))
+            guard c <= 4096 else {
+                throw fail(
+                    n, f.field("efi_runtime_map"), "\(c) runtime map entries is more than a firmware has (at most 4096)"
+                )
+            }
+            machine.efiRuntimeMapEntries = Int(c)
         }
         if let n = f.value("dma_ranges_limit") {
             machine.dmaRangesLimit = try address(n, f.field("dma_ranges_limit"))
@@ -76,7 +89,7 @@ extension Walker {
             if f.has("efi_system_table") {
                 throw fail(n, f.field("efi"), "give the system table once: efi.system_table or efi_system_table")
             }
-            (machine.efiSystemTable, machine.efiConfigTables) = try efi(n, f.field("efi"))
+            (machine.efiSystemTable, machine.efiConfigTables, machine.efiRuntimeMapSize) = try efi(n, f.field("efi"))
         }
         if let n = f.value("mem_limit") { machine.memLimit = ByteCount(try size(n, f.field("mem_limit"))) }
         if let n = f.value("crashkernel_protection") {
@@ -86,16 +99,29 @@ extension Walker {
         return machine
     }
 
-    /// `efi: { system_table: A, config_tables: A, nr_tables: N }`: the EFI system table and its
-    /// configuration table array (the system table's `tables` and `nr_tables` fields). The array
-    /// needs both keys; a count above 4096 is refused as not a real firmware's.
-    func efi(_ node: Node, _ field: String) throws(InputError) -> (PhysAddr, EfiConfigTables?) {
-        let m = try mapping(node, field, "a mapping { system_table, config_tables, nr_tables }")
+    /// `efi: { system_table: A, config_tables: A, nr_tables: N, runtime_map_size: S }`: the EFI
+    /// system table and its configuration table array (the system table's `tables` and `nr_tables`
+    /// fields), and the size of the EFI runtime memory map (entries × descriptor size, e.g. 0x120
+    /// for OVMF's 6 × 48). The array needs both keys; a count above 4096 is refused as not a real
+    /// firmware's, and so is a runtime map above 1 MiB.
+    func efi(_ node: Node, _ field: String) throws(InputError) -> (PhysAddr, EfiConfigTables?, ByteCount?) {
+        let m = try mapping(node, field, "a mapping { system_table, config_tables, nr_tables, runtime_map_size }")
         let f = try Fields(
-            node, m, path: field, allowed: ["system_table", "config_tables", "nr_tables"], file: file)
+            node, m, path: field, allowed: ["system_table", "config_tables", "nr_tables", "runtime_map_size"],
+            file: file)
         let systab = try address(required(f, "system_table"), f.field("system_table"))
+        var runtimeMap: ByteCount?
+        if let n = f.value("runtime_map_size") {
+            let bytes = try size(n, f.field("runtime_map_size"))
+            guard bytes <= 0x10_0000 else {
+                throw fail(
+                    n, f.field("runtime_map_size"),
+                    "a runtime map of \(bytes) bytes is more than a firmware has (at most 1 MiB)")
+            }
+            runtimeMap = ByteCount(bytes)
+        }
         switch (f.value("config_tables"), f.value("nr_tables")) {
-        case (nil, nil): return (systab, nil)
+        case (nil, nil): return (systab, nil, runtimeMap)
         case (let a?, let n?):
             let at = try address(a, f.field("config_tables"))
             let count = try number(n, f.field("nr_tables"))
@@ -107,19 +133,27 @@ extension Walker {
             guard count == 0 || tables.range != nil else {
                 throw fail(a, f.field("config_tables"), "the table array runs past the end of the address space")
             }
-            return (systab, tables)
+            return (systab, tables, runtimeMap)
         case (let a?, nil): throw fail(a, f.field("config_tables"), "config_tables needs nr_tables")
         case (nil, let n?): throw fail(n, f.field("nr_tables"), "nr_tables needs config_tables")
         }
     }
 
-    /// `config: { zone_dma: true, rodata_full: true }` (arm64); a key not given keeps Debian's value.
+    /// `config: { zone_dma: true, rodata_full: true, va_bits: 48 }` (arm64); a key not given keeps
+    /// Debian's value; `va_bits` is 48 or 52.
     func kernelConfig(_ node: Node, _ field: String) throws(InputError) -> Arm64KernelConfig {
-        let m = try mapping(node, field, "a mapping { zone_dma, rodata_full }")
-        let f = try Fields(node, m, path: field, allowed: ["zone_dma", "rodata_full"], file: file)
+        let m = try mapping(node, field, "a mapping { zone_dma, rodata_full, va_bits }")
+        let f = try Fields(node, m, path: field, allowed: ["zone_dma", "rodata_full", "va_bits"], file: file)
         var c = Arm64KernelConfig.debian
         if let n = f.value("zone_dma") { c.zoneDma = try bool(n, f.field("zone_dma")) }
         if let n = f.value("rodata_full") { c.rodataFull = try bool(n, f.field("rodata_full")) }
+        if let n = f.value("va_bits") {
+            let v = try number(n, f.field("va_bits"))
+            guard v == 48 || v == 52 else {
+                throw fail(n, f.field("va_bits"), "va_bits must be 48 or 52 (CONFIG_ARM64_VA_BITS_52), found \(v)")
+            }
+            c.vaBits52 = v == 52
+        }
         return c
     }
 

@@ -32,6 +32,11 @@ public struct Machine: Sendable {
     /// `tables` field) and its entry count (`nr_tables`). Since v6.12 (stable: 6.1.113, 6.6.55,
     /// 6.10.14, 6.11.3) init_pgtable maps it too (arch/x86/kernel/machine_kexec_64.c map_efi_systab).
     public var efiConfigTables: EfiConfigTables?
+    /// Bytes of the EFI runtime memory map the first kernel keeps (`efi.runtime_map_size`:
+    /// efi_get_runtime_map_size, entries × descriptor size, drivers/firmware/efi/runtime-map.c;
+    /// /sys/firmware/efi/runtime-map lists the entries). kexec_file_load copies it into the
+    /// boot_params segment (bzImage64_load). nil: none (a BIOS boot).
+    public var efiRuntimeMapSize: ByteCount?
     /// `mem=` limit of the first kernel: RAM above it is not direct-mapped (pfn_mapped).
     public var memLimit: ByteCount?
     public var paging: PagingLevels
@@ -49,6 +54,9 @@ public struct Machine: Sendable {
     public var dmaZoneLimit: PhysAddr?
     /// arm64: the first kernel's config (`machine.config`), Debian's by default.
     public var config: Arm64KernelConfig = .debian
+    /// arm64: the CPU's ID_AA64MMFR0_EL1 (`machine.id_aa64mmfr0`): PARange and the FEAT_LPA2
+    /// TGran fields; by default 48-bit PAs without FEAT_LPA2.
+    public var idAA64MMFR0 = Arm64MMFR0(physicalAddressBits: 48)
     /// Reservations memblock made after crashkernel= that an imported log names (CMA and DMA
     /// pools, memblock=debug lines); with `earlyReservations` they make `memblockReserved`.
     public var laterReservations: [AddressRange] = []
@@ -61,6 +69,20 @@ public struct Machine: Sendable {
     public var dmaRangesLimit: PhysAddr?
     /// Possible CPUs (`machine.cpus`): one PT_NOTE each in a crash load's ELF core header.
     public var cpus: Int = 1
+    /// x86_64: boot_params.acpi_rsdp_addr of the first kernel (`machine.acpi_rsdp`), which
+    /// kexec-tools reads from /sys/kernel/boot_params and appends as `acpi_rsdp=` to a crash
+    /// kernel's command line (kexec/arch/i386/crashdump-x86.c cmdline_add_efi, 2.0.25).
+    public var acpiRsdp: PhysAddr?
+    /// x86_64 EFI boots: the entries of /sys/firmware/efi/runtime-map (`machine.efi_runtime_map`;
+    /// it exists only when the first kernel booted through EFI with /sys/firmware/efi/systab),
+    /// which kexec-tools passes on as an EFI memory map segment (setup_efi_data, 2.0.25); 0: none.
+    public var efiRuntimeMapEntries: Int = 0
+    /// The first kernel's /proc/iomem as it was read (an import of it, a truth recording); nil:
+    /// derived from the memory map (`Machine.iomemView`).
+    public var iomem: [IomemResource]?
+    /// arm64: the first kernel's /sys/firmware/fdt, which kexec-tools edits into the next kernel's
+    /// DTB; nil: a tree built from the memory map.
+    public var firstKernelFdt: [UInt8]?
     public var source: String
 
     /// The version whose rules apply.
@@ -91,6 +113,11 @@ public enum KexecSyscall: String, Sendable { case kexecLoad = "kexec_load", kexe
 public enum ImageType: String, Sendable { case normal, crash }
 public enum PlacementOrder: String, Sendable { case topDown = "top-down", bottomUp = "bottom-up" }
 
+/// Who chooses kexec_load's segments (`kexec.loader`): the fixture itself (`user`, the segments it
+/// lists), or Debian 12's kexec-tools 2.0.25 (`kexec-tools`: `kexec -l` / `kexec -p` place the
+/// kernel, initrd, boot data and their own purgatory, see KexecTools in KexecSim).
+public enum KexecLoader: String, Sendable, CaseIterable { case user, kexecTools = "kexec-tools" }
+
 /// Contents of a kernel or initrd: a synthetic payload of a size, or a file.
 public struct PayloadSpec: Sendable, Equatable {
     public var size: ByteCount?
@@ -98,10 +125,15 @@ public struct PayloadSpec: Sendable, Equatable {
     /// A synthetic kernel's init_size (`kernel: { size, init_size }`): the x86_64 kernel segment's
     /// memsz before page alignment. nil: estimated from `size`.
     public var initSize: ByteCount?
-    public init(size: ByteCount? = nil, file: String? = nil, initSize: ByteCount? = nil) {
+    /// A synthetic bzImage's real-mode setup part, (setup_sects + 1) × 512 bytes
+    /// (`kernel: { size, setup_size }`), which kexec-tools sizes real_mode_data by; nil: Debian
+    /// 6.1's and 6.12's 0x5000 (setup_sects 39).
+    public var setupSize: ByteCount?
+    public init(size: ByteCount? = nil, file: String? = nil, initSize: ByteCount? = nil, setupSize: ByteCount? = nil) {
         self.size = size
         self.file = file
         self.initSize = initSize
+        self.setupSize = setupSize
     }
 }
 
@@ -160,6 +192,13 @@ public struct KexecRequest: Sendable {
     /// kexec_load only: entry point (defaults to the first segment's start + 0x200).
     public var entry: PhysAddr?
     public var inject: [Injection]
+    /// kexec_load only: who places the segments (`user`: `segments`; `kexec-tools`: the tool).
+    public var loader: KexecLoader = .user
+    /// kexec-tools on x86_64: getrandom(GRND_NONBLOCK) gave 32 bytes, so setup_rng_seed adds an
+    /// RNG seed setup_data segment (kexec/arch/i386/x86-linux-setup.c, 2.0.25). False when the
+    /// first kernel's random pool was not yet initialized (early boot under QEMU TCG, where the
+    /// kernel-truth recordings ran). `kexec.rng_seed`.
+    public var rngSeed: Bool = true
     public init(
         syscall: KexecSyscall = .kexecFileLoad, type: ImageType = .normal, kernel: PayloadSpec? = nil,
         initrd: PayloadSpec? = nil, cmdline: String = "console=ttyS0", placement: PlacementOrder = .topDown,
@@ -185,6 +224,21 @@ public enum VerdictKind: String, Sendable, CaseIterable, Codable {
     case hang
     case strayWrite = "stray-write"
     case corruption
+    /// `--follow`: the next kernel's own memory lines differ from the memory kexec handed it.
+    case memoryMismatch = "memory-mismatch"
+}
+
+/// How far `--follow` runs the next kernel (`follow:` in a fixture, `--until` on the command
+/// line): its `Linux version` banner, its own view of memory (the `Memory:` line, after the zone
+/// and node ranges on arm64, the e820 table on x86_64), or the marker its initrd's /init prints.
+/// Ordered: a later goal implies the earlier ones.
+public enum FollowGoal: String, Sendable, CaseIterable, Comparable {
+    case banner, memory
+    case initProcess = "init"
+
+    public static func < (a: FollowGoal, b: FollowGoal) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
 }
 
 public struct Expectation: Sendable, Equatable {
@@ -193,10 +247,13 @@ public struct Expectation: Sendable, Equatable {
     public var address: UInt64?
     /// rejected: EINVAL, EADDRNOTAVAIL, ENOMEM, EBUSY.
     public var errno: String?
-    public init(verdict: VerdictKind, address: UInt64? = nil, errno: String? = nil) {
+    /// `--follow`: the milestone the next kernel must have reached (`expect: { milestone: init }`).
+    public var milestone: FollowGoal?
+    public init(verdict: VerdictKind, address: UInt64? = nil, errno: String? = nil, milestone: FollowGoal? = nil) {
         self.verdict = verdict
         self.address = address
         self.errno = errno
+        self.milestone = milestone
     }
 }
 
@@ -215,6 +272,9 @@ public struct Scenario: Sendable {
     public var expectByPolicy: [IdentityMapPolicy: Expectation] = [:]
     /// Instruction budget for the whole run (nil: the default).
     public var budget: UInt64?
+    /// Follow the next kernel past the hand-off, up to this milestone (`follow:`; nil: stop at
+    /// the entry).
+    public var follow: FollowGoal?
     public var file: String
     public init(
         name: String, machine: Machine, kexec: KexecRequest?, policy: Policy? = nil,

@@ -13,8 +13,9 @@ public struct Plan: Sendable {
     /// The argument the next kernel is entered with: x86_64 rsi = boot_params, arm64 x0 = DTB
     /// (0 when there is none).
     public var entryArgument: PhysAddr
-    /// Where purgatory is loaded and entered; nil when the load has none (arm64 kexec_file_load:
-    /// the relocation routine enters the kernel itself).
+    /// Where our purgatory blob is loaded (its symbols count from here): the purgatory segment's
+    /// start, or inside kexec-tools' purgatory segment (`loader: kexec-tools`: at its entry); nil
+    /// when the load has none (arm64 kexec_file_load: the relocation routine enters the kernel).
     public var purgatoryBase: PhysAddr?
     public var purgatoryEntry: PhysAddr?
     public var digest: [UInt8]
@@ -77,6 +78,9 @@ public struct Arm64Plan: Sendable {
     public var protection: CrashkernelProtection = .none
     /// PAGE_SIZE of the running kernel: the granule.
     public var pageSize: ByteCount = kexecPageSize
+    /// The first kernel's own fault in trans_pgd_create_copy during the load (5 levels, v6.9–v6.12):
+    /// the run ends there, before any relocation.
+    public var loadFault: Arm64LoadFault?
     /// What the first kernel's own linear map costs in table pages under the linear-map rule,
     /// against blocks: "2054 pages (8MiB), whole-map base pages; 2 pages (8KiB) with blocks".
     public var firstKernelLinearMap: String?
@@ -140,19 +144,22 @@ final class AllocatorBox: @unchecked Sendable {
     }
     /// An ordinary page (get_zeroed_page), not one of the image's control pages.
     func ordinary() throws -> PhysAddr { try allocator.allocateOrdinary() }
-    /// `size` bytes of consecutive, `size`-aligned non-destination pages (arm64 16K/64K granule
-    /// tables); pages skipped on the way stay handed out (wasted, as a real allocator might).
+    /// `size` bytes of consecutive, `size`-aligned non-destination pages. A table page of the
+    /// granule is one kimage page when PAGE_SIZE is the granule (arm64: trans_pgd's
+    /// kexec_page_alloc takes one order-0 control page, arch/arm64/kernel/machine_kexec.c, read in
+    /// 6.12.117); a larger `size` gathers a run, and pages skipped on the way stay handed out.
     func aligned(_ size: UInt64) throws -> PhysAddr {
-        if size <= 0x1000 { return try next() }
+        let page = allocator.pageSize
+        if size <= page { return try next() }
         var run: [PhysAddr] = []
         while true {
             let p = try next()
-            if let last = run.last, p.raw == last.raw + 0x1000 {
+            if let last = run.last, p.raw == last.raw + page {
                 run.append(p)
             } else {
                 run = p.raw % size == 0 ? [p] : []
             }
-            if UInt64(run.count) * 0x1000 == size { return run[0] }
+            if UInt64(run.count) * page == size { return run[0] }
         }
     }
 }

@@ -18,6 +18,17 @@ public enum Planner {
 
     /// Plans a scenario of either architecture: the segments, the kimage and the tables.
     public static func plan(_ scenario: Scenario) throws(PlanError) -> PlanOutcome {
+        if let req = scenario.kexec, req.type == .crash, req.loader == .kexecTools,
+            !scenario.machine.iomemView.contains(where: { $0.name == "Crash kernel" })
+        {
+            // kexec -p gives up before any syscall (kexec/kexec.c main, 2.0.25).
+            return .rejected(
+                Rejection(
+                    .EFAILED, check: "kexec-tools is_crashkernel_mem_reserved",
+                    "Memory for crashkernel is not reserved (no \"Crash kernel\" in /proc/iomem): boot the first "
+                        + "kernel with crashkernel= (set machine.crashkernel)"),
+                scenario)
+        }
         if let req = scenario.kexec, req.type == .crash, scenario.machine.crashkernelRanges.isEmpty {
             // crashk_res is empty: kexec_load's sanity check finds no segment inside it, and
             // kexec_file_load's hole search over it finds nothing (kernel/kexec_file.c).
@@ -72,6 +83,8 @@ public enum Planner {
         // Real files (RealImages.swift): a bzImage kernel, an initrd loaded as it is.
         var bzImage: RealImages.X86Kernel?
         var imageInfo: [(String, String)] = []
+        // kexec-tools' own purgatory segment, which ours runs inside (loader: kexec-tools).
+        var toolPurgatory: KexecToolsPurgatory?
 
         func synthSize(_ p: PayloadSpec?, _ field: String) throws(PlanError) -> ByteCount? {
             guard let p else { return nil }
@@ -99,7 +112,7 @@ public enum Planner {
                 if req.type == .crash {
                     // crash_load_segments: the ELF core header describing the first kernel's memory,
                     // loaded first, bottom-up from crashk_res.start (top_down = false, buf_min 0).
-                    let pieces = X86FileLoadRules.ramRangesOutside(ram, crash)
+                    let pieces = X86FileLoadRules.ramRangesOutside(ramResources, crash)
                     let hdr = rules.elfcorehdr(ramRanges: pieces)
                     let at = try placer.place(
                         BufferRequest(
@@ -111,14 +124,18 @@ public enum Planner {
                 // The real purgatory's segment (sized as the running kernel's own); ours runs inside:
                 // its bytes are our blob, the rest up to memsz zeros its bss and stack may use
                 // (bufsz keeps the real purgatory's size, as the kernel prints it).
-                let pBufsz = max(X86FileLoadRules.purgatoryBufsz, ByteCount(UInt64(blob.bytes.count)))
-                let pMemsz = max(X86FileLoadRules.purgatoryMemsz, purgMemsz, pBufsz.alignedUp(kexecPageSize)!)
+                let real = rules.purgatorySize
+                let pBufsz = max(real.bufsz, ByteCount(UInt64(blob.bytes.count)))
+                let pMemsz = max(real.memsz, purgMemsz, pBufsz.alignedUp(kexecPageSize)!)
                 let pAt = try placer.place(
                     BufferRequest(role: .purgatory, memsz: pMemsz, align: kexecPageSize, bufMin: minPurgatory))
                 segments.append(Segment(role: .purgatory, mem: pAt, memsz: pMemsz, bytes: [], bufsz: pBufsz))
                 // boot_params, the command line (as userspace passed it, with its NUL) and the
-                // setup_data room; its size does not count the elfcorehdr= prefix.
-                let bpSize = X86FileLoadRules.bootParamsBufsz(cmdlineLength: req.cmdline.utf8.count + 1)
+                // setup_data room (with the EFI runtime map on an EFI boot); its size does not count
+                // the elfcorehdr= prefix.
+                let bpSize = rules.bootParamsBufsz(
+                    cmdlineLength: req.cmdline.utf8.count + 1,
+                    efiRuntimeMapSize: machine.efiRuntimeMapSize ?? ByteCount(0))
                 let bpMemsz = bpSize.alignedUp(kexecPageSize)!
                 let bAt = try placer.place(
                     BufferRequest(role: .bootParams, memsz: bpMemsz, align: kexecPageSize, bufMin: minBootParams))
@@ -169,6 +186,18 @@ public enum Planner {
                     if let f = initrdFile, let path = req.initrd?.file {
                         imageInfo.append(("initrd_file", "\(path) (\(f.count) bytes)"))
                     }
+                }
+            case .kexecLoad where req.loader == .kexecTools:
+                // kexec-tools places everything itself (KexecToolsX86), its purgatory included.
+                switch try KexecToolsX86.plan(scenario) {
+                case .failure(let r): throw r
+                case .success(let p):
+                    segments = p.segments
+                    kernelEntry = PhysAddr(p.layout.kernelLoad.raw + 0x200)
+                    bootParams = p.layout.realModeData
+                    imageInfo += p.imageInfo
+                    appliedRules = p.layout.rules
+                    toolPurgatory = .x86_64
                 }
             case .kexecLoad:
                 // The user's list is checked as the kernel sees it first; kexec-tools adds its
@@ -222,12 +251,17 @@ public enum Planner {
         let relocation = X86RelocationRule.of(kernel)
         var tables: X86PageTables?
         var tablesSeconds = 0.0
+        if let t = toolPurgatory, t.blobOffset == nil {
+            throw .unsupported("purgatory: ours does not fit inside kexec-tools' purgatory segment")
+        }
         let sealed: Sealed
         switch try seal(
             &segments, blob: blob, purgatoryStart: X86_64GuestCode.Purgatory.purgatoryStart, entry: kernelEntry,
             entryArg: bootParams, request: req, ram: ram, crash: crash,
             controlPages: Int(relocation.controlPageSize / 0x1000),
-            digestSkipsElfcorehdr: rules.elfcorehdrExcludedFromDigest,
+            // kexec_load: kexec-tools' update_purgatory hashes every segment but its purgatory.
+            digestSkipsElfcorehdr: req.syscall == .kexecFileLoad && rules.elfcorehdrExcludedFromDigest,
+            purgatoryOffset: toolPurgatory?.blobOffset,
             prepare: { pending in
                 let tTables = Date()
                 defer { tablesSeconds = Date().timeIntervalSince(tTables) }
@@ -249,6 +283,7 @@ public enum Planner {
         let kimage = sealed.kimage
         let (digest, stored, start) = (sealed.digest, sealed.stored, sealed.start)
         let pIndex = segments.firstIndex { $0.isPurgatory }!
+        let blobBase = PhysAddr(segments[pIndex].mem.raw + (toolPurgatory?.blobOffset ?? 0))
         // The first kernel's own tables at the jump (only the control page's alias): a model
         // artifact, from pages after the image's own.
         let first: X86PageTables
@@ -296,7 +331,7 @@ public enum Planner {
         }
         var plan = Plan(
             scenario: scenario, segments: segments, kimage: kimage, kernelEntry: kernelEntry,
-            entryArgument: bootParams, purgatoryBase: segments[pIndex].mem, purgatoryEntry: start,
+            entryArgument: bootParams, purgatoryBase: blobBase, purgatoryEntry: start,
             digest: digest, storedDigest: stored, crashRegions: crash,
             planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds, imageInfo: imageInfo,
             arch: .x86(X86Plan(tables: tables, firstKernelTables: first, controlVA: controlVA)))
@@ -352,7 +387,8 @@ public enum Planner {
     static func seal(
         _ segments: inout [Segment], blob: GuestBlob, purgatoryStart: UInt64, entry: PhysAddr, entryArg: PhysAddr,
         request req: KexecRequest, ram: [AddressRange], crash: [AddressRange], controlPages: Int = 1,
-        digestSkipsElfcorehdr: Bool = false, prepare: ((inout PendingKimage) throws -> Void)? = nil
+        digestSkipsElfcorehdr: Bool = false, pageSize: ByteCount = kexecPageSize, purgatoryOffset: UInt64? = nil,
+        prepare: ((inout PendingKimage) throws -> Void)? = nil
     ) throws(PlanError) -> Result<Sealed, Rejection> {
         let (digest, regions) = segmentsDigest(segments, skippingElfcorehdr: digestSkipsElfcorehdr)
         var stored = digest
@@ -360,13 +396,22 @@ public enum Planner {
         guard let pi = segments.firstIndex(where: \.isPurgatory) else {
             throw .unsupported("no purgatory segment to fill")
         }
-        segments[pi].bytes = try filledPurgatory(
-            blob, entry: entry, entryArg: entryArg, regions: regions, digest: stored)
-        let start = PhysAddr(segments[pi].mem.raw + purgatoryStart)
+        let filled = try filledPurgatory(blob, entry: entry, entryArg: entryArg, regions: regions, digest: stored)
+        var start = PhysAddr(segments[pi].mem.raw + purgatoryStart)
+        if let at = purgatoryOffset {
+            // Inside kexec-tools' purgatory segment: zeros, then our blob at `at`; the rest of the
+            // segment (its bufsz stays kexec-tools') is zeros, our bss and stack among them.
+            var bytes = [UInt8](repeating: 0, count: Int(at) + filled.count)
+            bytes.replaceSubrange(Int(at)..<Int(at) + filled.count, with: filled)
+            segments[pi].bytes = bytes
+            start = PhysAddr(segments[pi].mem.raw + at + purgatoryStart)
+        } else {
+            segments[pi].bytes = filled
+        }
         do {
             var pending = try KimageBuilder.start(
                 segments: segments, type: req.type, startAddress: start, freeRAM: ram, crashRegions: crash,
-                controlPages: controlPages)
+                controlPages: controlPages, pageSize: pageSize)
             try prepare?(&pending)
             let kimage = try pending.loadSegments()
             return .success(

@@ -19,10 +19,16 @@ public enum Report {
         var out = "\(r.scenario.name)  (\(r.scenario.file))\n"
         out += "engine: \(r.engine)   policy: \(r.policy)\n"
         out += "verdict: \(r.verdict.kind.rawValue) — \(r.verdict.summary)\n"
-        let w = r.verdict.evidence.map(\.key.name.count).max() ?? 0
-        for e in r.verdict.evidence {
+        // The followed kernel's console is a block of its own, after the table.
+        let table = r.verdict.evidence.filter { $0.key != .known(.console) }
+        let w = table.map(\.key.name.count).max() ?? 0
+        for e in table {
             let (k, v) = (e.key.name, e.value)
             out += "  \(k.padding(toLength: w, withPad: " ", startingAt: 0))  \(v)\n"
+        }
+        if let c = r.verdict.evidence.first(where: { $0.key == .known(.console) }) {
+            out += "console (\(c.value.split(separator: "\n", omittingEmptySubsequences: false).count) lines):\n"
+            for line in c.value.split(separator: "\n", omittingEmptySubsequences: false) { out += "  | \(line)\n" }
         }
         for w in r.verdict.warnings { out += "warning: \(w)\n" }
         if let e = r.expectation {
@@ -39,6 +45,7 @@ public enum Report {
                 s.planSeconds, s.setupSeconds, s.relocationSeconds, s.copyMBps, s.purgatorySeconds, s.verifySeconds,
                 s.totalSeconds)
         }
+        if s.followSeconds > 0 { out += String(format: "follow: %.3fs running the next kernel\n", s.followSeconds) }
         return out
     }
 
@@ -50,6 +57,7 @@ public enum Report {
             "arch": p.scenario.machine.arch.rawValue,
             "policy": p.policyLabel,
             "type": k.type.rawValue,
+            "loader": p.scenario.kexec?.loader.rawValue ?? NSNull(),
             "segments": p.segments.map {
                 [
                     "name": $0.name, "mem": hex($0.mem.raw), "memsz": $0.memsz.raw, "bufsz": $0.bufsz.raw,
@@ -86,7 +94,14 @@ public enum Report {
     public static func planText(_ p: Plan) -> String {
         let k = p.kimage
         var out = "\(p.scenario.name): \(p.scenario.kexec?.syscall.rawValue ?? "") \(k.type.rawValue) image\n"
-        out += "segments:\n"
+        if let loader = p.imageInfo.first(where: { $0.0 == "loader" })?.1 {
+            out += "loader: \(loader)\n"
+        }
+        if let line = p.imageInfo.first(where: { $0.0 == "kexec_tools_command_line" })?.1 {
+            out += "command line: \(line)\n"
+        }
+        let byTool = p.scenario.kexec?.loader == .kexecTools
+        out += byTool ? "segments (by address, as kexec-tools passes them to kexec_load):\n" : "segments:\n"
         for s in p.segments {
             out +=
                 "  \(s.name.padding(toLength: 12, withPad: " ", startingAt: 0)) mem \(hex16(s.mem.raw))  memsz \(formatSize(s.memsz.raw).padding(toLength: 8, withPad: " ", startingAt: 0)) bufsz \(s.bufsz.raw)\n"

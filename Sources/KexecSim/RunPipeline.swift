@@ -12,6 +12,8 @@ public enum Runner {
         var sc = scenario
         if let p = options.policyOverride { sc = sc.overridingIdentityMap(p) }
         if sc.budget == nil { sc.budget = options.budget }
+        if let g = options.follow { sc.follow = g }
+        if sc.follow != nil { try prepareFollow(&sc) }
         switch try Planner.plan(sc) {
         case .rejected(let r, let s):
             let v = Verdict(
@@ -43,6 +45,11 @@ public enum Runner {
             RunResult(
                 scenario: sc, verdict: v, engine: EngineVersion.current.description, stats: stats,
                 policy: plan.policyLabel)
+        }
+        if let fault = plan.arm64?.loadFault {
+            var v = fault.verdict(policy: plan.policyLabel, kernel: machine.kernelVersion)
+            v.evidence += plan.rules.map(\.evidence)
+            return result(v)
         }
         if let halt = hazardCheck(plan) { return result(halt) }
         let t0 = Date()
@@ -127,12 +134,52 @@ public enum Runner {
         if v.kind == .landed && !sc.nextKernelTouches.isEmpty {
             v = d.probeTouches(landed: v, timeoutMicros: timeoutUs)
         }
+        // Phase 4 (--follow): the next kernel itself, as far as the machine model goes.
+        if v.kind == .landed, let goal = sc.follow {
+            if options.countInstructions { try? e.enableInstructionCounting() }
+            e.onDemandLimit = max(e.onDemandLimit, followOnDemandPages)
+            // The next kernel reads firmware memory (ACPI, NVS, reserved: zeros here, as no fixture
+            // gives their bytes) and, on a PC, the legacy first MiB (BIOS data, EBDA, ROM area);
+            // anything else outside RAM is reported.
+            let firmware: Set<RegionType> = [.usable, .reserved, .acpi, .nvs]
+            e.backOnDemand = { pa, _ in
+                if let t = machine.memory.region(containing: pa)?.type { return firmware.contains(t) }
+                return machine.arch == .x86_64 && pa.raw < 0x10_0000
+            }
+            let tf = Date()
+            v = follow(e, plan: plan, backend: B.self, goal: goal, landed: v, options: options)
+            stats.followSeconds = Date().timeIntervalSince(tf)
+            t = t.addingTimeInterval(stats.followSeconds)
+            stats.tlbFills = e.tlbFills
+            stats.onDemandPages = e.onDemandPageCount
+        }
         v.warnings += placementWarnings(plan)
         // Which kernel's rules, and which variant of each rule that changed over time.
         v.evidence.append(Evidence(.kernel, sc.machine.kernelVersion.description))
         v.evidence += plan.rules.map(\.evidence)
         stats.verifySeconds = Date().timeIntervalSince(t)
         return result(v)
+    }
+
+    /// RAM a followed kernel may touch before the run calls it a runaway: 1 Mi pages (4 GiB),
+    /// backed lazily by the host.
+    static let followOnDemandPages = 1 << 20
+
+    /// `--follow` needs the next kernel's own code (`kexec.kernel.file`, loaded with
+    /// kexec_file_load) and tells it where its early console is: the architecture's option is
+    /// appended to the command line.
+    static func prepareFollow(_ sc: inout Scenario) throws(PlanError) {
+        guard var k = sc.kexec, k.syscall == .kexecFileLoad, k.kernel?.file != nil else {
+            throw .input(
+                InputError(
+                    file: sc.file, line: nil, field: "follow",
+                    message:
+                        "following the next kernel needs a real kernel loaded with kexec_file_load "
+                        + "(kexec.kernel: { file: … })"))
+        }
+        let option = sc.machine.arch == .arm64 ? Arm64RunBackend.followConsoleOption : X86RunBackend.followConsoleOption
+        k.cmdline = k.cmdline.isEmpty ? option : k.cmdline + " " + option
+        sc.kexec = k
     }
 
     /// On UV a leaf that covers any byte of a hazard halts the machine, even if nothing touches it

@@ -46,7 +46,8 @@ for se in series:
         d = json.load(open(f))
         ck = ', '.join('%s-%s' % (r['start'], r['end']) for r in d['crashkernel']['iomem']) or '—'
         if d['crashkernel_param']:
-            ck = '`%s`: %s' % (d['crashkernel_param'] + (' ' + d['extra_append'] if d.get('extra_append') else ''), ck)
+            more = [w for w in (d.get('extra_append') or '').split() if w.startswith('crashkernel=')]
+            ck = '`%s`: %s' % (' '.join([d['crashkernel_param']] + more), ck)
         extra = []
         if not d['init_completed'] and 'exec' not in d:
             extra.append('INCOMPLETE (qemu rc %s)' % d['qemu']['exit_code'])

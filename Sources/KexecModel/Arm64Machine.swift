@@ -30,24 +30,39 @@ extension Machine {
     /// PHYS_MASK + 1 with 48-bit physical addresses (CONFIG_ARM64_PA_BITS=48).
     public static let arm64PhysLimit = PhysAddr(1 << 48)
 
-    /// arm64_dma_phys_limit, the end (exclusive) of ZONE_DMA, which is also CRASH_ADDR_LOW_MAX
-    /// (arch/arm64/mm/init.c zone_sizes_init and max_zone_phys, mainline 6.x, read in the
-    /// "max_zone_phys(phys_addr_t zone_limit)" form):
-    /// - no ZONE_DMA / ZONE_DMA32 in the config: PHYS_MASK + 1;
-    /// - zone_dma_limit = min(U32_MAX, the highest CPU address the device tree's dma-ranges reach);
-    /// - RAM that starts above 4 GiB: the zone covers all of it (zone_limit = PHYS_ADDR_MAX);
-    ///   RAM that starts above zone_dma_limit: the limit becomes U32_MAX;
-    /// - the result is min(zone_limit, end of DRAM - 1) + 1.
-    public var arm64DmaLimit: PhysAddr {
+    /// arm64_dma_phys_limit, the end (exclusive) of ZONE_DMA, which is also CRASH_ADDR_LOW_MAX, for
+    /// the machine's kernel version (`arm64DmaLimit(for:)`).
+    public var arm64DmaLimit: PhysAddr { arm64DmaLimit(for: kernelVersion) }
+
+    /// arm64_dma_phys_limit as `version` computes it (arch/arm64/mm/init.c zone_sizes_init and
+    /// max_zone_phys). Without ZONE_DMA / ZONE_DMA32 in the config it is PHYS_MASK + 1. Otherwise:
+    /// - before 6.12 (read in Debian's 5.10.223 and 6.1.192, the two alike): zone_dma_bits =
+    ///   min(32, fls64(the highest CPU address the device tree's dma-ranges reach)); the zone mask
+    ///   is 2^bits - 1, PHYS_ADDR_MAX when RAM starts above 4 GiB, U32_MAX when RAM starts above the
+    ///   mask; the limit is min(mask, end of RAM - 1) + 1. A dma-ranges reach that is not a power of
+    ///   two is rounded up to one.
+    /// - from 6.12 (read in Debian's 6.12.95; mainline's "replace zone_dma_bits by zone_dma_limit"):
+    ///   zone_dma_limit = the dma-ranges reach itself (PHYS_ADDR_MAX without one), capped at U32_MAX
+    ///   when RAM starts below 4 GiB; the limit is min(zone_dma_limit, end of RAM - 1) + 1. RAM that
+    ///   starts above the reach no longer lifts it to 4 GiB: ZONE_DMA can end where RAM begins.
+    public func arm64DmaLimit(for version: KernelVersion) -> PhysAddr {
         guard config.zoneDma else { return Machine.arm64PhysLimit }
         let ram = memory.usable.ranges
         guard let start = ram.first?.first, let last = ram.last?.last else { return PhysAddr(1 << 32) }
-        var zoneLimit: UInt64 = 0xffff_ffff
-        if let dt = dmaRangesLimit, dt.raw > 0 { zoneLimit = min(zoneLimit, dt.raw - 1) }
-        if start.raw > 0xffff_ffff {
-            zoneLimit = .max
-        } else if start.raw > zoneLimit {
-            zoneLimit = 0xffff_ffff
+        // of_dma_get_max_cpu_address: the highest CPU address dma-ranges reach (inclusive).
+        let reach: UInt64 = dmaRangesLimit.flatMap { $0.raw > 0 ? $0.raw - 1 : nil } ?? .max
+        var zoneLimit: UInt64
+        if version.atLeast(6, 12) {
+            zoneLimit = reach
+            if start.raw < 0xffff_ffff { zoneLimit = min(zoneLimit, 0xffff_ffff) }
+        } else {
+            let bits = min(32, 64 - reach.leadingZeroBitCount)
+            zoneLimit = bits >= 64 ? .max : (UInt64(1) << bits) - 1
+            if start.raw > 0xffff_ffff {
+                zoneLimit = .max
+            } else if start.raw > zoneLimit {
+                zoneLimit = 0xffff_ffff
+            }
         }
         let top = min(zoneLimit, last.raw)
         return top == .max ? PhysAddr(.max) : PhysAddr(top + 1)

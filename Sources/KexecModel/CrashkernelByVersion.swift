@@ -8,10 +8,14 @@
 ///   [16 MiB, 64 TiB) at once. `size@offset` asks memblock for exactly that range at 1 MiB alignment
 ///   and fails if it gets anything else. A base at or above 4 GiB takes a low part
 ///   (reserve_crashkernel_low: `,low` or max(swiotlb + 8 MiB, 256 MiB), searched in [0, 4 GiB)).
-/// - **reserve_crashkernel_generic** (6.7+ on x86_64, and arm64 here; read in kernel/crash_reserve.c
-///   of torvalds/linux at 35c18f29, a 6.17+ tree with `,cma`): a plain size searches [0, low max) and
-///   then [low max, high max) with the default low part; `,high` searches [low max, high max) and then
-///   [0, low max); `size@offset` searches [offset, offset + size) at CRASH_ALIGN.
+/// - **reserve_crashkernel_generic** (6.7+ on x86_64, 6.2+ on arm64; read in kernel/crash_reserve.c
+///   of torvalds/linux at 35c18f29, a 6.17+ tree with `,cma`, and of Debian's linux-source-6.12
+///   6.12.95): a plain size searches [0, low max) and then [low max, high max) with the default low
+///   part; `,high` searches [low max, high max) and then [0, low max); `size@offset` searches
+///   [offset, offset + size) at CRASH_ALIGN. On arm64 (arch/arm64/include/asm/crash_reserve.h,
+///   6.12.95) CRASH_ALIGN is 2 MiB, the low max arm64_dma_phys_limit, the default low part 128 MiB.
+/// - **arm64 before 6.2**: arch/arm64/mm/init.c's own reserve_crashkernel, in two generations
+///   (5.10 and 6.1), modelled in CrashkernelArm64.
 ///
 /// Before 5.2 x86_64 searched only below 896 MiB (a stored pre-5.2 setup.c, torvalds/linux at
 /// 007b7560); every modelled version (5.10 on) is later, so that rule is not modelled.
@@ -24,13 +28,25 @@
 public enum CrashkernelRules: String, Sendable, Equatable {
     /// arch/x86/kernel/setup.c reserve_crashkernel (5.2 ..< 6.7).
     case x86Legacy = "x86 reserve_crashkernel"
-    /// kernel/crash_reserve.c reserve_crashkernel_generic (x86_64 from 6.7; arm64 as modelled).
+    /// kernel/crash_reserve.c reserve_crashkernel_generic (x86_64 from 6.7; arm64 from 6.2, whose own
+    /// code it was before 6.9 moved it there).
     case generic = "reserve_crashkernel_generic"
+    /// arch/arm64/mm/init.c reserve_crashkernel before 5.19 (read in 5.10.223): crashkernel=X[@offset]
+    /// below the DMA limit only.
+    case arm64LowOnly = "arm64 reserve_crashkernel (5.10: below the DMA limit only)"
+    /// arch/arm64/mm/init.c reserve_crashkernel 5.19 ..< 6.2 (read in 6.1.192): `,high` without a
+    /// default low part, no fallback between low and high memory.
+    case arm64NoFallback = "arm64 reserve_crashkernel (6.1: ,high, no fallback)"
 
     /// x86_64 moved to the generic code in 6.7 ("x86: kdump: use generic interface to simplify
-    /// crashkernel reservation code"). arm64 always takes the generic rules here.
+    /// crashkernel reservation code"). arm64: see CrashkernelArm64 for the boundaries.
     public static func of(_ arch: Arch, _ version: KernelVersion) -> CrashkernelRules {
-        arch == .x86_64 && !version.atLeast(6, 7) ? .x86Legacy : .generic
+        switch arch {
+        case .x86_64: return version.atLeast(6, 7) ? .generic : .x86Legacy
+        case .arm64:
+            if !version.atLeast(5, 19) { return .arm64LowOnly }
+            return version.atLeast(6, 2) ? .generic : .arm64NoFallback
+        }
     }
 }
 
@@ -126,11 +142,16 @@ extension Crashkernel {
             }
             out.failure = error.description
             if rangeTooLarge {
-                // parse_crashkernel_mem (6.1.192 kernel/crash_core.c; crash_reserve.c alike).
+                // parse_crashkernel_mem (6.1.192 and 5.10.223 kernel/crash_core.c; crash_reserve.c alike).
                 out.messages = ["crashkernel: invalid size"]
             } else if rules == .x86Legacy {
                 // 6.1 parses a plain size without comparing it to RAM: memblock finds no room.
                 out.messages = ["crashkernel reservation failed - No suitable area found."]
+            } else if rules == .arm64NoFallback || (rules == .arm64LowOnly && !text.contains(",high")),
+                case .tooLarge(_, let size, _) = error
+            {
+                // arm64 before 6.2 does not compare the size with RAM either: the search fails.
+                out.messages = ["cannot allocate crashkernel (size:\(hex(size.alignedUpToPage.raw)))"]
             }
             // Generic: parse_crashkernel returns -EINVAL for size >= system RAM, silently.
             return out
@@ -139,6 +160,8 @@ extension Crashkernel {
         switch rules {
         case .x86Legacy: legacyX86(spec, free: free, memory: memory, version: version, into: &out)
         case .generic: generic(spec, free: free, memory: memory, arch: arch, into: &out)
+        case .arm64LowOnly: arm64LowOnly(spec, free: free, memory: memory, arch: arch, into: &out)
+        case .arm64NoFallback: arm64NoFallback(spec, free: free, memory: memory, arch: arch, into: &out)
         }
         // Before 5.13 reserve_real_mode() called crash_reserve_low_1M() (arch/x86/kernel/crash.c)
         // whenever crashkernel= was given, which printed first; 5.13 removed it when the whole low

@@ -19,10 +19,11 @@ extension Machine {
         throws(CrashkernelError) -> CrashkernelOutcome?
     {
         guard let value = text ?? crashkernel else { return nil }
+        let v = version ?? kernelVersion
         return try Crashkernel.reserve(
             value, in: memory,
-            arch: CrashkernelArch.of(arch, dmaLimit: dmaZoneLimit ?? (arch == .arm64 ? arm64DmaLimit : nil)),
-            version: version ?? kernelVersion, early: earlyReservations)
+            arch: CrashkernelArch.of(arch, dmaLimit: dmaZoneLimit ?? (arch == .arm64 ? arm64DmaLimit(for: v) : nil)),
+            version: v, early: earlyReservations)
     }
 
     /// This machine with the ranges that came from `crashkernel=` reserved again as `version`

@@ -31,21 +31,28 @@ extension Arm64Planner {
                     + "kexec_add_buffer; arch/arm64/kernel/relocate_kernel.S copy_page (x6 = PAGE_SIZE), read in "
                     + "6.12.117; VA_BITS: arch/arm64/Kconfig default ARM64_VA_BITS_47 for 16K in 6.1.192, "
                     + "VA_BITS_MIN 47 for 16K when a 52-bit 6.12.117 kernel runs without LPA2 (asm/memory.h)"))
-        let dma = m.arm64DmaLimit
+        let dma = m.arm64DmaLimit(for: v)
         let dmaWhy: String
+        let bitsForm = !v.atLeast(6, 12)
         if !m.config.zoneDma {
             dmaWhy = "no ZONE_DMA/DMA32: PHYS_MASK + 1"
-        } else if let s = m.memory.usable.ranges.first?.first, s.raw > 0xffff_ffff {
+        } else if let s = m.memory.usable.ranges.first?.first, s.raw > 0xffff_ffff, bitsForm || m.dmaRangesLimit == nil
+        {
             dmaWhy = "RAM starts above 4 GiB: the DMA zone covers all of it"
         } else if m.dmaRangesLimit != nil {
-            dmaWhy = "min(4 GiB, device-tree dma-ranges reach, end of RAM)"
+            dmaWhy =
+                bitsForm
+                ? "min(2^zone_dma_bits of the device-tree dma-ranges reach, 4 GiB, end of RAM)"
+                : "min(device-tree dma-ranges reach, 4 GiB when RAM starts below it, end of RAM)"
         } else {
             dmaWhy = "min(4 GiB, end of RAM)"
         }
         out.append(
             AppliedRule(
                 "dma_limit", "\(hex(dma.raw)) (\(dmaWhy)): CRASH_ADDR_LOW_MAX for crashkernel=",
-                source: "arch/arm64/mm/init.c zone_sizes_init / max_zone_phys, mainline 6.x"))
+                source: "arch/arm64/mm/init.c zone_sizes_init / max_zone_phys, "
+                    + (bitsForm
+                        ? "zone_dma_bits form (read in 5.10.223, 6.1.192)" : "zone_dma_limit form (read in 6.12.95)")))
         if sc.kexec?.syscall == .kexecFileLoad {
             out.append(
                 AppliedRule(

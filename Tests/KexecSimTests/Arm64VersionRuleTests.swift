@@ -137,10 +137,22 @@ import Testing
         var rpi = m(0, 0xfbff_ffff)
         rpi.dmaRangesLimit = PhysAddr(0x4000_0000)
         #expect(rpi.arm64DmaLimit == PhysAddr(0x4000_0000))
-        // RAM that starts above the dma-ranges reach: U32_MAX.
+        // RAM that starts above the dma-ranges reach: U32_MAX before 6.12 (5.10.223, 6.1.192
+        // max_zone_phys); from 6.12 (6.12.95) the reach stays and ZONE_DMA ends where RAM begins.
         var above = m(0x8000_0000, 0x1_7fff_ffff)
         above.dmaRangesLimit = PhysAddr(0x4000_0000)
-        #expect(above.arm64DmaLimit == PhysAddr(0x1_0000_0000))
+        #expect(above.arm64DmaLimit(for: KernelVersion(6, 1)) == PhysAddr(0x1_0000_0000))
+        #expect(above.arm64DmaLimit(for: KernelVersion(6, 12)) == PhysAddr(0x4000_0000))
+        // A reach that is not a power of two: 6.1 rounds it up to one (zone_dma_bits), 6.12 keeps it.
+        var odd = m(0, 0xfbff_ffff)
+        odd.dmaRangesLimit = PhysAddr(0x3000_0000)
+        #expect(odd.arm64DmaLimit(for: KernelVersion(6, 1)) == PhysAddr(0x4000_0000))
+        #expect(odd.arm64DmaLimit(for: KernelVersion(6, 12)) == PhysAddr(0x3000_0000))
+        // RAM all above 4 GiB with a dma-ranges reach: 6.1 ignores the reach, 6.12 keeps it.
+        var high = m(0x80_0000_0000, 0x80_ffff_ffff)
+        high.dmaRangesLimit = PhysAddr(0x80_4000_0000)
+        #expect(high.arm64DmaLimit(for: KernelVersion(6, 1)) == PhysAddr(0x81_0000_0000))
+        #expect(high.arm64DmaLimit(for: KernelVersion(6, 12)) == PhysAddr(0x80_4000_0000))
     }
 
     /// crashkernel= on arm64 reserves below the machine's DMA limit (`config`, `dma_ranges_limit`).

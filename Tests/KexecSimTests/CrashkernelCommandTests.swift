@@ -81,4 +81,32 @@ import Testing
         #expect(answer.size == .mib(64))
         #expect(answer.attempts.map(\.size) == [.mib(16), .mib(32), .mib(64), .mib(48)])
     }
+
+    /// An arm64 boot log recorded from Debian's 6.1.192 under QEMU (Fixtures/kernel-truth/arm64/6.1/
+    /// virt-2g.json, its boot lines): the memblock block, the DMA zone and the crashkernel line it
+    /// names give back the kernel's own line for 6.1 and what 5.10 and 6.12 would do in its place.
+    @Test func arm64BootLogByVersion() throws {
+        struct Case: Decodable { var lines: [String] }
+        let json = repoRoot + "/Fixtures/kernel-truth/arm64/6.1/virt-2g.json"
+        let c = try JSONDecoder().decode(Case.self, from: Data(contentsOf: URL(fileURLWithPath: json)))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kexec-sim-arm64-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = dir.appendingPathComponent("dmesg.txt").path
+        try (c.lines.joined(separator: "\n") + "\n").write(toFile: log, atomically: true, encoding: .utf8)
+        let said = c.lines.first { $0.contains("crashkernel reserved:") }.map {
+            String($0.split(separator: "] ", maxSplits: 1)[1])
+        }
+        let r61 = try cli.run(["crashkernel", log, "--param", "256M", "--kernel", "6.1"])
+        #expect(r61.status == 0, "\(r61.err)")
+        #expect(r61.out == (said ?? "?") + "\n")
+        #expect(r61.out == "crashkernel reserved: 0x00000000a9a00000 - 0x00000000b9a00000 (256 MB)\n")
+        let high510 = try cli.run(["crashkernel", log, "--param", "256M,high", "--kernel", "5.10"])
+        #expect(high510.status == 1)
+        #expect(high510.out.hasPrefix("(Linux 5.10 prints nothing: "))
+        let high612 = try cli.run(["crashkernel", log, "--param", "256M,high", "--kernel", "6.12"])
+        #expect(high612.status == 0, "\(high612.err)")
+        // All RAM (1-3 GiB) is below the DMA limit: ,high falls back to low memory, no low part.
+        #expect(high612.out == "crashkernel reserved: 0x00000000a9a00000 - 0x00000000b9a00000 (256 MB)\n")
+    }
 }

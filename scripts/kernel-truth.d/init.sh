@@ -12,7 +12,8 @@ dmesg -n 1
 . /kt.conf
 # The same dynamic-debug switches as on the command line (in case the boot parameter was refused).
 for f in kernel/kexec_file.c kernel/kexec_core.c kernel/crash_core.c \
-         arch/x86/kernel/kexec-bzimage64.c arch/x86/kernel/crash.c arch/x86/kernel/machine_kexec_64.c; do
+         arch/x86/kernel/kexec-bzimage64.c arch/x86/kernel/crash.c arch/x86/kernel/machine_kexec_64.c \
+         $KT_DYNDBG_FILES; do
   echo "file $f +p" >/sys/kernel/debug/dynamic_debug/control 2>/dev/null
 done
 echo "KT-MARK init-start"
@@ -28,6 +29,7 @@ run() {
   dump "$name"
 }
 dump boot
+show version /proc/version
 show iomem-boot /proc/iomem
 show crash-size /sys/kernel/kexec_crash_size
 # EFI boots: how many entries the runtime map has (efi.memmap.nr_map, one folder each) and the
@@ -40,7 +42,15 @@ if [ -d /sys/firmware/efi/runtime-map ]; then
   echo "KT-END efi-runtime-map"
 fi
 crash_size=$(cat /sys/kernel/kexec_crash_size 2>/dev/null || echo 0)
+if [ "$KT_FDT" = 1 ]; then
+  # The device tree the first kernel booted with (what kexec-tools reads), gzip + base64, and
+  # memblock as it stands at run time (debugfs, ARCH_KEEP_MEMBLOCK).
+  echo "KT-BEGIN fdt"; sha256sum /sys/firmware/fdt; gzip -9 -c /sys/firmware/fdt | base64; echo "KT-END fdt"
+  show memblock-memory /sys/kernel/debug/memblock/memory
+  show memblock-reserved /sys/kernel/debug/memblock/reserved
+fi
 
+if [ "${KT_FILE_LOADS:-1}" = 1 ]; then
 run file-normal kexec -s -l /payload/vmlinuz --initrd=/payload/initrd.cpio.gz --append="$KT_APPEND"
 show kexec-loaded /sys/kernel/kexec_loaded
 if [ "$KT_ACTION" = exec ]; then
@@ -64,6 +74,7 @@ if [ "$KT_FILE_DEBUG" = 1 ]; then
     run file-crash-debug kt-file-load -p /payload/vmlinuz /payload/initrd.cpio.gz "$KT_CRASH_APPEND"
     run file-crash-debug-unload kt-file-load -p -u
   fi
+fi
 fi
 run load-normal kexec -c -d -l /payload/vmlinuz --initrd=/payload/initrd.cpio.gz --append="$KT_APPEND"
 run load-unload kexec -c -u

@@ -6,7 +6,7 @@ of one QEMU boot whose /init (init.sh) framed each step with KT-BEGIN/KT-END mar
 small JSON case to OUT: the boot facts (e820, RAMDISK, crashkernel), and per kexec load the segments
 and placement lines the kernel printed, kexec-tools' own -d segment list, plus the raw lines kept
 for provenance (only e820/crashkernel/kexec lines, never the full log)."""
-import hashlib, json, os, re, sys
+import base64, gzip, hashlib, json, os, re, struct, sys
 
 def bzimage_header(path):
     """The setup header fields kexec_file_load's bzImage64_load reads (Documentation/arch/x86/boot.rst):
@@ -19,6 +19,21 @@ def bzimage_header(path):
             'kernel_alignment': '0x%x' % struct.unpack_from('<I', b, 0x230)[0],
             'pref_address': '0x%x' % struct.unpack_from('<Q', b, 0x258)[0],
             'init_size': '0x%x' % struct.unpack_from('<I', b, 0x260)[0]}
+
+def arm64_image_header(path):
+    """The arm64 Image header (Documentation/arch/arm64/booting.rst) that kexec-tools' image_arm64_load
+    reads: text_offset (8), image_size (16), flags (24, bit 0 big-endian, bits 1-2 page size, bit 3
+    physical placement), after checking the magic "ARM\\x64" at 56."""
+    import struct
+    with open(path, 'rb') as f:
+        b = f.read(64)
+    if b[56:60] != b'ARM\x64':
+        return None
+    text_offset, image_size, flags = struct.unpack_from('<QQQ', b, 8)
+    return {'text_offset': '0x%x' % text_offset, 'image_size': '0x%x' % image_size, 'flags': '0x%x' % flags}
+
+def kernel_header(path, arch):
+    return arm64_image_header(path) if arch == 'arm64' else bzimage_header(path)
 
 def sha(path):
     d = hashlib.sha256()
@@ -34,7 +49,7 @@ def add_header(json_path, image_path):
     k = d['payload']['kernel']
     if os.path.getsize(image_path) != k['size'] or sha(image_path) != k['sha256']:
         sys.exit('kernel-truth: %s: %s is not the recorded image (size/sha256 differ)' % (json_path, image_path))
-    k['header'] = bzimage_header(image_path)
+    k['header'] = kernel_header(image_path, d.get('arch'))
     with open(json_path + '.tmp', 'w') as f:
         json.dump(d, f, indent=1)
         f.write('\n')
@@ -76,11 +91,18 @@ def h(x): return None if x is None else '0x%x' % int(x, 16)
 boot = sections.get('dmesg-boot') or console_pre
 BOOT_KEEP = re.compile(r'^(Linux version|Command line:|Kernel command line:|BIOS-e820:|user: \[mem|user-defined physical RAM map|'
                        r'e820: |RAMDISK:|Memory: |efi: |DMI: |Reserving .*crashkernel|crashkernel|.*[Cc]rash ?kernel)|'
-                       r'crashkernel|kexec')
+                       r'crashkernel|kexec|'
+                       # arm64: the device tree's reservations, CMA, swiotlb, NUMA's node, the DMA zone.
+                       r'^(Machine model:|Reserved memory:|OF: reserved mem|OF: fdt:|cma: |software IO TLB: |NUMA: |'
+                       r'Zone ranges:|  (DMA|DMA32|Normal) |Movable zone start|Early memory node ranges|  node +\d+: |'
+                       r'Initmem setup node|elfcorehdr|Usable memory|KASLR|\*\* \d+ printk messages dropped|'
+                       r'MEMBLOCK configuration:| (memory|reserved)( size = |\.cnt |\[))')
 boot_lines = [l for l in boot if BOOT_KEEP.search(msg(l))]
 kver = next((msg(l) for l in boot if msg(l).startswith('Linux version')), None)
 if kver is None:
     kver = next((msg(l) for l in all_lines if 'Linux version' in l), None)
+if kver is None and sections.get('version'):
+    kver = sections['version'][0].strip()   # /proc/version (arm64: the banner fell out of the early log buffer)
 
 def ranges(prefix):
     r = []
@@ -113,7 +135,8 @@ for l in boot:
         crash.append({'line': t, 'kind': 'low' if m.group(1) else 'main', 'start': h(m.group(2)),
                       'end': '0x%x' % (int(m.group(3), 16) - 1), 'size': '0x%x' % (int(m.group(4)) * MB)})
         continue
-    if re.search(r'crashkernel', t, re.I) and not t.startswith(('Command line', 'Kernel command line')):
+    # (memblock=debug lines name reserve_crashkernel* as the caller: not the reservation's words.)
+    if re.search(r'crashkernel', t, re.I) and not t.startswith(('Command line', 'Kernel command line', 'memblock_')):
         crash.append({'line': t, 'kind': 'other'})
 
 def iomem_crash(lines):
@@ -126,7 +149,33 @@ def iomem_crash(lines):
 
 # Per-symbol relocation chatter (kernel: "kexec: Symbol: ...", kexec-tools -d: "sym: ...", "R_X86_64_64")
 # says nothing about placement: counted, not kept.
-NOISE = re.compile(r'kexec: Symbol: |kexec: Applying relocate section|^\s*sym: |^R_X86_64')
+NOISE = re.compile(r'kexec: Symbol: |kexec: Applying relocate section|^\s*sym: |^R_X86_64|^machine_apply_elf_rel: ')
+
+# arm64 arch/arm64/kernel/machine_kexec.c (pr_debug): kexec_image_info ("FUNC:LINE:", "  kexec kimage
+# info:", "    type: …", "    start: …", "    head: …", "    nr_segments: …", "      segment[N]: MEM - END, 0xSIZE
+# bytes, N pages") and kexec_segment_flush ("kexec_segment_flush:", "  segment[N]: …").
+SEG = re.compile(r'^\s+segment\[(\d+)\]: ([0-9a-f]+) - ([0-9a-f]+), (0x[0-9a-f]+) bytes, (\d+) pages$')
+def kimage_dumps(kern):
+    dumps, cur = [], None
+    for l in kern:
+        t = msg(l)
+        m = re.match(r'^(\w+):(?:(\d+):)?$', t)
+        if m:
+            cur = {'source': m.group(1) + (':' + m.group(2) if m.group(2) else ''), 'segments': []}
+            dumps.append(cur)
+            continue
+        if cur is None:
+            continue
+        m = SEG.match(t)
+        if m:
+            cur['segments'].append({'index': int(m.group(1)), 'mem': h('0x' + m.group(2)), 'end': h('0x' + m.group(3)),
+                                    'memsz': h(m.group(4)), 'pages': int(m.group(5))})
+            continue
+        m = re.match(r'^\s+(type|start|head|nr_segments|dtb_mem|kern_reloc|el2_vectors):\s+(\S+)$', t)
+        if m:
+            k, v = m.group(1), m.group(2)
+            cur[k] = int(v) if k in ('type', 'nr_segments') else h(v if v.startswith('0x') else '0x' + v)
+    return [d for d in dumps if d['segments'] or 'type' in d]
 
 def step(name):
     out = sections.get(name)
@@ -137,6 +186,9 @@ def step(name):
     output = [l for l in out if not l.startswith(('KT-RC ', 'KT-CMD '))]
     kern = sections.get('dmesg-' + name, [])
     r = {'command': cmd, 'rc': rc}
+    dumps = kimage_dumps(kern)
+    if dumps:
+        r['kernel_segment_dumps'] = dumps
     segs, placed, final_cmdline, entry, next_e820 = [], [], None, None, []
     for l in kern:
         t = msg(l)
@@ -163,6 +215,9 @@ def step(name):
         m = re.search(r'Final command line is: (.*)$', t)
         if m:
             final_cmdline = m.group(1)
+    if name.startswith('load-') and not name.endswith('unload') and dumps:
+        # kexec_load: the kernel's own segment list (arm64 machine_kexec.c), the last dump of the step.
+        r['kernel_segments'] = [{'index': x['index'], 'mem': x['mem'], 'memsz': x['memsz']} for x in dumps[-1]['segments']]
     if name.startswith('file-') and not name.endswith('unload'):
         r['kernel_segments'] = segs
         r['kernel_placements'] = placed
@@ -200,6 +255,105 @@ def efi_runtime_map(lines):
         return None
     return {'entries': nums[0], 'desc_size': nums[1], 'size': '0x%x' % (nums[0] * nums[1])}
 
+def arm64_boot(boot, sections):
+    """arm64 only: memblock (memblock=debug lines, the MEMBLOCK configuration dump, debugfs at /init
+    time), the zone and node ranges free_area_init prints, and the first kernel's device tree."""
+    out = {}
+    body = [msg(l) for l in boot]
+    # The console's count of records the early log buffer lost before the console printed them.
+    dropped = sum(int(m.group(1)) for t in all_lines for m in [re.search(r'\*\* (\d+) printk messages dropped', t)] if m)
+    lines, pgtable, i = [], [], 0
+    while i < len(body):
+        t = body[i]
+        # paging_init's page-table pages (early_pgtable_alloc, one 4 KiB page each): kept as addresses.
+        if t.startswith('memblock_phys_alloc_range: 4096 bytes') and 'early_pgtable_alloc+' in t \
+                and i + 1 < len(body) and body[i + 1].startswith('memblock_reserve: '):
+            m = re.match(r'memblock_reserve: \[(0x[0-9a-f]+)-(0x[0-9a-f]+)\]', body[i + 1])
+            if m and int(m.group(2), 16) - int(m.group(1), 16) == 0xfff:
+                pgtable.append(h(m.group(1)))
+                i += 2
+                continue
+        if re.match(r'memblock_\w+: ', t):
+            lines.append(t)
+        i += 1
+    # The last MEMBLOCK configuration block (bootmem_init's memblock_dump_all, after the crashkernel).
+    conf, start = None, None
+    for j, t in enumerate(body):
+        if t == 'MEMBLOCK configuration:':
+            start = j
+    if start is not None:
+        block = [body[start]]
+        for t in body[start + 1:]:
+            if not re.match(r'^ (memory|reserved)', t):
+                break
+            block.append(t)
+        conf = {'lines': block, 'memory': [], 'reserved': []}
+        for t in block:
+            m = re.match(r'^ (memory|reserved)\[0x[0-9a-f]+\]\s+\[(0x[0-9a-f]+)-(0x[0-9a-f]+)\], (0x[0-9a-f]+) bytes(?: on node (\d+))? flags: (0x[0-9a-f]+)', t)
+            if m:
+                e = {'start': h(m.group(2)), 'end': h(m.group(3)), 'size': h(m.group(4)), 'flags': h(m.group(6))}
+                if m.group(5) is not None:
+                    e['node'] = int(m.group(5))
+                conf[m.group(1)].append(e)
+    def debugfs(name):
+        r = []
+        for t in sections.get(name) or []:
+            m = re.match(r'^\s*\d+: (0x[0-9a-f]+)\.\.(0x[0-9a-f]+)(?:\s+(\S.*))?$', t)
+            if m:
+                e = {'start': h(m.group(1)), 'end': h(m.group(2))}
+                if m.group(3):
+                    e['extra'] = m.group(3).strip()
+                r.append(e)
+        return r
+    out['memblock'] = {'printk_dropped': dropped, 'lines': lines, 'pgtable_pages': pgtable,
+                       'configuration': conf, 'debugfs_memory': debugfs('memblock-memory'),
+                       'debugfs_reserved': debugfs('memblock-reserved')}
+    zl, zones, nodes, inz = [], [], [], False
+    for t in body:
+        if t == 'Zone ranges:':
+            zl, zones, nodes, inz = [t], [], [], True
+            continue
+        if not inz:
+            continue
+        m = re.match(r'^  (DMA|DMA32|Normal|HighMem|Device)\s+(?:\[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\]|(empty))$', t)
+        if m:
+            zl.append(t)
+            zones.append({'zone': m.group(1), 'start': h(m.group(2)), 'end': h(m.group(3))} if m.group(2) else {'zone': m.group(1), 'empty': True})
+            continue
+        m = re.match(r'^  node\s+(\d+): \[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\]$', t)
+        if m:
+            zl.append(t)
+            nodes.append({'node': int(m.group(1)), 'start': h(m.group(2)), 'end': h(m.group(3))})
+            continue
+        if t.startswith(('Movable zone start', 'Early memory node ranges', 'Initmem setup node')):
+            zl.append(t)
+            if t.startswith('Initmem'):
+                inz = False
+            continue
+        inz = False
+    out['zones'] = {'lines': zl, 'zone_ranges': zones, 'node_ranges': nodes}
+    fdt = sections.get('fdt') or []
+    if fdt:
+        want = fdt[0].split()[0] if fdt and re.match(r'^[0-9a-f]{64}\s', fdt[0]) else None
+        try:
+            raw = gzip.decompress(base64.b64decode(''.join(fdt[1:])))
+        except Exception as e:  # recorded as not readable rather than failing the whole case
+            out['fdt'] = {'error': 'cannot decode: %s' % e}
+        else:
+            got = hashlib.sha256(raw).hexdigest()
+            # QEMU pads its blob with zeros to totalsize (1 MiB): keep the bytes up to the end of the
+            # last block (header, reservation map, structure, strings) and say that zeros follow.
+            end = len(raw)
+            if len(raw) >= 40 and raw[:4] == b'\xd0\x0d\xfe\xed':
+                f = struct.unpack('>10I', raw[:40])
+                end = max(f[2] + f[9], f[3] + f[8], 40)
+                if raw[end:] != bytes(len(raw) - end):
+                    end = len(raw)
+            out['fdt'] = {'source': '/sys/firmware/fdt', 'size': len(raw), 'sha256': got, 'sha256_matches_guest': got == want,
+                          'blob_bytes': end, 'blob_base64': base64.b64encode(raw[:end]).decode(),
+                          'zero_padded_to_size': end < len(raw)}
+    return out
+
 exec_idx = next((i for i, l in enumerate(all_lines) if l.startswith('KT-MARK exec')), None)
 result = {
     'schema': 'kexec-sim kernel-truth 1',
@@ -219,7 +373,7 @@ result = {
               'busybox': meta['busybox_package'], 'ovmf': meta['ovmf_package'] if meta['firmware'] == 'ovmf' else None},
     'payload': {
         'kernel': {'file': 'vmlinuz (the same ' + meta['kernel_package'] + ' image)', 'size': os.path.getsize(meta['payload_kernel']),
-                   'sha256': sha(meta['payload_kernel']), 'header': bzimage_header(meta['payload_kernel'])},
+                   'sha256': sha(meta['payload_kernel']), 'header': kernel_header(meta['payload_kernel'], meta.get('arch'))},
         'initrd': {'file': 'busybox + /init that prints a marker and powers off', 'size': os.path.getsize(meta['payload_initrd']),
                    'sha256': sha(meta['payload_initrd'])},
         'append': meta['payload_append'], 'crash_append': meta['crash_payload_append']},
@@ -251,6 +405,11 @@ if sections.get('kexec-crash-loaded') and 'file-crash' in result['loads']:
         result['loads']['file-crash']['iomem'] = sections.get('iomem-file-crash')
 if sections.get('iomem-end') != sections.get('iomem-boot'):
     result['iomem_end'] = sections.get('iomem-end')
+if meta.get('arch') == 'arm64':
+    result['arch'] = 'arm64'
+    result['qemu']['cpu'] = meta.get('cpu')
+    result.update(arm64_boot(boot, sections))
+    del result['e820'], result['ramdisk']
 if meta['action'] == 'exec':
     tail = all_lines[exec_idx + 1:] if exec_idx is not None else []
     banner = next((l for l in tail if 'Linux version' in l), None)

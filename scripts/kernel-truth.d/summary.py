@@ -14,17 +14,36 @@ def segs(load, key):
         return 'rc=%s, none printed' % load.get('rc')
     return ' '.join('%s+%s' % (x['mem'], x['memsz']) for x in s) + ('' if load.get('rc') == 0 else ' (rc=%s)' % load.get('rc'))
 
+def row_x86(d, name, ck):
+    L = d['loads']
+    fn, fc = L.get('file-normal-debug') or L.get('file-normal'), L.get('file-crash-debug') or L.get('file-crash')
+    return '| %s | %s | %s | %s | %s |' % (name, ck, segs(fn, 'kernel_segments'), segs(fc, 'kernel_segments'),
+                                         segs(L.get('load-normal'), 'kexec_tools_segments'))
+
+def row_arm64(d, name, ck):
+    L = d['loads']
+    agree = []
+    for k in ('load-normal', 'load-crash'):
+        ld = L.get(k)
+        if ld and ld.get('kernel_segments'):
+            same = [dict(index=x['index'], mem=x['mem'], memsz=x['memsz']) for x in ld.get('kexec_tools_segments') or []] == ld['kernel_segments']
+            agree.append('%s: %s' % (k[5:], 'same' if same else 'DIFFERENT'))
+    return '| %s | %s | %s | %s | %s |' % (name, ck, segs(L.get('load-normal'), 'kexec_tools_segments'),
+                                         segs(L.get('load-crash'), 'kexec_tools_segments'), ', '.join(agree) or '—')
+
 for se in series:
     files = sorted(glob.glob(os.path.join(base, se, '*.json')))
     if not files:
         continue
+    arm64 = json.load(open(files[0])).get('arch') == 'arm64'
     print('### %s\n' % se)
-    print('| shape | crashkernel (iomem) | file normal | file crash | kexec_load normal (kexec-tools) |')
+    if arm64:
+        print('| shape | crashkernel (iomem) | kexec_load normal (kexec-tools) | kexec_load crash (kexec-tools) | kernel\'s own dump |')
+    else:
+        print('| shape | crashkernel (iomem) | file normal | file crash | kexec_load normal (kexec-tools) |')
     print('| --- | --- | --- | --- | --- |')
     for f in files:
         d = json.load(open(f))
-        L = d['loads']
-        fn, fc = L.get('file-normal-debug') or L.get('file-normal'), L.get('file-crash-debug') or L.get('file-crash')
         ck = ', '.join('%s-%s' % (r['start'], r['end']) for r in d['crashkernel']['iomem']) or '—'
         if d['crashkernel_param']:
             more = [w for w in (d.get('extra_append') or '').split() if w.startswith('crashkernel=')]
@@ -35,6 +54,5 @@ for se in series:
         if 'exec' in d:
             extra.append('second_kernel_started=%s' % str(d['exec']['second_kernel_started']).lower())
         name = d['shape'] + (' — ' + '; '.join(extra) if extra else '')
-        print('| %s | %s | %s | %s | %s |' % (name, ck, segs(fn, 'kernel_segments'), segs(fc, 'kernel_segments'),
-                                           segs(L.get('load-normal'), 'kexec_tools_segments')))
+        print((row_arm64 if arm64 else row_x86)(d, name, ck))
     print()

@@ -76,8 +76,10 @@ public enum BootLog {
             break
         }
         let early = try EarlyReservationLines.scan(lines, firstKernel: m.firstKernel)
-        m.earlyReservations = early.reservations
-        m.earlyReservationLines = early.lines
+        // An importer that read memblock.reserved itself (MemblockDump) keeps its ranges.
+        m.earlyReservations.ranges += early.reservations.ranges
+        m.earlyReservations.allocations = early.reservations.allocations
+        m.earlyReservationLines = (m.earlyReservationLines + early.lines).sorted { $0.number < $1.number }
         m.notes += early.notes
         return m
     }

@@ -16,13 +16,16 @@
 /// holes). The zones go to the notes, and ZONE_DMA's end (else ZONE_DMA32's) is the DMA zone limit
 /// arm64 reserves the crash kernel's low part under. The device tree's /memory nodes are not read.
 /// Reservations the log names (CMA and DMA pools, memblock=debug's `memblock_reserve:` lines) are
-/// read by `MemblockReservations`.
+/// read by `MemblockReservations`. memblock=debug's `MEMBLOCK configuration:` block (MemblockDump)
+/// gives memblock.memory when the log has no node ranges, and memblock.reserved as the crashkernel
+/// reservation found it (the first kernel's early reservations).
 enum MemblockImporter {
     /// ZONE_MOVABLE is not printed in this block (it has its own "Movable zone start" lines).
     static let zoneNames = ["DMA", "DMA32", "Normal", "HighMem", "Device"]
 
     static func recognises(_ body: Substring) -> Bool {
         body == "Zone ranges:" || body == "Early memory node ranges" || isNodeLine(body)
+            || body == "MEMBLOCK configuration:"
     }
 
     /// `node <n>: …`
@@ -40,7 +43,9 @@ enum MemblockImporter {
         var zones: [(name: String, range: AddressRange?)] = []
         var notes: [String] = []
         var reserved = MemblockReservations()
+        var dump = MemblockDump()
         for l in lines {
+            if try dump.take(l) { continue }
             let body = l.body
             if body == "Zone ranges:" {
                 inZones = true
@@ -95,6 +100,13 @@ enum MemblockImporter {
                 "node ranges are imported as usable; on arm64 some may be no-map (firmware) memory the log does not mark"
             )
         }
+        if list.entries.isEmpty {
+            for r in dump.memory {
+                list.entries.append(
+                    RegionList.Entry(
+                        range: r, type: .usable, lines: dump.lines, note: "memblock.memory (MEMBLOCK configuration)"))
+            }
+        }
         let (memory, sources) = try list.build(
             file: file, field: "memblock",
             emptyMessage: "no memblock node ranges found (expected \"  node   0: [mem 0x…-0x…]\" lines)")
@@ -103,6 +115,13 @@ enum MemblockImporter {
             format: .memblock, memory: memory, sources: sources, crashkernelRanges: ranges,
             crashkernelLines: crashLines, dmaZoneLimit: dmaLimit, suggestedArch: .arm64, notes: notes)
         m.memblockReserved = reserved.ranges
+        if !dump.isEmpty {
+            m.earlyReservations = FirstKernelReservations(ranges: dump.reservedBefore(crashkernel: ranges))
+            m.earlyReservationLines = dump.lines
+            m.notes.append(
+                "memblock.reserved before crashkernel=: the MEMBLOCK configuration block less the crashkernel ranges ("
+                    + "\(m.earlyReservations.ranges.count) ranges)")
+        }
         return m
     }
 

@@ -9,7 +9,7 @@ import Yams
 private let machineKeys = [
     "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
     "efi_system_table", "efi", "mem_limit", "crashkernel_protection", "kernel", "memblock_reserved", "log_buf_len",
-    "config", "dma_ranges_limit", "cpus",
+    "config", "dma_ranges_limit", "cpus", "numa_nodes", "kho",
 ]
 private let regionKeys = ["range", "start", "size", "type"]
 
@@ -82,6 +82,10 @@ extension Walker {
         if let n = f.value("crashkernel_protection") {
             machine.crashkernelProtection = try choice(
                 n, f.field("crashkernel_protection"), CrashkernelProtection.allCases)
+        }
+        if let n = f.value("numa_nodes") { machine.numaNodes = try numaNodes(n, f.field("numa_nodes")) }
+        if let n = f.value("kho") {
+            machine.kho = try kho(n, key: f.key("kho"), path: f.field("kho"), machine: machine, imported: imported?.kho)
         }
         return machine
     }

@@ -61,6 +61,10 @@ public struct Machine: Sendable {
     public var dmaRangesLimit: PhysAddr?
     /// Possible CPUs (`machine.cpus`): one PT_NOTE each in a crash load's ELF core header.
     public var cpus: Int = 1
+    /// The NUMA nodes' memory (`machine.numa_nodes`: node N is the Nth range); empty: one node.
+    public var numaNodes: [AddressRange] = []
+    /// Kexec HandOver state of the first kernel (`machine.kho`, v6.16+); nil: KHO off.
+    public var kho: KhoConfig?
     public var source: String
 
     /// The version whose rules apply.
@@ -146,6 +150,9 @@ public enum Injection: Sendable, Equatable {
     /// that did not stop, or a device still doing the DMA it was set up for): memory that must not
     /// change does, and the run ends in `stray-write` naming the page.
     case firstKernelWrite(PhysAddr)
+    /// A kernel before the KHO scratch-overlap check (e38f65d317df, or built without
+    /// CONFIG_KEXEC_HANDOVER_DEBUG): memory preserved in scratch is accepted and handed over.
+    case khoBeforeScratchCheck
 }
 
 public struct KexecRequest: Sendable {

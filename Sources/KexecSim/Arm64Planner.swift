@@ -46,6 +46,13 @@ public enum Arm64Planner {
         for r in crashAll { free.remove(r) }
         var placer = Placer(ranges: req.type == .crash ? crashk : free.ranges, order: req.placement)
         rules.append(placementRule(sc, free: free, crashk: crashk))
+        // Kexec HandOver: normal images go into scratch only (KhoPlanner).
+        let kho: KhoPlan?
+        switch try KhoPlanner.prepare(sc) {
+        case .failure(let r): return .rejected(r, sc)
+        case .success(let k): kho = k
+        }
+        placer = KhoPlanner.placer(kho, req, fallback: placer)
         var segments: [Segment] = []
         var kernelEntry = PhysAddr(0)
         var dtb = PhysAddr(0)
@@ -62,7 +69,8 @@ public enum Arm64Planner {
         }
         // drivers/of/kexec.c: usable-memory-range is crashk_res, then crashk_low_res.
         let usable = req.type == .crash ? crashk + crashAll.filter { !crashk.contains($0) } : []
-        let chosen = Dtb.Chosen(bootargs: req.cmdline, usableMemory: usable, seeds: true)
+        var chosen = Dtb.Chosen(bootargs: req.cmdline, usableMemory: usable, seeds: true)
+        var khoSegment: Segment?
         do {
             switch req.syscall {
             case .kexecFileLoad:
@@ -83,13 +91,20 @@ public enum Arm64Planner {
                 } else if let i = try size(req.initrd, "kexec.initrd") {
                     initrd = .size(i)
                 }
+                // kho_fill_kimage runs before the image loader.
+                if let kho, kho.handsOver {
+                    let s = try KhoPlanner.scratchSegment(kho, placer: &placer)
+                    khoSegment = s
+                    chosen.khoFdt = AddressRange(start: kho.fdt, size: KhoPlanner.fdtSize)
+                    chosen.khoScratch = AddressRange(start: s.mem, size: s.bufsz)
+                }
                 let hdr =
                     req.type == .crash
                     ? elfcorehdrSize(memory: machine.memory, crash: crashAll, cpus: machine.cpus) : nil
                 let load = try loadImage(
                     kernel: kernel, initrd: initrd, chosen: chosen, memory: machine.memory, elfcorehdrSize: hdr,
                     pageSize: pageSize, placer: &placer)
-                segments = [load.kernel] + [load.elfcorehdr, load.initrd].compactMap { $0 } + [load.dtb]
+                segments = [khoSegment, load.kernel, load.elfcorehdr, load.initrd].compactMap { $0 } + [load.dtb]
                 kernelEntry = load.entry
                 dtb = load.dtb.mem
                 imageInfo = load.evidence
@@ -121,7 +136,7 @@ public enum Arm64Planner {
                 segments: segments, syscall: req.syscall, type: req.type, totalRAM: machine.memory.totalRAM,
                 crashRegions: crashk, limits: limits)
         } catch let r as Rejection {
-            return .rejected(r, sc)
+            return .rejected(KhoPlanner.explain(r, kho, req), sc)
         } catch let e as PlanError {
             throw e
         } catch {
@@ -135,13 +150,17 @@ public enum Arm64Planner {
             // Same purgatory_data layout as x86_64, with the DTB where x86 keeps boot_params.
             switch try Planner.seal(
                 &segments, blob: Arm64GuestCode.purgatory, purgatoryStart: Arm64GuestCode.Purgatory.purgatoryStart,
-                entry: kernelEntry, entryArg: dtb, request: req, ram: free.ranges, crash: crashk)
+                entry: kernelEntry, entryArg: dtb, request: req, ram: KhoPlanner.kimageFree(free.ranges, kho),
+                crash: crashk)
             {
             case .failure(let r): return .rejected(r, sc)
             case .success(let s): sealed = s
             }
         } else {
-            switch sealWithoutPurgatory(segments, entry: kernelEntry, type: req.type, ram: free.ranges, crash: crashk) {
+            switch sealWithoutPurgatory(
+                segments, entry: kernelEntry, type: req.type, ram: KhoPlanner.kimageFree(free.ranges, kho),
+                crash: crashk)
+            {
             case .failure(let r): return .rejected(r, sc)
             case .success(let s): sealed = s
             }
@@ -198,7 +217,8 @@ public enum Arm64Planner {
             purgatoryBase: pi.map { segments[$0].mem }, purgatoryEntry: pi == nil ? nil : sealed.start,
             digest: sealed.digest, storedDigest: sealed.stored, crashRegions: crashk,
             planSeconds: Date().timeIntervalSince(t0), imageInfo: imageInfo, arch: .arm64(arm))
-        plan.rules = rules
+        plan.rules = KhoPlanner.mergedRules(rules, kho, arch: .arm64, type: req.type)
+        plan.kho = kho
         return .planned(plan)
     }
 

@@ -62,6 +62,13 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case hazard
         case leavesOverHazards = "leaves_over_hazards"
         case effectiveLeafRule = "effective_leaf_rule"
+        // Kexec HandOver.
+        case preservedRange = "preserved_range"
+        case owner
+        case khoHandover = "kho_handover"
+        case khoFdt = "kho_fdt"
+        case khoScratch = "kho_scratch"
+        case khoPreserved = "kho_preserved"
     }
 
     public var name: String {

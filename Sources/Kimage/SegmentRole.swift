@@ -3,6 +3,7 @@
 ///
 /// `name` is the segment's label wherever it is shown (`plan --json`, evidence, the SVG, the
 /// synthetic payload's seed): `purgatory`, `boot_params`, `kernel`, `initrd`, `elfcorehdr`, `dtb`,
+/// `kho_scratch`,
 /// and for `.user` the fixture's label as written. Build roles from fixture labels with
 /// `init(label:)` or `init(userLabel:)`, so that a label naming a loader segment always gets that
 /// segment's role.
@@ -17,13 +18,17 @@ public enum SegmentRole: Sendable, Hashable, CustomStringConvertible {
     case elfcorehdr
     /// arm64's device tree blob.
     case dtb
+    /// Kexec HandOver's kho_scratch array (kho_fill_kimage): `kho_scratch`.
+    case khoScratch
     /// A kexec_load segment whose label names none of the loader segments (`segment0`, …), or a
     /// kexec_load segment labelled `purgatory` (kexec-tools adds the purgatory itself; a user
     /// segment of that name is hashed like any other).
     case user(String)
 
     /// The roles kexec_file_load's loaders and the purgatory give segments, in no particular order.
-    public static let loaderRoles: [SegmentRole] = [.purgatory, .bootParams, .kernel, .initrd, .elfcorehdr, .dtb]
+    public static let loaderRoles: [SegmentRole] = [
+        .purgatory, .bootParams, .kernel, .initrd, .elfcorehdr, .dtb, .khoScratch,
+    ]
 
     /// The label: the loader's name for the segment, or the user's label.
     public var name: String {
@@ -34,13 +39,14 @@ public enum SegmentRole: Sendable, Hashable, CustomStringConvertible {
         case .initrd: return "initrd"
         case .elfcorehdr: return "elfcorehdr"
         case .dtb: return "dtb"
+        case .khoScratch: return "kho_scratch"
         case .user(let label): return label
         }
     }
 
     public var description: String { name }
 
-    /// The role `label` names: one of the six loader names gives that role (`purgatory` gives
+    /// The role `label` names: one of the seven loader names gives that role (`purgatory` gives
     /// `.purgatory`), anything else `.user(label)`.
     public init(label: String) {
         self = Self.loaderRoles.first { $0.name == label } ?? .user(label)

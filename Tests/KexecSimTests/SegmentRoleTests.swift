@@ -10,7 +10,7 @@ import Testing
     @Test func namesAreTheLoaderLabels() {
         #expect(
             SegmentRole.loaderRoles.map(\.name) == [
-                "purgatory", "boot_params", "kernel", "initrd", "elfcorehdr", "dtb",
+                "purgatory", "boot_params", "kernel", "initrd", "elfcorehdr", "dtb", "kho_scratch",
             ])
         #expect(SegmentRole.user("segment3").name == "segment3")
         #expect(SegmentRole.bootParams.description == "boot_params")

@@ -79,6 +79,7 @@ public enum BootLog {
         m.earlyReservations = early.reservations
         m.earlyReservationLines = early.lines
         m.notes += early.notes
+        m.kho = try KhoLines.scan(lines)
         return m
     }
 

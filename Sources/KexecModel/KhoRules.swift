@@ -89,7 +89,7 @@ public struct KhoRules: Sendable, Equatable {
                     "kho_abi",
                     "kho-v1: preserved-memory-map is a list of khoser_mem_chunk pages naming \(b)-byte bitmaps per order",
                     source: b == 512
-                        ? "kernel/kexec_handover.c kho_mem_serialize, \(Self.old)"
+                        ? "kho_mem_serialize in \(Self.old)"
                         : "kernel/kexec_handover.c kho_mem_serialize with a2fff99f92da (PRESERVE_BITS = PAGE_SIZE × 8)")
             )
         }
@@ -97,7 +97,7 @@ public struct KhoRules: Sendable, Equatable {
             metadataAllocator == .slab
                 ? AppliedRule(
                     "kho_metadata", "kzalloc (slab): KFENCE may serve it, from its pool in scratch on a KHO boot",
-                    source: "kernel/kexec_handover.c xa_load_or_alloc / new_chunk, \(Self.old)")
+                    source: "xa_load_or_alloc / new_chunk in \(Self.old)")
                 : AppliedRule(
                     "kho_metadata", "get_zeroed_page (buddy allocator): never KFENCE, never scratch (MIGRATE_CMA)",
                     source: "fa759cd75bce \"kho: allocate metadata directly from the buddy allocator\" (v6.18, 6.17.9)")
@@ -110,7 +110,7 @@ public struct KhoRules: Sendable, Equatable {
                     source: "e38f65d317df, kernel/kexec_handover_debug.c (v6.18, 6.17.9)")
                 : AppliedRule(
                     "kho_scratch_overlap", "no check: memory in scratch is preserved and handed over",
-                    source: "kernel/kexec_handover.c kho_preserve_folio / kho_preserve_phys, \(Self.old)"))
+                    source: "kho_preserve_folio / kho_preserve_phys in \(Self.old)"))
         if scratchPlacement {
             out.append(
                 AppliedRule(

@@ -98,6 +98,27 @@ extension Walker {
         return kho
     }
 
+    /// `kexec:` as a list: a chain of Kexec HandOver loads (the machine must have `kho`), at least one.
+    func kexecChain(_ node: Node, path: String, machine: Machine) throws(InputError) -> [KexecRequest] {
+        let items = try list(node, path, "a list of loads")
+        guard machine.kho != nil else {
+            throw fail(node, path, "a list of loads is a Kexec HandOver chain: give machine.kho")
+        }
+        guard !items.isEmpty else { throw fail(node, path, "the chain has no load") }
+        var out: [KexecRequest] = []
+        for (i, e) in items.enumerated() {
+            let k = try kexec(e, path: "\(path)[\(i)]")
+            guard i + 1 == items.count || (k.syscall == .kexecFileLoad && k.type == .normal) else {
+                throw fail(
+                    e, "\(path)[\(i)]",
+                    "a chain goes on only through a normal kexec_file_load (kho_fill_kimage hands the scratch over; "
+                        + "kexec_load and crash loads end it)")
+            }
+            out.append(k)
+        }
+        return out
+    }
+
     /// `preserved: [{ range, owner }]`: page aligned, in usable RAM, not overlapping each other.
     func preserved(_ node: Node, _ field: String, usable: RangeSet) throws(InputError) -> [KhoPreservation] {
         var out: [KhoPreservation] = []

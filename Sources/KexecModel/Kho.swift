@@ -200,6 +200,9 @@ public struct KhoConfig: Sendable, Equatable {
         case given([AddressRange])
         /// Reserved by this kernel at boot from `kho_scratch=` (kho_reserve_scratch).
         case parameter(KhoScratchParameter)
+        /// Handed over by the previous kexec of a chain: the kho_scratch array as it was (empty
+        /// areas included) and where its segment lies (kho_populate memblock-reserves it).
+        case handedOver([KhoScratchArea], array: AddressRange)
     }
 
     public var scratch: Scratch

@@ -44,6 +44,8 @@ public enum KhoScratchLayout {
                     }))
         case .parameter(let p):
             return reserve(machine, parameter: p)
+        case .handedOver(let areas, let array):
+            return .success(Reservation(areas: areas, array: array))
         }
     }
 

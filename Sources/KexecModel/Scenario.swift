@@ -212,6 +212,9 @@ public struct Scenario: Sendable {
     public var machine: Machine
     /// nil for a machine fixture alone.
     public var kexec: KexecRequest?
+    /// Further loads of a Kexec HandOver chain (`kexec:` given as a list): each runs from the
+    /// kernel the previous one started, which reuses the scratch it was handed.
+    public var chain: [KexecRequest] = []
     /// The kernel's table / relocation policy, of `machine.arch`'s case: the decoder only builds
     /// that one, `init` defaults to it, and the planners refuse a scenario whose case differs.
     public var policy: Policy

@@ -69,6 +69,8 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case khoFdt = "kho_fdt"
         case khoScratch = "kho_scratch"
         case khoPreserved = "kho_preserved"
+        case chain
+        case chainStep = "chain_step"
     }
 
     public var name: String {

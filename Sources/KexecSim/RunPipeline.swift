@@ -12,6 +12,7 @@ public enum Runner {
         var sc = scenario
         if let p = options.policyOverride { sc = sc.overridingIdentityMap(p) }
         if sc.budget == nil { sc.budget = options.budget }
+        if !sc.chain.isEmpty { return try KhoChain.run(sc, options: options) }
         switch try Planner.plan(sc) {
         case .rejected(let r, let s):
             let v = Verdict(
@@ -25,10 +26,15 @@ public enum Runner {
                 scenario: s, verdict: v, engine: EngineVersion.current.description, stats: RunStats(),
                 policy: s.policyLabel)
         case .planned(let plan):
-            switch plan.arch {
-            case .x86: return execute(plan, backend: X86RunBackend.self, options: options)
-            case .arm64: return execute(plan, backend: Arm64RunBackend.self, options: options)
-            }
+            return execute(plan, options: options)
+        }
+    }
+
+    /// Runs a plan in an engine of its architecture.
+    static func execute(_ plan: Plan, options: RunOptions) -> RunResult {
+        switch plan.arch {
+        case .x86: return execute(plan, backend: X86RunBackend.self, options: options)
+        case .arm64: return execute(plan, backend: Arm64RunBackend.self, options: options)
         }
     }
 

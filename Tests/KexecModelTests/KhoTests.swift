@@ -198,6 +198,31 @@ import Testing
         #expect(e?.field == "machine.numa_nodes[1]")
     }
 
+    @Test func chainsDecodeAndAreChecked() throws {
+        let sc = try Self.decode(
+            Self.yaml(kho: "    param: \"kho_scratch=16M,16M,16M\"")
+                + "\nkexec:\n  - { kernel: { size: 1MiB } }\n  - { syscall: kexec_load, segments: [{ mem: 0x1000000, memsz: 4KiB }] }\n"
+        )
+        #expect(sc.kexec?.syscall == .kexecFileLoad)
+        #expect(sc.chain.map(\.syscall) == [.kexecLoad])
+        let mid = Self.error(
+            Self.yaml(kho: "    param: \"kho_scratch=16M,16M,16M\"")
+                + "\nkexec:\n  - { type: crash, kernel: { size: 1MiB } }\n  - { kernel: { size: 1MiB } }\n")
+        #expect(mid?.field == "kexec[0]")
+        #expect(mid?.message.contains("a chain goes on only through a normal kexec_file_load") == true)
+        let noKho = Self.error(
+            """
+            name: no kho
+            machine:
+              arch: x86_64
+            \(Self.memory)
+            kexec:
+              - { kernel: { size: 1MiB } }
+            """)
+        #expect(noKho?.field == "kexec")
+        #expect(noKho?.message == "a list of loads is a Kexec HandOver chain: give machine.kho")
+    }
+
     @Test func rulesByVersion() {
         func rules(_ v: String) -> KhoRules { KhoRules(version: KernelVersion(v)!) }
         #expect(!rules("6.15").available && rules("6.16").available)

@@ -199,6 +199,44 @@ import Testing
         #expect(c.rules.first { $0.name == "placement_walk" }?.choice.hasPrefix("crash image") == true)
     }
 
+    /// Three loads, each from the kernel the previous one started: the later ones reuse the
+    /// scratch they were handed (the same array, the same areas); a step that fails names itself.
+    @Test func chainOfThree() throws {
+        let sc = try fixture("x86_64-kho-chain-3.yaml")
+        #expect(sc.chain.count == 2)
+        let r = try Runner.run(sc)
+        #expect(r.verdict.kind == .landed)
+        let ev = r.verdict.evidenceByName
+        #expect(
+            ev["chain"]
+                == "3 loads, 2 preserved ranges (528 pages) intact after each; 1: landed (kho_scratch@0xbfff0000+4KiB "
+                + "purgatory@0xbfffb000+20KiB boot_params@0xbfff9000+8KiB kernel@0xbfc00000+2MiB initrd@0xbfef0000+1MiB); "
+                + "2: landed (kho_scratch@0xbfff0000+4KiB purgatory@0xbfffb000+20KiB boot_params@0xbfff9000+8KiB "
+                + "kernel@0xbfa00000+4MiB); 3: landed (kho_scratch@0xbfff0000+4KiB purgatory@0xbfffb000+20KiB "
+                + "boot_params@0xbfff9000+8KiB kernel@0xbfc00000+2MiB initrd@0xbff70000+512KiB)")
+        #expect(
+            ev["kho_scratch"]
+                == "4 areas read back from the segment at 0xbfff0000: lowmem 0xbc000000+64MiB, global "
+                + "0x237e00000+128MiB, node0 0x13c000000+64MiB, node1 0x233e00000+64MiB")
+        // The step-2 kernel is a KHO boot: its scratch is the handed-over array.
+        var second = sc
+        second.kexec = sc.chain[0]
+        second.chain = []
+        second.machine.kho?.scratch = .handedOver(
+            try KhoScratchLayout.areas(for: sc.machine).get(),
+            array: AddressRange(start: PhysAddr(0xbfff_0000), size: ByteCount(0x40))!)
+        #expect(
+            try Self.planned(second).segments.map(\.mem.raw) == [0xbfff_0000, 0xbfff_b000, 0xbfff_9000, 0xbfa0_0000])
+
+        var failing = sc
+        failing.chain[0].kernel = PayloadSpec(size: .mib(1), initSize: .mib(256))
+        let f = try Runner.run(failing)
+        #expect(f.verdict.kind == .rejected && f.verdict.errno == "EADDRNOTAVAIL")
+        #expect(f.verdict.evidenceByName["chain_step"] == "step 2 of 3")
+        #expect(f.verdict.summary.hasPrefix("step 2 of 3: the kernel refuses the load"))
+        #expect(f.verdict.evidenceByName["chain"]?.hasPrefix("1: landed") == true)
+    }
+
     @Test func kernelOverrideBelow616IsAnInputError() throws {
         var sc = try fixture("x86_64-kho-memfd-3-nodes.yaml")
         sc.machine.kernel = KernelVersion(6, 12)

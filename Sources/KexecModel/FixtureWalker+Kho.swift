@@ -138,6 +138,12 @@ extension Walker {
             if let other = out.first(where: { $0.range.overlaps(r) }) {
                 throw fail(rn, f.field("range"), "\(r) overlaps \(other.range) preserved by \"\(other.owner)\"")
             }
+            let total = out.reduce(r.size.raw) { $0 &+ $1.range.size.raw }
+            guard total <= KhoConfig.maxPreservedBytes, total >= r.size.raw else {
+                throw fail(
+                    rn, f.field("range"),
+                    "kexec-sim hashes every preserved page: at most \(formatSize(KhoConfig.maxPreservedBytes)) in all")
+            }
             out.append(
                 KhoPreservation(
                     range: r, owner: owner, source: SourceLocation(file: file, line: rn.mark?.line ?? 0, field: path)))

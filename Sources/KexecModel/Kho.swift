@@ -230,4 +230,6 @@ public struct KhoConfig: Sendable, Equatable {
 
     /// KHO is in mainline from v6.16 (kernel/kexec_handover.c, merged for 6.16).
     public static let firstVersion = KernelVersion(6, 16)
+    /// The most preserved memory a fixture may give (every page is laid out and hashed).
+    public static let maxPreservedBytes: UInt64 = 1 << 30
 }

@@ -11,7 +11,11 @@ public struct KhoBlock: Sendable, Hashable, Comparable, CustomStringConvertible 
     }
 
     public var phys: PhysAddr { PhysAddr(pfn << 12) }
-    public var range: AddressRange { AddressRange(start: phys, size: ByteCount(UInt64(0x1000) << UInt64(order)))! }
+    /// [phys, phys + 4 KiB << order), clipped at the top of the address space.
+    public var range: AddressRange {
+        AddressRange(start: phys, size: ByteCount(UInt64(0x1000) << UInt64(min(order, 51))))
+            ?? AddressRange(first: phys, last: PhysAddr(.max))!
+    }
     public static func < (a: KhoBlock, b: KhoBlock) -> Bool { (a.pfn, a.order) < (b.pfn, b.order) }
     public var description: String { "\(hex(phys.raw)) order \(order)" }
 }

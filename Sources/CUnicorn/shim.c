@@ -47,3 +47,11 @@ uc_err ks_hook_add_instruction_counter(uc_engine *uc, uc_hook *hh, uint64_t *cou
 uc_err ks_ctl_set_page_size(uc_engine *uc, uint32_t size) { return uc_ctl_set_page_size(uc, size); }
 
 uc_err ks_ctl_flush_tb(uc_engine *uc) { return uc_ctl_flush_tb(uc); }
+
+uc_err ks_hook_add_x86_in(uc_engine *uc, uc_hook *hh, uc_cb_insn_in_t cb, void *ud) {
+    return uc_hook_add(uc, hh, UC_HOOK_INSN, (void *)cb, ud, 1, 0, UC_X86_INS_IN);
+}
+
+uc_err ks_hook_add_x86_out(uc_engine *uc, uc_hook *hh, uc_cb_insn_out_t cb, void *ud) {
+    return uc_hook_add(uc, hh, UC_HOOK_INSN, (void *)cb, ud, 1, 0, UC_X86_INS_OUT);
+}

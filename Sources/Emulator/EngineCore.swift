@@ -18,6 +18,15 @@ public class EngineCore {
     let uc: OpaquePointer
     private var hooks: [uc_hook] = []
     private var namedStops: [UInt64: String] = [:]
+    /// Physical ranges answered by a device model (EngineMMIO.swift): the fill hook maps them
+    /// although no guest memory backs them.
+    var mmioRanges: [AddressRange] = []
+    /// Keeps the MMIO devices' callback boxes alive as long as the engine.
+    var mmioOwners: [AnyObject] = []
+    /// Called on every TLB fill the walker answered (the VA's page and the access), after the
+    /// walk: lets a follower notice a change of translation regime (arm64: the MMU turned on)
+    /// without a hook on every instruction. Fills are rare (thousands per second of guest time).
+    public var fillObserver: ((UInt64, MemoryAccess) -> Void)?
 
     /// Decides whether an access to unbacked physical memory gets fresh zero memory (usable RAM)
     /// or stops the run (reserved, ACPI, MMIO, holes).
@@ -42,6 +51,8 @@ public class EngineCore {
     public private(set) var tlbFills: UInt64 = 0
     /// Instructions executed since counting was enabled (nil: not counting; counting costs ~10×).
     public var instructionsExecuted: UInt64? { counter?.pointee }
+    /// True while the per-instruction counter runs.
+    public var isCountingInstructions: Bool { counterHook != nil }
     private var counter: UnsafeMutablePointer<UInt64>?
     private var counterHook: uc_hook?
     /// Times the last run was resumed after Unicorn returned early with no reason of ours.
@@ -168,6 +179,13 @@ public class EngineCore {
         _ = ks_ctl_flush_tb(uc)
     }
 
+    /// Stops the run now, recording `name` as a named stop (a device model that saw what the run
+    /// waits for: a console line, a power-off request). Call from a hook or device callback only.
+    public func requestStop(_ name: String) {
+        if stopName == nil { stopName = name }
+        uc_emu_stop(uc)
+    }
+
     /// For tests of the resume: stops the engine `times` times when PC reaches `va`, recording
     /// nothing — what Unicorn's unexplained early returns look like from here.
     public func stopWithoutReason(at va: VirtAddr, times: Int) throws(EmulatorError) {
@@ -260,10 +278,11 @@ public class EngineCore {
                 return false
             }
         }
+        fillObserver?(vaddr, acc)
         switch walk(vaddr, access: acc) {
         case .hit(let t):
             let page = PhysAddr(t.pa.raw & ~0xfff)
-            if !memory.isBacked(page) {
+            if !memory.isBacked(page) && !mmioRanges.contains(where: { $0.contains(page) }) {
                 // Usable RAM nobody loaded: fresh zero memory; anything else stops the run.
                 if onDemandPageCount >= onDemandLimit { onDemandLimitHit = true }
                 if unbacked == nil && !onDemandLimitHit && backOnDemand(page, acc), let r = backRange(around: page) {

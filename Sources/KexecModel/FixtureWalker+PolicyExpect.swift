@@ -7,7 +7,7 @@ import Yams
 
 private let x86PolicyKeys = ["identity_map", "map_segments"]
 private let arm64PolicyKeys = ["linear_map", "relocation"]
-private let expectKeys = ["verdict", "address", "errno"]
+private let expectKeys = ["verdict", "address", "errno", "milestone"]
 private let errnoNames = ["EINVAL", "EADDRNOTAVAIL", "ENOMEM", "EBUSY"]
 
 extension Walker {
@@ -54,6 +54,15 @@ extension Walker {
         }
     }
 
+    /// `follow: true | false | banner | memory | init`: true follows to `memory` (the issue's
+    /// default), false not at all.
+    func followGoal(_ node: Node, _ field: String) throws(InputError) -> FollowGoal? {
+        if case .scalar(let s) = node, s.string == "true" || s.string == "false" {
+            return s.string == "true" ? .memory : nil
+        }
+        return try choice(node, field, FollowGoal.allCases)
+    }
+
     func expectation(_ node: Node, path: String) throws(InputError) -> Expectation {
         let m = try mapping(node, path, "a mapping")
         let f = try Fields(node, m, path: path, allowed: expectKeys, file: file)
@@ -68,6 +77,7 @@ extension Walker {
             }
             e.errno = s
         }
+        if let n = f.value("milestone") { e.milestone = try choice(n, f.field("milestone"), FollowGoal.allCases) }
         return e
     }
 

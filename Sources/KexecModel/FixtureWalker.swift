@@ -7,7 +7,7 @@
 import Yams
 
 private let scenarioKeys = [
-    "name", "machine", "kexec", "policy", "next_kernel_touches", "expect", "expect_by_policy", "budget",
+    "name", "machine", "kexec", "policy", "next_kernel_touches", "expect", "expect_by_policy", "budget", "follow",
 ]
 
 struct Walker {
@@ -73,6 +73,7 @@ struct Walker {
                 scenario.expectByPolicy[p] = try expectation(v, path: Walker.join(field, p.rawValue))
             }
         }
+        if let n = f.value("follow") { scenario.follow = try followGoal(n, f.field("follow")) }
         if let n = f.value("budget") {
             let b = try number(n, f.field("budget"))
             guard b > 0 else { throw fail(n, f.field("budget"), "the instruction budget must be more than 0") }

@@ -192,6 +192,21 @@ public enum VerdictKind: String, Sendable, CaseIterable, Codable {
     case hang
     case strayWrite = "stray-write"
     case corruption
+    /// `--follow`: the next kernel's own memory lines differ from the memory kexec handed it.
+    case memoryMismatch = "memory-mismatch"
+}
+
+/// How far `--follow` runs the next kernel (`follow:` in a fixture, `--until` on the command
+/// line): its `Linux version` banner, its own view of memory (the `Memory:` line, after the zone
+/// and node ranges on arm64, the e820 table on x86_64), or the marker its initrd's /init prints.
+/// Ordered: a later goal implies the earlier ones.
+public enum FollowGoal: String, Sendable, CaseIterable, Comparable {
+    case banner, memory
+    case initProcess = "init"
+
+    public static func < (a: FollowGoal, b: FollowGoal) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
 }
 
 public struct Expectation: Sendable, Equatable {
@@ -200,10 +215,13 @@ public struct Expectation: Sendable, Equatable {
     public var address: UInt64?
     /// rejected: EINVAL, EADDRNOTAVAIL, ENOMEM, EBUSY.
     public var errno: String?
-    public init(verdict: VerdictKind, address: UInt64? = nil, errno: String? = nil) {
+    /// `--follow`: the milestone the next kernel must have reached (`expect: { milestone: init }`).
+    public var milestone: FollowGoal?
+    public init(verdict: VerdictKind, address: UInt64? = nil, errno: String? = nil, milestone: FollowGoal? = nil) {
         self.verdict = verdict
         self.address = address
         self.errno = errno
+        self.milestone = milestone
     }
 }
 
@@ -225,6 +243,9 @@ public struct Scenario: Sendable {
     public var expectByPolicy: [IdentityMapPolicy: Expectation] = [:]
     /// Instruction budget for the whole run (nil: the default).
     public var budget: UInt64?
+    /// Follow the next kernel past the hand-off, up to this milestone (`follow:`; nil: stop at
+    /// the entry).
+    public var follow: FollowGoal?
     public var file: String
     public init(
         name: String, machine: Machine, kexec: KexecRequest?, policy: Policy? = nil,

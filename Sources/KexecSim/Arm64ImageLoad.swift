@@ -64,7 +64,7 @@ extension Arm64Planner {
     /// would fail.
     static func loadImage(
         kernel source: KernelSource, initrd: InitrdSource?, chosen: Dtb.Chosen, memory: MemoryMap,
-        elfcorehdrSize: ByteCount?, pageSize: ByteCount, placer: inout Placer
+        elfcorehdrSize: ByteCount?, pageSize: ByteCount, devices: [FdtNode] = [], placer: inout Placer
     ) throws(Rejection) -> ImageLoad {
         let page = pageSize.raw
         func rounded(_ n: ByteCount) -> ByteCount { n.alignedUp(pageSize) ?? n }
@@ -129,7 +129,7 @@ extension Arm64Planner {
                     initrdSeg = seg
                     chosenHere.initrd = AddressRange(start: at, size: len)
                 }
-                let blob = Dtb.build(memory: memory, chosen: chosenHere)
+                let blob = Dtb.build(memory: memory, chosen: chosenHere, devices: devices)
                 let dtbLen = ByteCount(UInt64(blob.count))
                 let dtbAt = try p.place(
                     BufferRequest(

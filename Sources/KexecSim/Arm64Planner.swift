@@ -103,7 +103,7 @@ public enum Arm64Planner {
                     ? elfcorehdrSize(memory: machine.memory, crash: crashAll, cpus: machine.cpus) : nil
                 let load = try loadImage(
                     kernel: kernel, initrd: initrd, chosen: chosen, memory: machine.memory, elfcorehdrSize: hdr,
-                    pageSize: pageSize, placer: &placer)
+                    pageSize: pageSize, devices: sc.follow == nil ? [] : DtbPlatform.virt().nodes, placer: &placer)
                 segments = [khoSegment, load.kernel, load.elfcorehdr, load.initrd].compactMap { $0 } + [load.dtb]
                 kernelEntry = load.entry
                 dtb = load.dtb.mem

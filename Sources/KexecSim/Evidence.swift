@@ -13,6 +13,8 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
     /// A rule that depends on the running kernel's version, by name (`rule.placement_walk`): which
     /// variant applied, and the source it follows.
     case rule(String)
+    /// `--follow`: one milestone the next kernel reached (`milestone.banner`): time, instructions, line.
+    case milestone(String)
 
     /// The shared vocabulary.
     public enum Name: String, Sendable, CaseIterable {
@@ -71,6 +73,17 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case khoPreserved = "kho_preserved"
         case chain
         case chainStep = "chain_step"
+        // Following the next kernel.
+        case milestones, console
+        case followStop = "follow_stop"
+        case phase, handler
+        case nextKernelMemory = "next_kernel_memory"
+        case handedMemory = "handed_memory"
+        case nextKernelTotal = "next_kernel_total"
+        case memoryCheck = "memory_check"
+        case exceptionsDelivered = "exceptions_delivered"
+        case firmwareCalls = "firmware_calls"
+        case consoleTail = "console_tail"
     }
 
     public var name: String {
@@ -78,6 +91,7 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case .known(let n): return n.rawValue
         case .imageField(let s), .tableCost(let s): return s
         case .rule(let s): return "rule." + s
+        case .milestone(let s): return "milestone." + s
         }
     }
     public var description: String { name }

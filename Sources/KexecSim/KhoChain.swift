@@ -22,8 +22,8 @@ enum KhoChain {
             var r: RunResult
             var next: KhoConfig.Scratch?
             switch try Planner.plan(step) {
-            case .rejected:
-                r = try Runner.run(step, options: options)
+            case .rejected(let rejection, let s):
+                r = Runner.rejected(rejection, s)
             case .planned(let plan):
                 r = Runner.execute(plan, options: options)
                 if let k = plan.kho, let seg = plan.segments.first(where: { $0.role == .khoScratch }),

@@ -19,10 +19,16 @@ public enum Report {
         var out = "\(r.scenario.name)  (\(r.scenario.file))\n"
         out += "engine: \(r.engine)   policy: \(r.policy)\n"
         out += "verdict: \(r.verdict.kind.rawValue) — \(r.verdict.summary)\n"
-        let w = r.verdict.evidence.map(\.key.name.count).max() ?? 0
-        for e in r.verdict.evidence {
+        // The followed kernel's console is a block of its own, after the table.
+        let table = r.verdict.evidence.filter { $0.key != .known(.console) }
+        let w = table.map(\.key.name.count).max() ?? 0
+        for e in table {
             let (k, v) = (e.key.name, e.value)
             out += "  \(k.padding(toLength: w, withPad: " ", startingAt: 0))  \(v)\n"
+        }
+        if let c = r.verdict.evidence.first(where: { $0.key == .known(.console) }) {
+            out += "console (\(c.value.split(separator: "\n", omittingEmptySubsequences: false).count) lines):\n"
+            for line in c.value.split(separator: "\n", omittingEmptySubsequences: false) { out += "  | \(line)\n" }
         }
         for w in r.verdict.warnings { out += "warning: \(w)\n" }
         if let e = r.expectation {
@@ -39,6 +45,7 @@ public enum Report {
                 s.planSeconds, s.setupSeconds, s.relocationSeconds, s.copyMBps, s.purgatorySeconds, s.verifySeconds,
                 s.totalSeconds)
         }
+        if s.followSeconds > 0 { out += String(format: "follow: %.3fs running the next kernel\n", s.followSeconds) }
         return out
     }
 

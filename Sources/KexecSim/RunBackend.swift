@@ -48,6 +48,15 @@ protocol RunBackend {
 
     /// How many listed addresses the touch probe had not read when it stopped.
     static func touchesLeft(_ e: Engine<Arch>) -> Int
+
+    /// `--follow`: the early-console option the next kernel's command line gets.
+    static var followConsoleOption: String { get }
+
+    /// `--follow`: runs the next kernel on from its entry (the engine as the hand-off left it) in
+    /// the architecture's follow machine, feeding its console to `session`, for at most
+    /// `timeoutMicros` of wall time (Follow.swift).
+    static func followNextKernel(_ e: Engine<Arch>, plan: Plan, session: FollowSession, timeoutMicros: UInt64)
+        -> FollowOutcome
 }
 
 /// x86_64: relocate_kernel entered at the control page's kernel-virtual alias with long mode and

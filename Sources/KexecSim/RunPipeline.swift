@@ -12,22 +12,27 @@ public enum Runner {
         var sc = scenario
         if let p = options.policyOverride { sc = sc.overridingIdentityMap(p) }
         if sc.budget == nil { sc.budget = options.budget }
+        if let g = options.follow { sc.follow = g }
+        if sc.follow != nil { try prepareFollow(&sc) }
         if !sc.chain.isEmpty { return try KhoChain.run(sc, options: options) }
         switch try Planner.plan(sc) {
-        case .rejected(let r, let s):
-            let v = Verdict(
-                kind: .rejected, summary: "the kernel refuses the load: \(r.errno.rawValue) from \(r.check)",
-                evidence: [
-                    Evidence(.errno, r.errno.rawValue), Evidence(.check, r.check), Evidence(.detail, r.detail),
-                    Evidence(.kernel, s.machine.kernelVersion.description),
-                ],
-                errno: r.errno.rawValue)
-            return RunResult(
-                scenario: s, verdict: v, engine: EngineVersion.current.description, stats: RunStats(),
-                policy: s.policyLabel)
-        case .planned(let plan):
-            return execute(plan, options: options)
+        case .rejected(let r, let s): return rejected(r, s)
+        case .planned(let plan): return execute(plan, options: options)
         }
+    }
+
+    /// The result of a load the kernel refuses.
+    static func rejected(_ r: Rejection, _ s: Scenario) -> RunResult {
+        let v = Verdict(
+            kind: .rejected, summary: "the kernel refuses the load: \(r.errno.rawValue) from \(r.check)",
+            evidence: [
+                Evidence(.errno, r.errno.rawValue), Evidence(.check, r.check), Evidence(.detail, r.detail),
+                Evidence(.kernel, s.machine.kernelVersion.description),
+            ],
+            errno: r.errno.rawValue)
+        return RunResult(
+            scenario: s, verdict: v, engine: EngineVersion.current.description, stats: RunStats(),
+            policy: s.policyLabel)
     }
 
     /// Runs a plan in an engine of its architecture.
@@ -133,12 +138,52 @@ public enum Runner {
         if v.kind == .landed && !sc.nextKernelTouches.isEmpty {
             v = d.probeTouches(landed: v, timeoutMicros: timeoutUs)
         }
+        // Phase 4 (--follow): the next kernel itself, as far as the machine model goes.
+        if v.kind == .landed, let goal = sc.follow {
+            if options.countInstructions { try? e.enableInstructionCounting() }
+            e.onDemandLimit = max(e.onDemandLimit, followOnDemandPages)
+            // The next kernel reads firmware memory (ACPI, NVS, reserved: zeros here, as no fixture
+            // gives their bytes) and, on a PC, the legacy first MiB (BIOS data, EBDA, ROM area);
+            // anything else outside RAM is reported.
+            let firmware: Set<RegionType> = [.usable, .reserved, .acpi, .nvs]
+            e.backOnDemand = { pa, _ in
+                if let t = machine.memory.region(containing: pa)?.type { return firmware.contains(t) }
+                return machine.arch == .x86_64 && pa.raw < 0x10_0000
+            }
+            let tf = Date()
+            v = follow(e, plan: plan, backend: B.self, goal: goal, landed: v, options: options)
+            stats.followSeconds = Date().timeIntervalSince(tf)
+            t = t.addingTimeInterval(stats.followSeconds)
+            stats.tlbFills = e.tlbFills
+            stats.onDemandPages = e.onDemandPageCount
+        }
         v.warnings += placementWarnings(plan)
         // Which kernel's rules, and which variant of each rule that changed over time.
         v.evidence.append(Evidence(.kernel, sc.machine.kernelVersion.description))
         v.evidence += plan.rules.map(\.evidence)
         stats.verifySeconds = Date().timeIntervalSince(t)
         return result(v)
+    }
+
+    /// RAM a followed kernel may touch before the run calls it a runaway: 1 Mi pages (4 GiB),
+    /// backed lazily by the host.
+    static let followOnDemandPages = 1 << 20
+
+    /// `--follow` needs the next kernel's own code (`kexec.kernel.file`, loaded with
+    /// kexec_file_load) and tells it where its early console is: the architecture's option is
+    /// appended to the command line.
+    static func prepareFollow(_ sc: inout Scenario) throws(PlanError) {
+        guard var k = sc.kexec, k.syscall == .kexecFileLoad, k.kernel?.file != nil else {
+            throw .input(
+                InputError(
+                    file: sc.file, line: nil, field: "follow",
+                    message:
+                        "following the next kernel needs a real kernel loaded with kexec_file_load "
+                        + "(kexec.kernel: { file: … })"))
+        }
+        let option = sc.machine.arch == .arm64 ? Arm64RunBackend.followConsoleOption : X86RunBackend.followConsoleOption
+        k.cmdline = k.cmdline.isEmpty ? option : k.cmdline + " " + option
+        sc.kexec = k
     }
 
     /// On UV a leaf that covers any byte of a hazard halts the machine, even if nothing touches it

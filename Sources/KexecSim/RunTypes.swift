@@ -9,6 +9,8 @@ public struct RunStats: Sendable {
     public var relocationSeconds = 0.0
     public var purgatorySeconds = 0.0
     public var verifySeconds = 0.0
+    /// `--follow`: wall time running the next kernel.
+    public var followSeconds = 0.0
     /// Bytes the relocation routine moved (3 × page per IND_SOURCE with the swap).
     public var relocatedBytes: UInt64 = 0
     public var payloadBytes: UInt64 = 0
@@ -23,7 +25,7 @@ public struct RunStats: Sendable {
     /// Host memory reserved for guest blocks (mostly untouched, lazily committed).
     public var guestReservedBytes: UInt64 = 0
     public var totalSeconds: Double {
-        planSeconds + setupSeconds + relocationSeconds + purgatorySeconds + verifySeconds
+        planSeconds + setupSeconds + relocationSeconds + purgatorySeconds + verifySeconds + followSeconds
     }
     /// Payload MB (10^6) per second of relocation.
     public var copyMBps: Double { relocationSeconds > 0 ? Double(payloadBytes) / relocationSeconds / 1e6 : 0 }
@@ -52,13 +54,20 @@ public struct RunOptions: Sendable {
     public var policyOverride: IdentityMapPolicy?
     /// Count guest instructions per phase (a per-instruction hook: about 10× slower).
     public var countInstructions: Bool
+    /// Follow the next kernel to this milestone, overriding the fixture's `follow:` (nil: the
+    /// fixture decides).
+    public var follow: FollowGoal?
+    /// Wall-clock limit for following the next kernel, seconds (a runaway guest ends as `hang`).
+    public var followTimeoutSeconds: Double
     public init(
         budget: UInt64? = nil, timeoutSeconds: Double = 120, policyOverride: IdentityMapPolicy? = nil,
-        countInstructions: Bool = false
+        countInstructions: Bool = false, follow: FollowGoal? = nil, followTimeoutSeconds: Double = 300
     ) {
         self.budget = budget
         self.timeoutSeconds = timeoutSeconds
         self.policyOverride = policyOverride
         self.countInstructions = countInstructions
+        self.follow = follow
+        self.followTimeoutSeconds = followTimeoutSeconds
     }
 }

@@ -13,6 +13,8 @@ public struct Verdict: Sendable {
     /// Things a developer should know even when the run landed (hot-removable placement, leaves
     /// over reserved memory).
     public var warnings: [String] = []
+    /// `--follow`: the furthest milestone the next kernel reached (nil: not followed, or no banner).
+    public var followedTo: FollowGoal?
 
     public init(
         kind: VerdictKind, summary: String, evidence: [Evidence] = [], address: UInt64? = nil,
@@ -32,6 +34,9 @@ public struct Verdict: Sendable {
             guard let got = address, want & ~0xfff == got & ~0xfff else { return false }
         }
         if let want = e.errno, want != errno { return false }
+        if let want = e.milestone {
+            guard let got = followedTo, got >= want else { return false }
+        }
         return true
     }
 }

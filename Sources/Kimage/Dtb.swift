@@ -38,9 +38,13 @@ public enum Dtb {
         }
     }
 
-    /// The tree: / (compatible, #address-cells = #size-cells = 2), /chosen, and one
-    /// /memory@<address> node (device_type "memory", reg) per usable range of `memory`.
-    public static func tree(memory: MemoryMap, chosen: Chosen, compatible: String = "linux,dummy-virt") -> Fdt {
+    /// The tree: / (compatible, #address-cells = #size-cells = 2), /chosen, one
+    /// /memory@<address> node (device_type "memory", reg) per usable range of `memory`, then
+    /// `devices` (the platform nodes the first kernel's tree carried, when the run follows the
+    /// next kernel: `DtbPlatform`).
+    public static func tree(
+        memory: MemoryMap, chosen: Chosen, compatible: String = "linux,dummy-virt", devices: [FdtNode] = []
+    ) -> Fdt {
         func pair(_ r: AddressRange) -> (UInt64, UInt64) { (r.first.raw, r.size.raw) }
         var chosenProps: [FdtProperty] = []
         var reservations: [FdtReservation] = []
@@ -72,6 +76,7 @@ public enum Dtb {
                     "memory@" + String(r.first.raw, radix: 16),
                     properties: [.string("device_type", "memory"), .ranges("reg", [pair(r)])]))
         }
+        children += devices
         let root = FdtNode(
             "",
             properties: [
@@ -88,8 +93,10 @@ public enum Dtb {
     public static let rngSeed: [UInt8] = (0..<128).map { UInt8($0) }
 
     /// The blob of `tree(memory:chosen:compatible:)`.
-    public static func build(memory: MemoryMap, chosen: Chosen, compatible: String = "linux,dummy-virt") -> [UInt8] {
-        tree(memory: memory, chosen: chosen, compatible: compatible).encode()
+    public static func build(
+        memory: MemoryMap, chosen: Chosen, compatible: String = "linux,dummy-virt", devices: [FdtNode] = []
+    ) -> [UInt8] {
+        tree(memory: memory, chosen: chosen, compatible: compatible, devices: devices).encode()
     }
 
     /// Reads a blob (see `Fdt.decode`).

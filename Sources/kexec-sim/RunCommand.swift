@@ -15,12 +15,31 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Exact instruction budget (counting slows the engine about 10x). Default: wall-clock limit only.")
     var budget: UInt64?
     @Option(help: "Wall-clock limit per emulated phase, seconds.") var timeout: Double = 120
+    @Flag(help: "Run the real next kernel on past the hand-off (needs kexec.kernel.file).") var follow = false
+    @Option(help: "With --follow: stop at the kernel's banner, its memory lines or its /init (default memory).")
+    var until: String?
+    @Option(help: "Wall-clock limit for --follow, seconds.") var followTimeout: Double = 300
+    @Flag(help: "Count guest instructions (a per-instruction hook: about 10x slower).") var countInstructions = false
 
-    func validate() throws { try validateBudget(budget) }
+    func validate() throws {
+        try validateBudget(budget)
+        if let u = until {
+            guard follow else { throw ValidationError("--until: only with --follow") }
+            guard FollowGoal(rawValue: u) != nil else {
+                throw ValidationError(
+                    "--until: unknown milestone \"\(u)\" (one of: \(FollowGoal.allCases.map(\.rawValue).joined(separator: ", ")))"
+                )
+            }
+        }
+        guard followTimeout > 0 else { throw ValidationError("--follow-timeout: must be more than 0 seconds") }
+    }
 
     func run() throws {
         let sc = loadScenario(fixture, kernel: kernel)
-        let opts = RunOptions(budget: budget, timeoutSeconds: timeout, policyOverride: parsePolicy(policy))
+        let goal = follow ? (until.flatMap(FollowGoal.init(rawValue:)) ?? .memory) : nil
+        let opts = RunOptions(
+            budget: budget, timeoutSeconds: timeout, policyOverride: parsePolicy(policy),
+            countInstructions: countInstructions, follow: goal, followTimeoutSeconds: followTimeout)
         let r: RunResult
         do {
             r = try Runner.run(sc, options: opts)

@@ -277,7 +277,7 @@ struct FixtureDecoderTests {
                 == InputError(
                     file: "s.yaml", line: 9, field: "foo",
                     message:
-                        "unknown key \"foo\" (expected one of: name, machine, kexec, policy, next_kernel_touches, expect, expect_by_policy, budget)"
+                        "unknown key \"foo\" (expected one of: name, machine, kexec, policy, next_kernel_touches, expect, expect_by_policy, budget, follow)"
                 ))
 
         let nested = try #require(decodeError(minimal.replacingOccurrences(of: "  arch:", with: "  arhc:")))
@@ -410,7 +410,7 @@ struct FixtureDecoderTests {
                 == InputError(
                     file: "s.yaml", line: 9, field: "expect.verdict",
                     message:
-                        "unknown value \"explode\" (expected one of: landed, rejected, page-fault, halt, hang, stray-write, corruption)"
+                        "unknown value \"explode\" (expected one of: landed, rejected, page-fault, halt, hang, stray-write, corruption, memory-mismatch)"
                 ))
     }
 

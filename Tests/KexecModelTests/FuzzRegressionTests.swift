@@ -96,7 +96,7 @@ struct FuzzRegressionTests {
     /// fuzz-fixture: an empty key (`&alicy: { … }` is an anchored empty scalar as key) gave an error
     /// with an empty field; it now names the mapping holding it.
     @Test func emptyKeyNamesItsMapping() {
-        let keys = "name, machine, kexec, policy, next_kernel_touches, expect, expect_by_policy, budget"
+        let keys = "name, machine, kexec, policy, next_kernel_touches, expect, expect_by_policy, budget, follow"
         #expect(
             decodeError("name: t\n&alicy: { identity_map: ram-3m }\n")
                 == InputError(

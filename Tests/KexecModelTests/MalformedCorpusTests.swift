@@ -112,11 +112,11 @@ let malformedCases: [MalformedCase] = [
     MalformedCase("unknown-errno.yaml", line: 7, field: "expect.errno", message: "unknown value \"ENOENT\" (expected one of: EINVAL, EADDRNOTAVAIL, ENOMEM, EBUSY)"),
     MalformedCase("unknown-injection.yaml", line: 9, field: "kexec.inject[0]", message: "unknown injection \"wrong-checksum\" (expected one of: wrong-digest, list-cycle, overwrite-control-page, scribble, invalid-opcode, nx-start, flip-source-byte, start-address, first-kernel-write)"),
     MalformedCase("unknown-key-in-region.yaml", line: 5, field: "machine.memory[0].flags", message: "unknown key \"flags\" (expected one of: range, start, size, type)"),
-    MalformedCase("unknown-key.yaml", line: 7, field: "colour", message: "unknown key \"colour\" (expected one of: name, machine, kexec, policy, next_kernel_touches, expect, expect_by_policy, budget)"),
+    MalformedCase("unknown-key.yaml", line: 7, field: "colour", message: "unknown key \"colour\" (expected one of: name, machine, kexec, policy, next_kernel_touches, expect, expect_by_policy, budget, follow)"),
     MalformedCase("unknown-policy.yaml", line: 7, field: "policy.identity_map", message: "unknown value \"gbpages-all\" (expected one of: kernel, ram-2m, ram-1g, kdump-only, gbpages-exact, gbpages-except-uv)"),
     MalformedCase("unknown-region-type.yaml", line: 5, field: "machine.memory[0].type", message: "unknown value \"ram\" (expected one of: usable, reserved, acpi, nvs, persistent, soft-reserved, unusable)"),
     MalformedCase("unknown-syscall.yaml", line: 8, field: "kexec.syscall", message: "unknown value \"kexec_load2\" (expected one of: kexec_file_load, kexec_load)"),
-    MalformedCase("unknown-verdict.yaml", line: 7, field: "expect.verdict", message: "unknown value \"crashed\" (expected one of: landed, rejected, page-fault, halt, hang, stray-write, corruption)"),
+    MalformedCase("unknown-verdict.yaml", line: 7, field: "expect.verdict", message: "unknown value \"crashed\" (expected one of: landed, rejected, page-fault, halt, hang, stray-write, corruption, memory-mismatch)"),
     MalformedCase("utf16.yaml", line: nil, field: "file", message: "is not UTF-8 text"),
 ]
 

@@ -15,6 +15,10 @@ uc_err ks_hook_add_code(uc_engine *uc, uc_hook *hh, uc_cb_hookcode_t cb, void *u
 uc_err ks_hook_add_intr(uc_engine *uc, uc_hook *hh, uc_cb_hookintr_t cb, void *ud);
 uc_err ks_hook_add_insn_invalid(uc_engine *uc, uc_hook *hh, uc_cb_hookinsn_invalid_t cb, void *ud);
 
+// x86 port I/O: IN and OUT instructions call `cb` (a device model answers them).
+uc_err ks_hook_add_x86_in(uc_engine *uc, uc_hook *hh, uc_cb_insn_in_t cb, void *ud);
+uc_err ks_hook_add_x86_out(uc_engine *uc, uc_hook *hh, uc_cb_insn_out_t cb, void *ud);
+
 // Counts executed instructions into *counter with a C callback (no Swift call per instruction).
 uc_err ks_hook_add_instruction_counter(uc_engine *uc, uc_hook *hh, uint64_t *counter);
 

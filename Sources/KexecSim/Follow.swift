@@ -1,0 +1,169 @@
+import Dispatch
+import Emulator
+import Foundation
+import KexecModel
+
+/// Following the next kernel past the hand-off (`run --follow`, `follow:` in a fixture), the part
+/// both architectures share: the console watch (milestones by the lines the kernel prints), the
+/// stop at the goal, the memory cross-check and the verdict. An architecture's backend sets the
+/// machine up and runs the engine (`RunBackend.followNextKernel`).
+///
+/// Milestones are named in the order the kernel reaches them. The console ones are the lines of
+/// the kernel's own printk (v6.1): `Linux version …` (init/version.c linux_banner, printed first by
+/// start_kernel), `Memory: …K/…K available` (mm/page_alloc.c mem_init_print_info), and the marker
+/// the test initrd's /init prints (`FollowSession.initMarker`).
+final class FollowSession {
+    /// The line the shipped test initrd's /init prints first.
+    static let initMarker = "kexec-sim: /init reached"
+    /// The line a kernel prints when it gives up (kernel/panic.c panic()).
+    static let panicMarker = "Kernel panic - not syncing"
+
+    struct Milestone {
+        var name: String
+        var seconds: Double
+        var instructions: UInt64?
+        var line: String?
+    }
+
+    let goal: FollowGoal
+    let console = ConsoleLog()
+    private(set) var milestones: [Milestone] = []
+    private(set) var goalReached = false
+    private(set) var panicLine: String?
+    private let t0 = DispatchTime.now().uptimeNanoseconds
+    /// Stops the engine (set by the backend once the engine exists).
+    var requestStop: (String) -> Void = { _ in }
+    /// The engine's instruction count, when it counts.
+    var instructions: () -> UInt64? = { nil }
+
+    init(goal: FollowGoal) {
+        self.goal = goal
+        console.onLine = { [unowned self] line in self.watch(line) }
+    }
+
+    var seconds: Double { Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
+
+    func reached(_ name: String) -> Bool { milestones.contains { $0.name == name } }
+
+    /// Records a milestone (once).
+    func mark(_ name: String, line: String? = nil) {
+        guard !reached(name) else { return }
+        milestones.append(Milestone(name: name, seconds: seconds, instructions: instructions(), line: line))
+    }
+
+    /// The highest console goal reached.
+    var goalMilestone: FollowGoal? {
+        FollowGoal.allCases.last { reached($0.rawValue) }
+    }
+
+    private func watch(_ line: String) {
+        var hit: FollowGoal?
+        if !reached(FollowGoal.banner.rawValue), line.contains("Linux version ") {
+            hit = .banner
+        } else if !reached(FollowGoal.memory.rawValue), line.contains("Memory: "), line.contains("K available") {
+            hit = .memory
+        } else if !reached(FollowGoal.initProcess.rawValue), line.contains(Self.initMarker) {
+            hit = .initProcess
+        }
+        if let g = hit {
+            mark(g.rawValue, line: line)
+            if g >= goal {
+                goalReached = true
+                requestStop("follow goal \(g.rawValue)")
+            }
+        }
+        if panicLine == nil, line.contains(Self.panicMarker) {
+            panicLine = line
+            requestStop("kernel panic")
+        }
+    }
+
+    /// The evidence every followed run carries: milestones (names, then each with its time,
+    /// instructions and line) and the console text.
+    var evidence: [Evidence] {
+        var ev = [Evidence(.milestones, milestones.map(\.name).joined(separator: ", "))]
+        for m in milestones {
+            var v = String(format: "%.3f s", m.seconds)
+            if let n = m.instructions { v += ", \(n) instructions" }
+            if let l = m.line { v += ": " + l.trimmingCharacters(in: .whitespaces) }
+            ev.append(Evidence(key: .milestone(m.name), value: v))
+        }
+        return ev
+    }
+
+    var consoleEvidence: Evidence { Evidence(.console, console.text) }
+}
+
+/// How the architecture's follow run ended, when it was not the session's own stop (the goal or a
+/// panic): the verdict kind, its words and its evidence.
+struct FollowFailure {
+    var kind: VerdictKind
+    var summary: String
+    var evidence: [Evidence]
+    var address: UInt64?
+}
+
+/// What an architecture's follow run gives back: its failure (nil when the session stopped it at
+/// the goal or a panic) and the machine's own evidence (exceptions delivered, firmware calls).
+struct FollowOutcome {
+    var failure: FollowFailure?
+    var evidence: [Evidence]
+}
+
+extension Runner {
+    /// Runs the next kernel on from its entry and turns what it did into the verdict: `landed` once
+    /// its banner appeared (how far it got is `milestone` and the evidence), `memory-mismatch` when
+    /// its own memory lines differ from what was handed over, otherwise the failure that stopped it
+    /// before the banner.
+    static func follow<B: RunBackend>(
+        _ e: Engine<B.Arch>, plan: Plan, backend: B.Type, goal: FollowGoal, landed: Verdict, options: RunOptions
+    ) -> Verdict {
+        let session = FollowSession(goal: goal)
+        session.requestStop = { [unowned e] name in e.requestStop(name) }
+        // Instructions of the next kernel alone, when the run counts them (--count-instructions).
+        let base = e.instructionsExecuted ?? 0
+        session.instructions = { [unowned e] in e.isCountingInstructions ? (e.instructionsExecuted ?? 0) - base : nil }
+        let timeoutUs = UInt64(max(0.001, options.followTimeoutSeconds) * 1e6)
+        let outcome = B.followNextKernel(e, plan: plan, session: session, timeoutMicros: timeoutUs)
+        let failure = outcome.failure
+        var ev = session.evidence + outcome.evidence
+        let ended = failure.map { "\($0.kind.rawValue): \($0.summary)" }
+        let stopWords: String
+        if session.goalReached {
+            stopWords = "reached the goal (\(goal.rawValue))"
+        } else if let p = session.panicLine {
+            stopWords = "the next kernel panicked: " + p.trimmingCharacters(in: .whitespaces)
+        } else {
+            stopWords = ended ?? "stopped"
+        }
+        ev.append(Evidence(.followStop, stopWords))
+        let check = FollowMemoryLines.check(console: session.console.lines, plan: plan)
+        ev += check?.evidence ?? []
+        var v: Verdict
+        if session.reached(FollowGoal.banner.rawValue) {
+            let how = session.goalMilestone?.rawValue ?? "banner"
+            v = landed
+            v.summary += "; the next kernel ran to its \(how)" + (session.goalReached ? "" : " (then \(stopWords))")
+            v.followedTo = session.goalMilestone
+            if let c = check, !c.matches {
+                v.kind = .memoryMismatch
+                v.summary = "the next kernel's own memory differs from what kexec handed it: " + c.summary
+            }
+            v.evidence += ev
+        } else if let p = session.panicLine {
+            v = Verdict(
+                kind: .halt, summary: "the next kernel panicked before its banner: \(p)", evidence: landed.evidence + ev
+            )
+        } else if let f = failure {
+            v = Verdict(
+                kind: f.kind, summary: "after the hand-off: " + f.summary, evidence: landed.evidence + f.evidence + ev,
+                address: f.address)
+        } else {
+            v = Verdict(
+                kind: .hang, summary: "the next kernel printed no banner (\(stopWords))", evidence: landed.evidence + ev
+            )
+        }
+        v.evidence.append(session.consoleEvidence)
+        return v
+    }
+}

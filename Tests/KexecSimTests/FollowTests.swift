@@ -1,0 +1,125 @@
+import Foundation
+import KexecModel
+import KexecSim
+import Testing
+
+func followFixture(_ name: String) throws -> Scenario {
+    try FixtureDecoder.load(path: repoRoot + "/Fixtures/follow/" + name)
+}
+
+/// `--follow`: the real next kernel runs on past the hand-off. Debian's arm64 Image (from
+/// scripts/fetch-debian-kernel; skipped without it) to its banner and its memory lines; the
+/// synthetic cases without it.
+@Suite(.serialized) struct FollowTests {
+    @Test(.enabled(if: DebianKernel.arm64Present, "no .kernels/Image-arm64: run scripts/fetch-debian-kernel"))
+    func arm64DebianImagePrintsItsBanner() throws {
+        let r = try Runner.run(try followFixture("arm64-follow-debian.yaml"), options: RunOptions(follow: .banner))
+        let ev = r.verdict.evidenceByName
+        #expect(r.verdict.kind == .landed, "\(r.verdict.summary)")
+        #expect(r.verdict.followedTo == .banner)
+        #expect(ev["milestones"] == "image-entered, mmu-on, banner")
+        #expect(ev["milestone.banner"]?.contains("] Linux version 6.1.0-") == true)
+        #expect(ev["follow_stop"] == "reached the goal (banner)")
+        let console = ev["console"] ?? ""
+        #expect(console.contains("Machine model: linux,dummy-virt") == false || console.contains("Linux version"))
+        #expect(console.hasPrefix("[    0.000000] Booting Linux on physical CPU 0x0000000000"))
+    }
+
+    @Test(.enabled(if: DebianKernel.arm64Present, "no .kernels/Image-arm64: run scripts/fetch-debian-kernel"))
+    func arm64DebianImageMemoryLinesAgreeWithTheDTB() throws {
+        let r = try Runner.run(try followFixture("arm64-follow-debian.yaml"))
+        let ev = r.verdict.evidenceByName
+        #expect(r.matches == true, "\(r.verdict.kind.rawValue) — \(r.verdict.summary)")
+        #expect(r.verdict.followedTo == .memory)
+        #expect(ev["milestones"] == "image-entered, mmu-on, banner, memory")
+        #expect(ev["next_kernel_memory"] == "[0x0000000040000000-0x00000000bfffffff]")
+        #expect(ev["handed_memory"] == "[0x0000000040000000-0x00000000bfffffff]")
+        #expect(ev["next_kernel_total"] == "2097152K")
+        #expect(ev["memory_check"] == "agrees")
+        #expect(ev["firmware_calls"] == "version, migrateInfoType, features, features, features, features")
+        #expect(ev["exceptions_delivered"] == "none")
+        let console = ev["console"] ?? ""
+        #expect(console.contains("earlycon: pl11 at MMIO 0x0000000009000000 (options '')"))
+        #expect(console.contains("psci: PSCIv1.0 detected in firmware."))
+        #expect(console.contains("Kernel command line: console=ttyAMA0 earlycon=pl011,0x9000000"))
+        #expect(console.contains("  DMA      [mem 0x0000000040000000-0x00000000bfffffff]"))
+    }
+
+    @Test(.enabled(if: DebianKernel.arm64Present, "no .kernels/Image-arm64: run scripts/fetch-debian-kernel"))
+    func arm64CrashKernelSeesExactlyTheCrashkernelRegion() throws {
+        let r = try Runner.run(try followFixture("arm64-follow-debian-kdump.yaml"))
+        let ev = r.verdict.evidenceByName
+        #expect(r.matches == true, "\(r.verdict.kind.rawValue) — \(r.verdict.summary)")
+        #expect(ev["next_kernel_memory"] == "[0x00000000b0000000-0x00000000bfffffff]")
+        #expect(ev["handed_memory"] == "[0x00000000b0000000-0x00000000bfffffff]")
+        #expect(ev["next_kernel_total"] == "262144K")
+        #expect(ev["memory_check"] == "agrees")
+    }
+
+    /// A crash kernel handed less memory than the tool says it handed: the check names the
+    /// difference and the verdict is memory-mismatch.
+    @Test func memoryLinesThatDifferAreAMismatch() throws {
+        let lines = [
+            "[    0.000000] Early memory node ranges",
+            "[    0.000000]   node   0: [mem 0x0000000040000000-0x000000007fffffff]",
+            "[    0.000000] Initmem setup node 0 [mem 0x0000000040000000-0x000000007fffffff]",
+            "[    0.000000] Memory: 98324K/1048576K available (13248K kernel code)",
+        ]
+        #expect(FollowMemoryLines.nodeRanges(lines).map(\.description) == ["[0x0000000040000000-0x000000007fffffff]"])
+        #expect(FollowMemoryLines.totalKiB(lines) == 1_048_576)
+        let e820 = [
+            "[    0.000000] BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable",
+            "[    0.000000] BIOS-e820: [mem 0x000000000009fc00-0x000000000009ffff] reserved",
+            "[    0.000000] BIOS-e820: [mem 0x0000000000100000-0x00000000bfffffff] usable",
+        ]
+        #expect(
+            FollowMemoryLines.e820Usable(e820).map(\.description) == [
+                "[0x0000000000000000-0x000000000009fbff]", "[0x0000000000100000-0x00000000bfffffff]",
+            ])
+        let handed = [AddressRange(first: PhysAddr(0x4000_0000), last: PhysAddr(0xbfff_ffff))!]
+        let c = FollowMemoryLines.compare(
+            kernel: FollowMemoryLines.nodeRanges(lines), handed: handed, totalKiB: 1_048_576)
+        #expect(!c.matches)
+        #expect(
+            c.summary
+                == "it lacks [0x0000000080000000-0x00000000bfffffff] it was given; Memory: total 1048576K, handed 2097152K"
+        )
+    }
+
+    @Test func followNeedsARealKernelFile() throws {
+        var sc = try fixture("arm64-basic.yaml")
+        sc.follow = .banner
+        #expect(throws: PlanError.self) { try Runner.run(sc) }
+    }
+
+    /// Fixtures/images/arm64-tiny.Image parks in a WFE loop once it has checked the DTB: it never
+    /// prints a banner, and the follow run ends at its time limit as `hang`, never hanging itself.
+    @Test func imageThatNeverPrintsEndsAsHangAtTheTimeLimit() throws {
+        let r = try Runner.run(
+            try fixture("arm64-image-file.yaml"), options: RunOptions(follow: .banner, followTimeoutSeconds: 0.5))
+        let ev = r.verdict.evidenceByName
+        #expect(r.verdict.kind == .hang, "\(r.verdict.summary)")
+        #expect(r.verdict.followedTo == nil)
+        #expect(ev["milestones"] == "image-entered")
+        #expect(ev["console"] == "")
+    }
+}
+
+/// x86_64 to its banner: the xz decompression alone takes 30–50 s in the emulator, more than the
+/// suite's budget for follow runs; run with KEXEC_SIM_FOLLOW_X86=1 (and the fetched kernel).
+@Suite struct X86FollowTests {
+    static var enabled: Bool {
+        DebianKernel.present && ProcessInfo.processInfo.environment["KEXEC_SIM_FOLLOW_X86"] == "1"
+    }
+
+    @Test(.enabled(if: enabled, "set KEXEC_SIM_FOLLOW_X86=1 (and fetch .kernels/vmlinuz) for the x86_64 follow run"))
+    func x86DebianBzImageDecompressesAndPrintsItsBanner() throws {
+        let r = try Runner.run(try followFixture("x86_64-follow-debian.yaml"))
+        let ev = r.verdict.evidenceByName
+        #expect(r.matches == true, "\(r.verdict.kind.rawValue) — \(r.verdict.summary)")
+        #expect(ev["milestones"] == "decompressor-entered, kernel-proper, banner")
+        #expect(ev["milestone.banner"]?.contains("] Linux version 6.1.0-") == true)
+        #expect(ev["exceptions_delivered"]?.contains("#PF page fault; first: #PF at 0x0 ") == true)
+        #expect(ev["console"]?.contains("KASLR disabled: 'nokaslr' on cmdline.") == true)
+    }
+}

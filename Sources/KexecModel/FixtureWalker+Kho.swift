@@ -102,7 +102,10 @@ extension Walker {
     func kexecChain(_ node: Node, path: String, machine: Machine) throws(InputError) -> [KexecRequest] {
         let items = try list(node, path, "a list of loads")
         guard machine.kho != nil else {
-            throw fail(node, path, "a list of loads is a Kexec HandOver chain: give machine.kho")
+            throw fail(
+                node, path,
+                "expected a mapping, found a list (a list of loads is a Kexec HandOver chain, "
+                    + "which needs machine.kho)")
         }
         guard !items.isEmpty else { throw fail(node, path, "the chain has no load") }
         var out: [KexecRequest] = []

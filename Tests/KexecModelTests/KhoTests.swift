@@ -220,7 +220,9 @@ import Testing
               - { kernel: { size: 1MiB } }
             """)
         #expect(noKho?.field == "kexec")
-        #expect(noKho?.message == "a list of loads is a Kexec HandOver chain: give machine.kho")
+        #expect(
+            noKho?.message == "expected a mapping, found a list (a list of loads is a Kexec HandOver chain, "
+                + "which needs machine.kho)")
     }
 
     @Test func rulesByVersion() {

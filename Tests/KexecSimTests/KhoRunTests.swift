@@ -237,6 +237,16 @@ import Testing
         #expect(f.verdict.evidenceByName["chain"]?.hasPrefix("1: landed") == true)
     }
 
+    /// `render` draws a KHO lane: the non-empty scratch areas and the preserved ranges, titled.
+    @Test func renderDrawsScratchAndPreserved() throws {
+        let svg = LayoutRenderer.svg(plan: try Self.planned(try fixture("x86_64-kho-memfd-3-nodes.yaml")), result: nil)
+        #expect(svg.components(separatedBy: "class=\"kho-scratch\"").count - 1 == 5)
+        #expect(svg.components(separatedBy: "class=\"kho-preserved\"").count - 1 == 4)
+        #expect(svg.contains("<title>KHO scratch lowmem 0xbc000000+64MiB</title>"))
+        #expect(svg.contains("<title>preserved by \"memfd session 3\" [0x00000002c0003000-0x00000002c0007fff]</title>"))
+        #expect(svg.contains("KHO scratch / preserved"))
+    }
+
     @Test func kernelOverrideBelow616IsAnInputError() throws {
         var sc = try fixture("x86_64-kho-memfd-3-nodes.yaml")
         sc.machine.kernel = KernelVersion(6, 12)

@@ -24,7 +24,7 @@ public enum Arm64: EngineArchitecture {
         // MAIR plays no part in the walk: left out of the per-miss register reads.
         Arm64Walker.Control(
             sctlr: e.read(.sctlrEL1), tcr: e.read(.tcrEL1), ttbr0: e.read(.ttbr0EL1), ttbr1: e.read(.ttbr1EL1),
-            mair: full ? e.read(.mairEL1) : 0, physicalAddressBits: e.physicalAddressBits)
+            mair: full ? e.read(.mairEL1) : 0, physicalAddressBits: e.physicalAddressBits, mmfr0: e.arm64MMFR0)
     }
 
     public static func translate(

@@ -13,12 +13,24 @@ import KexecModel
 /// a clear AF faults); AP[2] and APTable[1] (read-only); PXN, PXNTable, WXN and the rule that a
 /// region writable at EL0 never executes at EL1. Accesses are privileged (EL1).
 ///
-/// 52 bits: on a CPU whose PARange is 52 bits (FEAT_LPA, `physicalAddressBits == 52`) with the
-/// 64 KiB granule, output and table addresses carry PA[51:48] in descriptor bits [15:12] and TTBR
-/// bits [5:2] and the level-1 block exists, whatever TCR_EL1.IPS says (the Arm ARM gates these on
-/// AArch64.PAMax(), the implemented PARange; IPS only bounds the output address, an address above
-/// it is an address size fault); TxSZ may go down to 12 (52-bit VAs, FEAT_LVA). The 4K / 16K 52-bit scheme (FEAT_LPA2,
-/// TCR_EL1.DS) is not modelled: DS is ignored.
+/// 52 bits, 64 KiB granule (FEAT_LPA): on a CPU whose PARange is 52 bits, output and table
+/// addresses carry PA[51:48] in descriptor bits [15:12] and TTBR bits [5:2] and the level-1 block
+/// exists, whatever TCR_EL1.IPS says (the Arm ARM gates these on AArch64.PAMax(), the implemented
+/// PARange; IPS only bounds the output address, an address above it is an address size fault);
+/// TxSZ may go down to 12 (52-bit VAs, FEAT_LVA).
+///
+/// 52 bits, 4 KiB and 16 KiB granules (FEAT_LPA2): with TCR_EL1.DS (bit 59) set on a CPU whose
+/// ID_AA64MMFR0_EL1.TGran4 / TGran16 says the granule implements 52-bit addresses (`Arm64MMFR0`;
+/// otherwise DS is RES0 and ignored): descriptor bits [49:n] hold OA[49:n] and bits [9:8] hold
+/// OA[51:50] (the shareability field moves to TCR_EL1.SH0/SH1), TTBR bits [5:2] hold BADDR[51:48];
+/// TxSZ may go down to 12; a 4 KiB walk over more than 48 VA bits starts at level -1 (VA[51:48],
+/// up to 16 entries); blocks are also legal at level 0 (4K, 512 GiB) and level 1 (16K, 64 GiB);
+/// without DS an IPS of 52 bits reads as 48 for these granules. The kernel's side of the same
+/// layout: PTE_ADDR_HIGH = 0x3 << 8, PTE_ADDR_HIGH_SHIFT 42, PHYS_TO_PTE_ADDR_MASK = bits [49:8]
+/// (arch/arm64/include/asm/pgtable-hwdef.h), TCR_DS = bit 59, phys_to_ttbr() folding PA[51:48]
+/// into TTBR[5:2] (asm/pgtable.h), the level -1 fault codes (arch/arm64/mm/fault.c), all read in
+/// 6.12.117; Arm ARM DDI 0487 D8 ("VMSAv8-64 translation table format descriptors", "Translation
+/// table walk", FEAT_LPA2). LPA2 stage 1 arrived in the kernel in v6.9.
 ///
 /// Out-of-range TxSZ values (CONSTRAINED UNPREDICTABLE) are clamped to the nearest legal value, and
 /// reserved TGn encodings select the 4 KiB granule, as QEMU does.
@@ -31,20 +43,31 @@ public enum Arm64Walker {
         public var ttbr0: UInt64
         public var ttbr1: UInt64
         public var mair: UInt64
-        /// The CPU's physical address size (ID_AA64MMFR0_EL1.PARange): 48 unless told otherwise;
-        /// 52 enables the 64 KiB FEAT_LPA / FEAT_LVA forms.
-        public var physicalAddressBits: Int
+        /// The CPU's ID_AA64MMFR0_EL1: PARange (48 bits unless told otherwise; 52 enables the
+        /// 64 KiB FEAT_LPA / FEAT_LVA forms) and the TGran4 / TGran16 FEAT_LPA2 fields.
+        public var mmfr0: Arm64MMFR0
 
+        /// A CPU of `physicalAddressBits` without FEAT_LPA2, or the one `mmfr0` describes.
         public init(
-            sctlr: UInt64, tcr: UInt64, ttbr0: UInt64, ttbr1: UInt64, mair: UInt64 = 0, physicalAddressBits: Int = 48
+            sctlr: UInt64, tcr: UInt64, ttbr0: UInt64, ttbr1: UInt64, mair: UInt64 = 0, physicalAddressBits: Int = 48,
+            mmfr0: Arm64MMFR0? = nil
         ) {
             self.sctlr = sctlr
             self.tcr = tcr
             self.ttbr0 = ttbr0
             self.ttbr1 = ttbr1
             self.mair = mair
-            self.physicalAddressBits = physicalAddressBits
+            self.mmfr0 = mmfr0 ?? Arm64MMFR0(physicalAddressBits: physicalAddressBits)
         }
+
+        /// The CPU's physical address size (ID_AA64MMFR0_EL1.PARange).
+        public var physicalAddressBits: Int {
+            get { mmfr0.physicalAddressBits }
+            set { mmfr0.physicalAddressBits = newValue }
+        }
+
+        /// TCR_EL1.DS in effect for `granule`: set, and the CPU implements FEAT_LPA2 for it.
+        public func lpa2(_ granule: Granule) -> Bool { tcr & (1 << 59) != 0 && mmfr0.lpa2(granule) }
 
         /// SCTLR_EL1.M.
         public var mmuEnabled: Bool { sctlr & 1 != 0 }
@@ -65,7 +88,7 @@ public enum Arm64Walker {
         public func regime(_ n: Int) -> (granule: Granule, txsz: Int, disabled: Bool, tbi: Bool) {
             let granule = n == 0 ? Granule(tg0: tcr >> 14) : Granule(tg1: tcr >> 30)
             let raw = Int(n == 0 ? tcr & 0x3f : (tcr >> 16) & 0x3f)
-            let minTxSZ = granule == .g64k && physicalAddressBits >= 52 ? 12 : 16
+            let minTxSZ = (granule == .g64k && physicalAddressBits >= 52) || lpa2(granule) ? 12 : 16
             let txsz = min(max(raw, minTxSZ), 39)
             let disabled = tcr & (n == 0 ? 1 << 7 : 1 << 23) != 0
             let tbi = tcr & (n == 0 ? 1 << 37 : 1 << 38) != 0
@@ -78,7 +101,7 @@ public enum Arm64Walker {
         public var pa: PhysAddr
         /// Size of the block or page that maps it (the granule when the MMU is off).
         public var leafSize: ByteCount
-        /// Level of the leaf descriptor (L1..L3); nil when the MMU is off (flat).
+        /// Level of the leaf descriptor (L0..L3); nil when the MMU is off (flat).
         public var level: Arm64TableLevel?
         /// Which TTBR the walk used; nil when the MMU is off.
         public var ttbr: Int?
@@ -141,8 +164,16 @@ public enum Arm64Walker {
             self.entry = entry
         }
 
-        /// The ESR_ELx DFSC / IFSC code the CPU would report.
+        /// The ESR_ELx DFSC / IFSC code the CPU would report (level -1: FEAT_LPA2's own codes,
+        /// arch/arm64/mm/fault.c fault_info, read in 6.12.117).
         public var statusCode: UInt8 {
+            if level == .lMinus1 {
+                switch reason {
+                case .addressSize: return 0x29
+                case .tableNotBacked: return 0x13
+                default: return 0x2b  // translation fault; a leaf never sits at level -1
+                }
+            }
             let l = UInt8(level.rawValue)
             switch reason {
             case .addressSize: return l
@@ -163,7 +194,6 @@ public enum Arm64Walker {
     public static func translate(
         _ va: VirtAddr, access: Access, control c: Control, read64: (PhysAddr) -> UInt64?
     ) -> Result<Translation, Fault> {
-        let oaBits = c.outputAddressBits
         guard c.mmuEnabled else {
             // Flat: PA = VA, within the physical address size.
             if c.physicalAddressBits < 64 && va.raw >> UInt64(c.physicalAddressBits) != 0 {
@@ -188,20 +218,27 @@ public enum Arm64Walker {
 
         let g = r.granule
         let lpa = g == .g64k && c.physicalAddressBits >= 52
+        let ds = c.lpa2(g)
+        // Without DS, a 4K / 16K walk has 48-bit output addresses whatever IPS says.
+        let oaBits = g == .g64k || ds ? c.outputAddressBits : min(c.outputAddressBits, 48)
         let start = g.startLevel(vaBits: inputBits)
         let ttbr = select == 1 ? c.ttbr1 : c.ttbr0
-        // BADDR: TTBR[47:1] (and PA[51:48] in TTBR[5:2] under FEAT_LPA), aligned to the start table.
+        // BADDR: TTBR[47:1] (and PA[51:48] in TTBR[5:2] under FEAT_LPA / LPA2), aligned to the
+        // start table.
         var table = ttbr & 0x0000_ffff_ffff_fffe
-        if lpa { table = (ttbr & 0x0000_ffff_ffff_ffc0) | (((ttbr >> 2) & 0xf) << 48) }
+        if lpa || ds { table = (ttbr & 0x0000_ffff_ffff_ffc0) | (((ttbr >> 2) & 0xf) << 48) }
         let startEntries = UInt64(1) << UInt64(inputBits - g.levelShift(start))
         table &= ~(max(startEntries * 8, 64) - 1)
         if table >> UInt64(oaBits) != 0 {
             return .failure(Fault(va: va, level: .l0, reason: .addressSize, ttbr: select))
         }
 
-        // Address bits [47:shift] of a descriptor, plus [51:48] from bits [15:12] under FEAT_LPA.
+        // Address bits [47:shift] of a descriptor, plus [51:48] from bits [15:12] under FEAT_LPA;
+        // under DS bits [49:shift] plus [51:50] from bits [9:8].
         func address(_ e: UInt64, from shift: Int) -> UInt64 {
-            var a = e & 0x0000_ffff_ffff_ffff & ~((UInt64(1) << UInt64(shift)) - 1)
+            let low = ~((UInt64(1) << UInt64(shift)) - 1)
+            if ds { return (e & 0x0003_ffff_ffff_ffff & low) | (((e >> 8) & 3) << 50) }
+            var a = e & 0x0000_ffff_ffff_ffff & low
             if lpa { a = (a & ~UInt64(0xf000)) | (((e >> 12) & 0xf) << 48) }
             return a
         }
@@ -210,7 +247,7 @@ public enum Arm64Walker {
         var el0NoAccessTable = false
         var pxnTable = false
         for level in start...3 {
-            let lvl = Arm64TableLevel(rawValue: level) ?? .l3
+            let lvl = Arm64TableLevel(rawValue: level) ?? .lMinus1
             let shift = g.levelShift(level)
             let bits = level == start ? inputBits - shift : g.stride
             let index = Int((va.raw >> UInt64(shift)) & ((1 << UInt64(bits)) - 1))
@@ -236,7 +273,9 @@ public enum Arm64Walker {
                 continue
             }
             if level == 3 && !typeBit { return fault(.reservedDescriptor) }
-            if level < 3 && !g.blockAllowed(level: level, outputBits52: lpa) { return fault(.reservedDescriptor) }
+            if level < 3 && !g.blockAllowed(level: level, outputBits52: lpa, lpa2: ds) {
+                return fault(.reservedDescriptor)
+            }
             // Block (level < 3) or page (level 3).
             let size = UInt64(1) << UInt64(shift)
             let oa = address(e, from: shift)

@@ -32,6 +32,9 @@ public final class Engine<Arch: EngineArchitecture>: EngineCore {
     /// The CPU's physical address size where the walker depends on it (arm64: 48, or 52 for
     /// FEAT_LPA with the 64K granule).
     public var physicalAddressBits = 48
+    /// arm64: the CPU's ID_AA64MMFR0_EL1 when it says more than `physicalAddressBits` (FEAT_LPA2
+    /// in TGran4 / TGran16); nil: PARange from `physicalAddressBits`, no FEAT_LPA2.
+    public var arm64MMFR0: Arm64MMFR0?
     /// The walker's fault that ended the last run, in full.
     public private(set) var lastFault: Arch.Fault?
 

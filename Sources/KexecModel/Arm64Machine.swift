@@ -11,10 +11,15 @@ public struct Arm64KernelConfig: Sendable, Equatable {
     /// rodata=full (CONFIG_RODATA_FULL_DEFAULT_ENABLED, or `rodata=full` on the command line)
     /// (`rodata_full`): can_set_direct_map() is true and the linear map uses base pages only.
     public var rodataFull: Bool
+    /// CONFIG_ARM64_VA_BITS_52 (`va_bits: 52`; 48, the default, is every other choice): the
+    /// kernel uses 52-bit VAs when the CPU can (FEAT_LPA2 for 4K / 16K pages, v6.9+), else
+    /// VA_BITS_MIN (`Arm64Rules.virtualAddressing`).
+    public var vaBits52: Bool
 
-    public init(zoneDma: Bool = true, rodataFull: Bool = true) {
+    public init(zoneDma: Bool = true, rodataFull: Bool = true, vaBits52: Bool = false) {
         self.zoneDma = zoneDma
         self.rodataFull = rodataFull
+        self.vaBits52 = vaBits52
     }
 
     /// Debian's arm64 kernels (6.1, 6.12).

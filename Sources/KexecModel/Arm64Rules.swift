@@ -133,6 +133,9 @@ public enum Arm64Rules {
     }
 
     /// PAGE_SIZE is the granule: kimage pages, buffer alignment and sanity checks use it. 16K
-    /// kernels default to VA_BITS 47 (arch/arm64/Kconfig ARM64_VA_BITS default for ARM64_16K_PAGES).
+    /// kernels run with 47-bit VAs (arch/arm64/Kconfig default ARM64_VA_BITS_47 for 16K pages in
+    /// 6.1.192; from v6.9 the default is 52, which falls back to VA_BITS_MIN 47 on a CPU without
+    /// FEAT_LPA2, arch/arm64/include/asm/memory.h, read in 6.12.117); 4K and 64K: 48 (Debian's
+    /// arm64 config).
     public static func vaBits(_ g: Granule) -> Int { g == .g16k ? 47 : 48 }
 }

@@ -9,7 +9,7 @@ import Yams
 private let machineKeys = [
     "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
     "efi_system_table", "efi", "mem_limit", "crashkernel_protection", "kernel", "memblock_reserved", "log_buf_len",
-    "config", "dma_ranges_limit", "cpus", "numa_nodes", "kho",
+    "config", "dma_ranges_limit", "cpus", "id_aa64mmfr0", "numa_nodes", "kho",
 ]
 private let regionKeys = ["range", "start", "size", "type"]
 
@@ -35,6 +35,9 @@ extension Walker {
         if let n = f.value("hazards") { machine.hazards = try ranges(n, f.field("hazards")) }
         if let n = f.value("hotpluggable") { machine.hotpluggable = try ranges(n, f.field("hotpluggable")) }
         if let n = f.value("config") { machine.config = try kernelConfig(n, f.field("config")) }
+        if let n = f.value("id_aa64mmfr0") {
+            machine.idAA64MMFR0 = Arm64MMFR0(raw: try number(n, f.field("id_aa64mmfr0")))
+        }
         machine.laterReservations = imported?.memblockReserved ?? []
         if let n = f.value("cpus") {
             let c = try number(n, f.field("cpus"))
@@ -117,13 +120,21 @@ extension Walker {
         }
     }
 
-    /// `config: { zone_dma: true, rodata_full: true }` (arm64); a key not given keeps Debian's value.
+    /// `config: { zone_dma: true, rodata_full: true, va_bits: 48 }` (arm64); a key not given keeps
+    /// Debian's value; `va_bits` is 48 or 52.
     func kernelConfig(_ node: Node, _ field: String) throws(InputError) -> Arm64KernelConfig {
-        let m = try mapping(node, field, "a mapping { zone_dma, rodata_full }")
-        let f = try Fields(node, m, path: field, allowed: ["zone_dma", "rodata_full"], file: file)
+        let m = try mapping(node, field, "a mapping { zone_dma, rodata_full, va_bits }")
+        let f = try Fields(node, m, path: field, allowed: ["zone_dma", "rodata_full", "va_bits"], file: file)
         var c = Arm64KernelConfig.debian
         if let n = f.value("zone_dma") { c.zoneDma = try bool(n, f.field("zone_dma")) }
         if let n = f.value("rodata_full") { c.rodataFull = try bool(n, f.field("rodata_full")) }
+        if let n = f.value("va_bits") {
+            let v = try number(n, f.field("va_bits"))
+            guard v == 48 || v == 52 else {
+                throw fail(n, f.field("va_bits"), "va_bits must be 48 or 52 (CONFIG_ARM64_VA_BITS_52), found \(v)")
+            }
+            c.vaBits52 = v == 52
+        }
         return c
     }
 

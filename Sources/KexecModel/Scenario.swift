@@ -49,6 +49,9 @@ public struct Machine: Sendable {
     public var dmaZoneLimit: PhysAddr?
     /// arm64: the first kernel's config (`machine.config`), Debian's by default.
     public var config: Arm64KernelConfig = .debian
+    /// arm64: the CPU's ID_AA64MMFR0_EL1 (`machine.id_aa64mmfr0`): PARange and the FEAT_LPA2
+    /// TGran fields; by default 48-bit PAs without FEAT_LPA2.
+    public var idAA64MMFR0 = Arm64MMFR0(physicalAddressBits: 48)
     /// Reservations memblock made after crashkernel= that an imported log names (CMA and DMA
     /// pools, memblock=debug lines); with `earlyReservations` they make `memblockReserved`.
     public var laterReservations: [AddressRange] = []

@@ -21,9 +21,10 @@ public enum X86TableLevel: String, Sendable, Equatable, Hashable, CaseIterable, 
 }
 
 /// A level of an AArch64 VMSAv8-64 translation table walk: L0 at the top (4K granule, 48-bit
-/// VAs), L3 the page level (Arm ARM D8.2).
+/// VAs), L3 the page level (Arm ARM D8.2); L-1 above L0 only for a 4K walk over more than 48 VA
+/// bits (FEAT_LPA2, TCR_EL1.DS = 1).
 public enum Arm64TableLevel: Int, Sendable, Equatable, Hashable, CaseIterable, Codable, CustomStringConvertible {
-    case l0 = 0, l1, l2, l3
+    case lMinus1 = -1, l0, l1, l2, l3
     public var description: String { "L\(rawValue)" }
 }
 

@@ -23,10 +23,14 @@ extension Arm64Planner {
         out.append(
             AppliedRule(
                 "page_size",
-                "PAGE_SIZE = the \(g.rawValue) granule: buffer sizes, alignment and kexec_load checks (the kimage list is still built in 4 KiB pages here); VA_BITS "
-                    + "\(Arm64Rules.vaBits(g))",
-                source: "arch/arm64/include/asm/page-def.h PAGE_SHIFT = CONFIG_ARM64_PAGE_SHIFT, arch/arm64/Kconfig "
-                    + "ARM64_VA_BITS (47 default for 16K), read in 6.x"))
+                "PAGE_SIZE = the \(g.rawValue) granule (\(g.size) bytes): buffer sizes and alignment, the sanity "
+                    + "checks, every kimage page (control, swap, source, indirection with \(g.size / 8) entries) "
+                    + "and the relocation routine's page copy; VA_BITS \(Arm64Rules.vaBits(g))",
+                source: "arch/arm64/include/asm/page-def.h PAGE_SHIFT = CONFIG_ARM64_PAGE_SHIFT; kernel/kexec_core.c "
+                    + "sanity_check_segment_list, kimage_add_entry, kimage_alloc_page; kernel/kexec_file.c "
+                    + "kexec_add_buffer; arch/arm64/kernel/relocate_kernel.S copy_page (x6 = PAGE_SIZE), read in "
+                    + "6.12.117; VA_BITS: arch/arm64/Kconfig default ARM64_VA_BITS_47 for 16K in 6.1.192, "
+                    + "VA_BITS_MIN 47 for 16K when a 52-bit 6.12.117 kernel runs without LPA2 (asm/memory.h)"))
         let dma = m.arm64DmaLimit
         let dmaWhy: String
         if !m.config.zoneDma {

@@ -45,6 +45,7 @@ public enum Arm64Planner {
         var free = machine.freeMemblock
         for r in crashAll { free.remove(r) }
         var placer = Placer(ranges: req.type == .crash ? crashk : free.ranges, order: req.placement)
+        placer.pageSize = pageSize
         rules.append(placementRule(sc, free: free, crashk: crashk))
         // Kexec HandOver: normal images go into scratch only (KhoPlanner).
         let kho: KhoPlan?
@@ -109,17 +110,8 @@ public enum Arm64Planner {
                 dtb = load.dtb.mem
                 imageInfo = load.evidence
             case .kexecLoad:
-                if let bad = req.segments.first(where: {
-                    $0.mem.raw % pageSize.raw != 0 || $0.memsz.raw % pageSize.raw != 0
-                }),
-                    pageSize != kexecPageSize
-                {
-                    throw Rejection(
-                        .EADDRNOTAVAIL, check: "sanity_check_segment_list",
-                        "\(bad.name): mem \(bad.mem) or memsz \(bad.memsz) is not a multiple of PAGE_SIZE \(pageSize)")
-                }
                 segments = try RealImages.userSegments(
-                    req, machine: machine, crash: crashk, limits: limits, placer: &placer)
+                    req, machine: machine, crash: crashk, limits: limits, placer: &placer, pageSize: pageSize)
                 kernelEntry = req.entry ?? (req.segments.first?.mem ?? PhysAddr(0))
                 dtb = segments.first { $0.role == .dtb }?.mem ?? PhysAddr(0)
                 // kexec-tools brings its own purgatory, in a hole of its own.
@@ -134,7 +126,7 @@ public enum Arm64Planner {
             }
             try SanityCheck.check(
                 segments: segments, syscall: req.syscall, type: req.type, totalRAM: machine.memory.totalRAM,
-                crashRegions: crashk, limits: limits)
+                crashRegions: crashk, limits: limits, pageSize: pageSize)
         } catch let r as Rejection {
             return .rejected(KhoPlanner.explain(r, kho, req), sc)
         } catch let e as PlanError {
@@ -151,7 +143,7 @@ public enum Arm64Planner {
             switch try Planner.seal(
                 &segments, blob: Arm64GuestCode.purgatory, purgatoryStart: Arm64GuestCode.Purgatory.purgatoryStart,
                 entry: kernelEntry, entryArg: dtb, request: req, ram: KhoPlanner.kimageFree(free.ranges, kho),
-                crash: crashk)
+                crash: crashk, pageSize: pageSize)
             {
             case .failure(let r): return .rejected(r, sc)
             case .success(let s): sealed = s
@@ -159,7 +151,7 @@ public enum Arm64Planner {
         } else {
             switch sealWithoutPurgatory(
                 segments, entry: kernelEntry, type: req.type, ram: KhoPlanner.kimageFree(free.ranges, kho),
-                crash: crashk)
+                crash: crashk, pageSize: pageSize)
             {
             case .failure(let r): return .rejected(r, sc)
             case .success(let s): sealed = s
@@ -176,6 +168,27 @@ public enum Arm64Planner {
         if let lim = machine.memLimit, let cut = AddressRange(first: PhysAddr(lim.raw), last: PhysAddr(.max)) {
             linear.remove(cut)
         }
+        // vabits_actual and the levels: what trans_pgd_create_copy makes of them (MMU-on only).
+        var loadFault: Arm64LoadFault?
+        if relocation == .mmuOn && machine.config.vaBits52 {
+            let (va, vaRule) = Arm64Rules.virtualAddressing(
+                version: v, config: machine.config, granule: granule, cpu: machine.idAA64MMFR0)
+            rules.append(vaRule)
+            if va.lpa2 {
+                guard let (copy, copyRule) = Arm64Rules.transPgdCopy(version: v, levels: va.levels) else {
+                    throw .unsupported(
+                        "\(sc.file): a \(v) first kernel with \(va.levels) table levels (52-bit VAs, FEAT_LPA2): "
+                            + "trans_pgd_create_copy is modelled for v6.9–v6.12 only (the copy_p4d fix's release is "
+                            + "not established)")
+                }
+                rules.append(copyRule)
+                guard copy == .readsThroughEmptyPgd else {
+                    throw .unsupported(
+                        "\(sc.file): MMU-on relocation through a 52-bit (FEAT_LPA2) linear map is not modelled")
+                }
+                loadFault = try transPgdEmptyPgdRead(ram: linear.ranges)
+            }
+        }
         let layout = Arm64Layout(ram: linear.ranges, granule: granule, vaBits: Arm64Rules.vaBits(granule))
         let mappings: Arm64Mappings = scope == .wholeMapBasePages ? .basePages : .blocks
         let regionPages = scope == .regionBasePages ? crashAll : []
@@ -186,7 +199,7 @@ public enum Arm64Planner {
         let zero: PhysAddr
         do {
             zero = try box.next()
-            if relocation == .mmuOn {
+            if relocation == .mmuOn && loadFault == nil {
                 let alloc = { () throws -> PhysAddr in try box.aligned(granule.size) }
                 // Region-only base pages change leaf sizes inside the region only, which a normal load
                 // never copies to or from: the copy is built with blocks there (the cost evidence
@@ -211,6 +224,7 @@ public enum Arm64Planner {
             tables: tables, layout: relocation == .mmuOn ? layout : nil, zeroPage: zero, relocation: relocation)
         arm.protection = req.type == .crash && !crashAll.isEmpty ? protection : .none
         arm.pageSize = pageSize
+        arm.loadFault = loadFault
         arm.firstKernelLinearMap = linearCost
         var plan = Plan(
             scenario: sc, segments: segments, kimage: kimage, kernelEntry: kernelEntry, entryArgument: dtb,
@@ -224,14 +238,16 @@ public enum Arm64Planner {
 
     /// A kexec_file_load kimage without purgatory: kimage->start is the kernel's entry, which the
     /// relocation routine (or cpu_soft_restart) branches to with x0 = DTB. The digest is computed
-    /// for the evidence only: nothing checks it.
+    /// for the evidence only: nothing checks it. Every kimage page is PAGE_SIZE = `pageSize`.
     static func sealWithoutPurgatory(
-        _ segments: [Segment], entry: PhysAddr, type: ImageType, ram: [AddressRange], crash: [AddressRange]
+        _ segments: [Segment], entry: PhysAddr, type: ImageType, ram: [AddressRange], crash: [AddressRange],
+        pageSize: ByteCount
     ) -> Result<Planner.Sealed, Rejection> {
         let (digest, _) = Planner.segmentsDigest(segments)
         do {
             let (kimage, allocator) = try KimageBuilder.build(
-                segments: segments, type: type, startAddress: entry, freeRAM: ram, crashRegions: crash)
+                segments: segments, type: type, startAddress: entry, freeRAM: ram, crashRegions: crash,
+                pageSize: pageSize)
             return .success(
                 Planner.Sealed(
                     kimage: kimage, allocator: AllocatorBox(allocator), start: entry, digest: digest, stored: digest))

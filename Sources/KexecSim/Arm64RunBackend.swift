@@ -24,9 +24,9 @@ enum Arm64RunBackend: RunBackend {
         e.write(.x0, plan.kimage.head)
         e.write(.x1, startAddress.raw)
         e.write(.x2, plan.entryArgument.raw)
-        // The kimage's pages: KimageBuilder still builds its list in 4 KiB pages (placement and
-        // alignment already follow PAGE_SIZE = granule, `Arm64Plan.pageSize`).
-        e.write(.x6, 4096)
+        // PAGE_SIZE: the size of every kimage page, which the routine copies per IND_SOURCE entry
+        // (arch/arm64/kernel/relocate_kernel.S: x6 = PAGE_SIZE for copy_page, read in 6.12.117).
+        e.write(.x6, plan.kimage.pageSize)
         e.write(.vbarEL1, firstKernelVectors)
         guard let a = plan.arm64, a.relocation == .mmuOn, let layout = a.layout,
             let first = a.tables(named: "linear map"), let copy = a.tables(named: "linear-map copy"),

@@ -97,7 +97,10 @@ final class GuestLayout {
     static func build(_ plan: Plan) throws -> GuestLayout {
         let l = GuestLayout()
         let k = plan.kimage
+        // Guest memory, labels and snapshots go by 4 KiB pages (the engine's page); the kimage's
+        // own pages are PAGE_SIZE (`k.pageSize`: the granule on arm64), each several of those.
         let page: UInt64 = 0x1000
+        let kpage = k.pageSize
         // Destinations, merged.
         var dest = RangeSet()
         for s in plan.segments { if let r = s.range { dest.insert(r) } }
@@ -106,10 +109,13 @@ final class GuestLayout {
         }
         // Every other page the kimage or the tables use, coalesced into runs.
         var other: [UInt64: String] = [:]
-        other[k.controlPage.raw] = "control page"
-        if let s = k.swapPage { other[s.raw] = "swap page" }
-        for p in k.indirectionPages { other[p.pa.raw] = "indirection page" }
-        for s in k.sourcePages where s.source != s.destination { other[s.source.raw] = "source page" }
+        func kimagePage(_ pa: PhysAddr, _ name: String) {
+            for sub in stride(from: pa.raw, to: pa.raw + kpage, by: Int(page)) { other[sub] = name }
+        }
+        kimagePage(k.controlPage, "control page")
+        if let s = k.swapPage { kimagePage(s, "swap page") }
+        for p in k.indirectionPages { kimagePage(p.pa, "indirection page") }
+        for s in k.sourcePages where s.source != s.destination { kimagePage(s.source, "source page") }
         // Built once: labelled here, protected after the contents are written.
         let tables = tablePages(plan)
         for (pa, name) in tables { other[pa.raw] = name }
@@ -163,13 +169,13 @@ final class GuestLayout {
             }
             for sp in k.sourcePages {
                 let s = plan.segments[sp.segment]
-                guard let dst = mem.pointer(sp.source, length: Int(page)) else {
+                guard let dst = mem.pointer(sp.source, length: Int(kpage)) else {
                     throw fail("source page \(sp.source)")
                 }
-                memset(dst, 0, Int(page))
-                let off = sp.pageIndex * Int(page)
+                memset(dst, 0, Int(kpage))
+                let off = sp.pageIndex * Int(kpage)
                 if off < s.bytes.count {
-                    let n = min(Int(page), s.bytes.count - off)
+                    let n = min(Int(kpage), s.bytes.count - off)
                     s.bytes.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress! + off, byteCount: n) }
                 }
             }
@@ -231,7 +237,7 @@ final class GuestLayout {
         // the copy may overwrite it once the identity map is live.
         let destinations = RangeSet(plan.segments.compactMap(\.range))
         for (pa, _) in tables where !destinations.contains(pa) { l.protect(pa) }
-        for p in k.indirectionPages { l.protect(p.pa) }
+        for p in k.indirectionPages { l.protect(p.pa, length: Int(kpage)) }
         for p in firstKernelPages { l.protect(p) }
         if k.type == .crash {
             for b in mem.blocks {

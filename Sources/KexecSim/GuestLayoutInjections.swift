@@ -38,10 +38,11 @@ extension GuestLayout {
     func sourceAddress(_ plan: Plan, segment si: Int, offset: UInt64, what: String) throws -> PhysAddr {
         let k = plan.kimage
         if k.type == .crash { return PhysAddr(plan.segments[si].mem.raw + offset) }
-        guard let sp = k.sourcePages.first(where: { $0.segment == si && $0.pageIndex == Int(offset / 0x1000) }) else {
+        let page = k.pageSize
+        guard let sp = k.sourcePages.first(where: { $0.segment == si && $0.pageIndex == Int(offset / page) }) else {
             throw Failure.memory("inject \(what): no source page for \(plan.segments[si].name)+\(hex(offset))")
         }
-        return PhysAddr(sp.source.raw + offset % 0x1000)
+        return PhysAddr(sp.source.raw + offset % page)
     }
 
     /// Damage that turns the guest into a runaway: a list that never ends, one that overwrites the
@@ -49,6 +50,8 @@ extension GuestLayout {
     func applyRunaway(_ inj: Injection, plan: Plan) throws {
         let k = plan.kimage
         let mem = memory
+        // Entries per list page: PAGE_SIZE / 8.
+        let perPage = Int(k.pageSize / 8)
         func set(_ page: PhysAddr, _ slot: Int, _ v: UInt64) throws {
             guard mem.write64(PhysAddr(page.raw + UInt64(slot) * 8), v) else {
                 throw Failure.memory("inject: cannot write the list at \(page)")
@@ -65,7 +68,7 @@ extension GuestLayout {
             }
             try set(page, slot, first.pa.raw | Ind.indirection)
         case .overwriteControlPage:
-            guard let (page, slot) = doneSlot(), slot + 2 < 512, let src = k.sourcePages.first else {
+            guard let (page, slot) = doneSlot(), slot + 2 < perPage, let src = k.sourcePages.first else {
                 throw Failure.memory("inject overwrite-control-page: no room in the list")
             }
             try set(page, slot, k.controlPage.raw | Ind.destination)
@@ -82,8 +85,8 @@ extension GuestLayout {
             let loop = k.sourcePages[2].source
             try set(first.pa, 0, 0x10_0000 | Ind.destination)
             try set(first.pa, 1, loop.raw | Ind.indirection)
-            for i in 0..<511 { try set(loop, i, src | Ind.source) }
-            try set(loop, 511, loop.raw | Ind.indirection)
+            for i in 0..<(perPage - 1) { try set(loop, i, src | Ind.source) }
+            try set(loop, perPage - 1, loop.raw | Ind.indirection)
         case .invalidOpcode:
             // An undefined instruction at purgatory's entry, in the page that will land there:
             // x86 ud2; arm64 udf #0 (an all-zero word).

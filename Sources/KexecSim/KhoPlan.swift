@@ -144,7 +144,10 @@ enum KhoPlanner {
     /// (kho_locate_mem_hole); anything else: `fallback`.
     static func placer(_ kho: KhoPlan?, _ req: KexecRequest, fallback: Placer) -> Placer {
         guard let kho, kho.handsOver, req.type == .normal else { return fallback }
-        return Placer(orderedRanges: kho.scratchRanges, order: req.placement, topDownOffByOne: fallback.topDownOffByOne)
+        var p = Placer(
+            orderedRanges: kho.scratchRanges, order: req.placement, topDownOffByOne: fallback.topDownOffByOne)
+        p.pageSize = fallback.pageSize
+        return p
     }
 
     /// kho_fill_kimage's buffer: the kho_scratch array, 64 KiB aligned, top-down, placed before

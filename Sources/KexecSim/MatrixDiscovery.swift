@@ -90,12 +90,19 @@ public struct MatrixJob: Sendable, Equatable {
     public var policyOverride: String? { passesPolicy ? policyName : nil }
 
     /// This job run as kernel `version`; with `inLabel` its label (and so its row, JUnit test
-    /// name and shard key) names the version: "ram-2m @6.1". Jobs that run nothing stay as they are.
+    /// name and shard key) names the version: "ram-2m @6.1". An arm64 job's label is its policy as
+    /// that kernel resolves it ("mmu-off 4k base-pages @5.15", "mmu-on 4k blocks @6.12": relocation
+    /// and linear-map rules follow the version). Jobs that run nothing stay as they are.
     public func runningKernel(_ version: KernelVersion, inLabel: Bool) -> MatrixJob {
         var j = self
         guard skipReason == nil, loadError == nil else { return j }
         j.kernel = version
-        if inLabel { j.policy = "\(policy) @\(version)" }
+        guard inLabel else { return j }
+        var label = policy
+        if !passesPolicy, let sc = try? FixtureDecoder.load(path: fixturePath), sc.machine.arch == .arm64 {
+            label = sc.overridingKernel(version).policyLabel
+        }
+        j.policy = "\(label) @\(version)"
         return j
     }
     /// "fixture-relative-path|policy", the string the shard hash is taken of.

@@ -79,6 +79,9 @@ public struct Arm64Plan: Sendable {
     public var protection: CrashkernelProtection = .none
     /// PAGE_SIZE of the running kernel: the granule.
     public var pageSize: ByteCount = kexecPageSize
+    /// The first kernel's own fault in trans_pgd_create_copy during the load (5 levels, v6.9–v6.12):
+    /// the run ends there, before any relocation.
+    public var loadFault: Arm64LoadFault?
     /// What the first kernel's own linear map costs in table pages under the linear-map rule,
     /// against blocks: "2054 pages (8MiB), whole-map base pages; 2 pages (8KiB) with blocks".
     public var firstKernelLinearMap: String?
@@ -142,19 +145,22 @@ final class AllocatorBox: @unchecked Sendable {
     }
     /// An ordinary page (get_zeroed_page), not one of the image's control pages.
     func ordinary() throws -> PhysAddr { try allocator.allocateOrdinary() }
-    /// `size` bytes of consecutive, `size`-aligned non-destination pages (arm64 16K/64K granule
-    /// tables); pages skipped on the way stay handed out (wasted, as a real allocator might).
+    /// `size` bytes of consecutive, `size`-aligned non-destination pages. A table page of the
+    /// granule is one kimage page when PAGE_SIZE is the granule (arm64: trans_pgd's
+    /// kexec_page_alloc takes one order-0 control page, arch/arm64/kernel/machine_kexec.c, read in
+    /// 6.12.117); a larger `size` gathers a run, and pages skipped on the way stay handed out.
     func aligned(_ size: UInt64) throws -> PhysAddr {
-        if size <= 0x1000 { return try next() }
+        let page = allocator.pageSize
+        if size <= page { return try next() }
         var run: [PhysAddr] = []
         while true {
             let p = try next()
-            if let last = run.last, p.raw == last.raw + 0x1000 {
+            if let last = run.last, p.raw == last.raw + page {
                 run.append(p)
             } else {
                 run = p.raw % size == 0 ? [p] : []
             }
-            if UInt64(run.count) * 0x1000 == size { return run[0] }
+            if UInt64(run.count) * page == size { return run[0] }
         }
     }
 }

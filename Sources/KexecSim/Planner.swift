@@ -369,7 +369,8 @@ public enum Planner {
     static func seal(
         _ segments: inout [Segment], blob: GuestBlob, purgatoryStart: UInt64, entry: PhysAddr, entryArg: PhysAddr,
         request req: KexecRequest, ram: [AddressRange], crash: [AddressRange], controlPages: Int = 1,
-        digestSkipsElfcorehdr: Bool = false, prepare: ((inout PendingKimage) throws -> Void)? = nil
+        digestSkipsElfcorehdr: Bool = false, pageSize: ByteCount = kexecPageSize,
+        prepare: ((inout PendingKimage) throws -> Void)? = nil
     ) throws(PlanError) -> Result<Sealed, Rejection> {
         let (digest, regions) = segmentsDigest(segments, skippingElfcorehdr: digestSkipsElfcorehdr)
         var stored = digest
@@ -383,7 +384,7 @@ public enum Planner {
         do {
             var pending = try KimageBuilder.start(
                 segments: segments, type: req.type, startAddress: start, freeRAM: ram, crashRegions: crash,
-                controlPages: controlPages)
+                controlPages: controlPages, pageSize: pageSize)
             try prepare?(&pending)
             let kimage = try pending.loadSegments()
             return .success(

@@ -85,9 +85,11 @@ public enum RealImages {
     /// kexec_load's segments as userspace passes them, checked as the kernel checks them first, and
     /// reserved in the placer so that what is added later (purgatory) goes around them. Each keeps
     /// the fixture's label through `SegmentRole(userLabel:)`: `kernel`, `boot_params`, `dtb`, … take
-    /// those roles, any other label (and `purgatory`) is a `.user` segment.
+    /// those roles, any other label (and `purgatory`) is a `.user` segment. The checks count in
+    /// PAGE_SIZE units (`pageSize`: the granule on arm64).
     public static func userSegments(
-        _ req: KexecRequest, machine: Machine, crash: [AddressRange], limits: ArchLimits, placer: inout Placer
+        _ req: KexecRequest, machine: Machine, crash: [AddressRange], limits: ArchLimits, placer: inout Placer,
+        pageSize: ByteCount = kexecPageSize
     ) throws(Rejection) -> [Segment] {
         let segments = req.segments.map {
             Segment(
@@ -96,7 +98,7 @@ public enum RealImages {
         }
         try SanityCheck.check(
             segments: segments, syscall: .kexecLoad, type: req.type, totalRAM: machine.memory.totalRAM,
-            crashRegions: crash, limits: limits)
+            crashRegions: crash, limits: limits, pageSize: pageSize)
         for s in segments { if let r = s.range { placer.reserve(name: s.name, r) } }
         return segments
     }

@@ -33,13 +33,13 @@ struct Span: Equatable {
 }
 
 /// Runs of consecutive 4 KiB pages, in address order.
-func pageRuns(_ pages: [UInt64]) -> [Span] {
+func pageRuns(_ pages: [UInt64], pageSize: UInt64 = 0x1000) -> [Span] {
     var runs: [Span] = []
     for p in pages.sorted() {
         if let last = runs.last, p <= last.hi {
-            runs[runs.count - 1].hi = max(last.hi, p &+ 0x1000)
+            runs[runs.count - 1].hi = max(last.hi, p &+ pageSize)
         } else {
-            runs.append(Span(lo: p, hi: p &+ 0x1000))
+            runs.append(Span(lo: p, hi: p &+ pageSize))
         }
     }
     return runs

@@ -58,15 +58,16 @@ extension LayoutDrawing {
     func geometry() -> LayoutGeometry {
         let k = plan.kimage
         let machine = plan.scenario.machine
-        let sourceRuns = pageRuns(k.sourcePages.map(\.source.raw))
+        // Kimage pages are PAGE_SIZE (the granule on arm64; arm64 table pages are too).
+        let sourceRuns = pageRuns(k.sourcePages.map(\.source.raw), pageSize: k.pageSize)
         let sourceClusters = clusters(sourceRuns, max: 12)
         var controlPages: [(UInt64, String, String)] = [(k.controlPage.raw, "control page", Self.controlColor)]
         if let s = k.swapPage { controlPages.append((s.raw, "swap page", Self.swapColor)) }
         for ip in k.indirectionPages { controlPages.append((ip.pa.raw, "indirection page", Self.indirectionColor)) }
-        let controlClusters = clusters(pageRuns(controlPages.map(\.0)), max: 8)
+        let controlClusters = clusters(pageRuns(controlPages.map(\.0), pageSize: k.pageSize), max: 8)
         var tablePageSet = Set(plan.tablePageAddresses.map(\.raw))
         for p in k.extraControlPages { tablePageSet.insert(p.raw) }
-        let tableRuns = pageRuns(Array(tablePageSet))
+        let tableRuns = pageRuns(Array(tablePageSet), pageSize: k.pageSize)
         let tableClusters = clusters(tableRuns, max: 8)
         let coverage = plan.mappedCoverage.map(span)
         let crash = plan.crashRegions.map(span)

@@ -165,7 +165,7 @@ extension LayoutDrawing {
         for r in g.sourceRuns {
             rect(
                 g.x(r.lo), srcLane.y + 2, g.x(r.hi) - g.x(r.lo), srcLane.h - 4, fill: Self.sourceColor, cls: "source",
-                title: "source pages [\(hex16(r.lo))-\(hex16(r.hi &- 1))] \(r.size / 0x1000) pages")
+                title: "source pages [\(hex16(r.lo))-\(hex16(r.hi &- 1))] \(r.size / plan.kimage.pageSize) pages")
         }
         out += "</g>\n"
     }
@@ -177,7 +177,8 @@ extension LayoutDrawing {
         for (pa, what, color) in g.controlPages {
             let x1 = g.x(pa)
             rect(
-                x1 - 1, ctlLane.y + 2, max(g.x(pa &+ 0x1000) - x1, 3), ctlLane.h - 4, fill: color, cls: "control",
+                x1 - 1, ctlLane.y + 2, max(g.x(pa &+ plan.kimage.pageSize) - x1, 3), ctlLane.h - 4, fill: color,
+                cls: "control",
                 extra: " data-what=\"\(what)\"", title: "\(what) \(hex(pa))")
         }
         out += "</g>\n"
@@ -191,7 +192,7 @@ extension LayoutDrawing {
             let x1 = g.x(r.lo)
             rect(
                 x1, tblLane.y + 2, max(g.x(r.hi) - x1, 2), tblLane.h - 4, fill: Self.tableColor, cls: "table",
-                title: "page-table pages [\(hex16(r.lo))-\(hex16(r.hi &- 1))] \(r.size / 0x1000) pages")
+                title: "page-table pages [\(hex16(r.lo))-\(hex16(r.hi &- 1))] \(r.size / plan.kimage.pageSize) pages")
         }
         out += "</g>\n"
     }

@@ -55,6 +55,11 @@ public enum Runner {
                 scenario: sc, verdict: v, engine: EngineVersion.current.description, stats: stats,
                 policy: plan.policyLabel)
         }
+        if let fault = plan.arm64?.loadFault {
+            var v = fault.verdict(policy: plan.policyLabel, kernel: machine.kernelVersion)
+            v.evidence += plan.rules.map(\.evidence)
+            return result(v)
+        }
         if let halt = hazardCheck(plan) { return result(halt) }
         let t0 = Date()
         let layout: GuestLayout

@@ -25,7 +25,7 @@ public struct Kimage: Sendable {
     public var extraControlPages: [PhysAddr]
     /// First list entry (normally an IND_INDIRECTION link; IND_DONE for crash images).
     public var head: UInt64
-    /// Indirection pages with their 512 entries, in allocation order.
+    /// Indirection pages with their PAGE_SIZE / 8 entries (512 with 4 KiB pages), in allocation order.
     public var indirectionPages: [(pa: PhysAddr, entries: [UInt64])]
     /// (source page, destination page, segment index, page index in the segment).
     public var sourcePages: [SourcePage]
@@ -34,6 +34,10 @@ public struct Kimage: Sendable {
     /// Source pages swapped in (kimage_alloc_page: a fresh page that is an already-sourced
     /// destination takes that source's bytes, and the old source page is handed out instead).
     public var swappedInPages: Int = 0
+    /// PAGE_SIZE: the size of every page above (source, destination, indirection and control
+    /// pages); an indirection page holds PAGE_SIZE / 8 entries (kernel/kexec_core.c
+    /// kimage_add_entry, read in 6.12.117). 4 KiB on x86_64, the granule on arm64.
+    public var pageSize: UInt64 = kexecPageSize.raw
 
     public struct SourcePage: Sendable, Equatable {
         public var source: PhysAddr
@@ -54,7 +58,7 @@ public struct Kimage: Sendable {
         while true {
             if entry & Ind.done != 0 { break }
             if entry & Ind.indirection != 0 {
-                page = pages[entry & ~0xfff] ?? []
+                page = pages[entry & ~(pageSize - 1)] ?? []
                 idx = 0
             }
             guard idx < page.count else { break }
@@ -83,17 +87,20 @@ public struct PendingKimage: Sendable {
     /// kimage_load_segment for every segment: the IND_* list (normal images), or nothing to do
     /// (crash images are copied straight into the crashkernel region: head = IND_DONE).
     public mutating func loadSegments() throws(Rejection) -> Kimage {
+        let pageSize = allocator.pageSize
         guard type == .normal else {
             var k = Kimage(
                 type: type, segments: segments, startAddress: startAddress, controlPage: controlPage, swapPage: nil,
                 extraControlPages: extraControlPages, head: Ind.done, indirectionPages: [], sourcePages: [],
                 parkedPages: 0)
             k.controlPGD = controlPGD
+            k.pageSize = pageSize
             return k
         }
         // The list is built as kimage_add_entry does: `head` is the first slot; when the current
-        // indirection page is full (511 used, last slot reserved for the link) or at the start,
-        // a fresh non-destination page is linked in with IND_INDIRECTION.
+        // indirection page is full (PAGE_SIZE / 8 - 1 entries used, the last slot reserved for the
+        // link) or at the start, a fresh non-destination page is linked in with IND_INDIRECTION.
+        let perPage = Int(pageSize / 8)
         var pages: [(pa: PhysAddr, entries: [UInt64])] = []
         var head: UInt64 = 0
         var slot = 0
@@ -111,7 +118,7 @@ public struct PendingKimage: Sendable {
             }
         }
         func add(_ entry: UInt64, _ alloc: inout PageAllocator) throws(Rejection) {
-            if pages.isEmpty || slot == 511 {
+            if pages.isEmpty || slot == perPage - 1 {
                 let p = try alloc.allocateIndirection()
                 applySwaps(alloc)
                 if pages.isEmpty {
@@ -119,7 +126,7 @@ public struct PendingKimage: Sendable {
                 } else {
                     pages[pages.count - 1].entries[slot] = p.raw | Ind.indirection
                 }
-                pages.append((p, [UInt64](repeating: 0, count: 512)))
+                pages.append((p, [UInt64](repeating: 0, count: perPage)))
                 slot = 0
             }
             pages[pages.count - 1].entries[slot] = entry
@@ -127,9 +134,9 @@ public struct PendingKimage: Sendable {
         }
         for (si, s) in segments.enumerated() {
             try add(s.mem.raw | Ind.destination, &allocator)
-            let n = Int(s.memsz.raw / 0x1000)
+            let n = Int(s.memsz.raw / pageSize)
             for i in 0..<n {
-                let d = PhysAddr(s.mem.raw + UInt64(i) * 0x1000)
+                let d = PhysAddr(s.mem.raw + UInt64(i) * pageSize)
                 let src = try allocator.allocateSource(for: d)
                 applySwaps(allocator)
                 try add(src.raw | Ind.source, &allocator)
@@ -152,6 +159,7 @@ public struct PendingKimage: Sendable {
             parkedPages: allocator.parked.count)
         k.controlPGD = controlPGD
         k.swappedInPages = allocator.swaps.count
+        k.pageSize = pageSize
         return k
     }
 }
@@ -161,23 +169,28 @@ public enum KimageBuilder {
     /// before v6.14, the first being the PGD) and, for a normal image, the swap page. A normal image
     /// allocates from `freeRAM` from `allocatorFloor` up, never from the crashkernel region (memblock
     /// keeps it from the page allocator); a crash image's control pages are the first aligned hole
-    /// of the crashkernel region not under a segment (kimage_alloc_crash_control_pages).
+    /// of the crashkernel region not under a segment (kimage_alloc_crash_control_pages). Every page
+    /// is `pageSize` bytes (PAGE_SIZE: 4 KiB on x86_64, the granule on arm64, whose control code
+    /// page is one PAGE_SIZE page: KEXEC_CONTROL_PAGE_SIZE 4096 is order 0,
+    /// arch/arm64/include/asm/kexec.h, read in 6.12.117).
     public static func start(
         segments: [Segment], type: ImageType, startAddress: PhysAddr, freeRAM: [AddressRange],
-        crashRegions: [AddressRange], controlPages: Int = 1, allocatorFloor: PhysAddr = PhysAddr(0x100_0000)
+        crashRegions: [AddressRange], controlPages: Int = 1, allocatorFloor: PhysAddr = PhysAddr(0x100_0000),
+        pageSize: ByteCount = kexecPageSize
     ) throws(Rejection) -> PendingKimage {
         var dest = RangeSet()
         for s in segments { if let r = s.range { dest.insert(r) } }
         var alloc: PageAllocator
         if type == .crash {
-            alloc = PageAllocator(free: crashRegions, floor: PhysAddr(0), destinations: dest)
+            alloc = PageAllocator(free: crashRegions, floor: PhysAddr(0), destinations: dest, pageSize: pageSize.raw)
         } else {
             var free = RangeSet(freeRAM)
             for c in crashRegions { free.remove(c) }
-            alloc = PageAllocator(free: free.ranges, floor: allocatorFloor, destinations: dest)
+            alloc = PageAllocator(
+                free: free.ranges, floor: allocatorFloor, destinations: dest, pageSize: pageSize.raw)
         }
         let block = try alloc.allocateNonDestination(pages: controlPages)
-        let code = controlPages > 1 ? PhysAddr(block.raw + UInt64(controlPages - 1) * 0x1000) : block
+        let code = controlPages > 1 ? PhysAddr(block.raw + UInt64(controlPages - 1) * pageSize.raw) : block
         let swap = type == .normal ? try alloc.allocateNonDestination() : nil
         return PendingKimage(
             allocator: alloc, type: type, segments: segments, startAddress: startAddress, controlPage: code,
@@ -188,11 +201,12 @@ public enum KimageBuilder {
     /// page and the segments (`start` then `loadSegments`).
     public static func build(
         segments: [Segment], type: ImageType, startAddress: PhysAddr, freeRAM: [AddressRange],
-        crashRegions: [AddressRange], controlPages: Int = 1, allocatorFloor: PhysAddr = PhysAddr(0x100_0000)
+        crashRegions: [AddressRange], controlPages: Int = 1, allocatorFloor: PhysAddr = PhysAddr(0x100_0000),
+        pageSize: ByteCount = kexecPageSize
     ) throws(Rejection) -> (Kimage, PageAllocator) {
         var p = try start(
             segments: segments, type: type, startAddress: startAddress, freeRAM: freeRAM, crashRegions: crashRegions,
-            controlPages: controlPages, allocatorFloor: allocatorFloor)
+            controlPages: controlPages, allocatorFloor: allocatorFloor, pageSize: pageSize)
         let k = try p.loadSegments()
         return (k, p.allocator)
     }

@@ -6,7 +6,12 @@ import KexecModel
 /// page that is the destination of a page that already has a source is swapped in (it becomes that
 /// destination's source, and the old source page is handed out instead); any other destination page
 /// is parked on the image's dest_pages list until its own destination is wanted.
+///
+/// Every page is PAGE_SIZE bytes, PAGE_SIZE aligned (`pageSize`: 4 KiB on x86_64; the granule on
+/// arm64, arch/arm64/include/asm/page-def.h PAGE_SHIFT = CONFIG_ARM64_PAGE_SHIFT, read in 6.12.117).
 public struct PageAllocator: Sendable {
+    /// PAGE_SIZE in bytes: 4096, 16384 or 65536.
+    public let pageSize: UInt64
     var free: [AddressRange]
     var rangeIndex = 0
     var cursor: UInt64
@@ -19,20 +24,25 @@ public struct PageAllocator: Sendable {
     /// (destination, new source) of each swap-in, in order, for the list builder to apply.
     public private(set) var swaps: [(destination: UInt64, source: UInt64)] = []
 
-    public init(free: [AddressRange], floor: PhysAddr, destinations: RangeSet) {
-        self.free = free.compactMap { $0.pageTrimmed() }.filter { $0.last >= floor }.sorted()
+    /// `pageSize` must be a power of two of at least 4 KiB (a `Granule`'s size, or 4096).
+    public init(free: [AddressRange], floor: PhysAddr, destinations: RangeSet, pageSize: UInt64 = kexecPageSize.raw) {
+        precondition(pageSize >= 0x1000 && pageSize & (pageSize - 1) == 0, "PAGE_SIZE is a power of two >= 4 KiB")
+        self.pageSize = pageSize
+        let page = ByteCount(pageSize)
+        let floorPage = floor.alignedUp(page) ?? PhysAddr(UInt64.max & ~(pageSize - 1))
+        self.free = free.compactMap { $0.pageTrimmed(page) }.filter { $0.last >= floorPage }.sorted()
         cursor = 0
         self.destinations = destinations
-        if let f = self.free.first { cursor = max(f.first.raw, floor.raw) }
+        if let f = self.free.first { cursor = max(f.first.raw, floorPage.raw) }
     }
 
     private mutating func nextFree() -> UInt64? {
         while rangeIndex < free.count {
             let r = free[rangeIndex]
             if cursor < r.first.raw { cursor = r.first.raw }
-            if cursor <= r.last.raw && r.last.raw - cursor >= 0xfff {
+            if cursor <= r.last.raw && r.last.raw - cursor >= pageSize - 1 {
                 let p = cursor
-                cursor += 0x1000
+                cursor += pageSize
                 return p
             }
             rangeIndex += 1
@@ -73,11 +83,11 @@ public struct PageAllocator: Sendable {
     /// skipped to reach the alignment stay unused.
     public mutating func allocateNonDestination(pages: Int) throws(Rejection) -> PhysAddr {
         guard pages > 1 else { return try allocateNonDestination() }
-        let size = UInt64(pages) * 0x1000
+        let size = UInt64(pages) * pageSize
         var run: [UInt64] = []
         while run.count < pages {
             let p = try allocateNonDestination().raw
-            if let last = run.last, p == last + 0x1000 {
+            if let last = run.last, p == last + pageSize {
                 run.append(p)
             } else {
                 run = p % size == 0 ? [p] : []

@@ -18,6 +18,10 @@ public struct Placer: Sendable {
     /// locate_mem_hole_top_down's first candidate is `end - memsz` (true, before v6.8: one byte
     /// low) or `end - memsz + 1` (false, the fixed form).
     public var topDownOffByOne: Bool
+    /// PAGE_SIZE: every memsz is rounded up to it, every alignment is at least it, and a candidate
+    /// that collides steps by it (kernel/kexec_file.c kexec_add_buffer, locate_mem_hole_top_down /
+    /// _bottom_up, read in 6.12.117). 4 KiB on x86_64, the granule on arm64.
+    public var pageSize: ByteCount = kexecPageSize
     /// Walk `ranges` in the order given, whatever the direction (KHO's kho_walk_scratch visits the
     /// kho_scratch array in order: lowmem, global, then the nodes).
     public private(set) var givenOrder = false
@@ -42,7 +46,7 @@ public struct Placer: Sendable {
 
     /// Places one buffer; EADDRNOTAVAIL when no hole fits (as kexec_locate_mem_hole returns).
     public mutating func place(_ req: BufferRequest) throws(Rejection) -> PhysAddr {
-        let page = kexecPageSize
+        let page = pageSize
         guard let memsz = req.memsz.alignedUp(page), memsz.raw > 0 else {
             throw Rejection(
                 .EINVAL, check: "kexec_add_buffer", "\(req.name): size \(req.memsz) is not a usable buffer size")
@@ -80,8 +84,8 @@ public struct Placer: Sendable {
             if start < r.first.raw || start < req.bufMin.raw { return nil }
             guard let cand = AddressRange(start: PhysAddr(start), size: memsz) else { return nil }
             if collides(cand) {
-                guard start >= kexecPageSize.raw else { return nil }
-                start -= kexecPageSize.raw
+                guard start >= pageSize.raw else { return nil }
+                start -= pageSize.raw
                 continue
             }
             return PhysAddr(start)
@@ -98,7 +102,7 @@ public struct Placer: Sendable {
             if o || last > r.last.raw || last > req.bufMax.raw { return nil }
             let cand = AddressRange(first: PhysAddr(start), last: PhysAddr(last))!
             if collides(cand) {
-                start += kexecPageSize.raw
+                start += pageSize.raw
                 continue
             }
             return PhysAddr(start)

@@ -1,7 +1,9 @@
 import KexecModel
 
 /// kernel/kexec_core.c sanity_check_segment_list, plus the syscall's segment-count check,
-/// in the kernel's order, each failure with the errno the kernel returns.
+/// in the kernel's order, each failure with the errno the kernel returns. Alignment and the
+/// half-of-RAM page counts are in PAGE_SIZE units (`pageSize`: 4 KiB on x86_64, the granule on
+/// arm64; kernel/kexec_core.c PAGE_MASK and PAGE_COUNT, read in 6.12.117).
 extension Segment {
     /// The segment's name, with the fixture line it came from when there is one.
     var label: String { source.map { "\(name) (\($0.file):\($0.line))" } ?? name }
@@ -10,13 +12,13 @@ extension Segment {
 public enum SanityCheck {
     public static func check(
         segments: [Segment], syscall: KexecSyscall, type: ImageType, totalRAM: ByteCount,
-        crashRegions: [AddressRange], limits: ArchLimits
+        crashRegions: [AddressRange], limits: ArchLimits, pageSize: ByteCount = kexecPageSize
     ) throws(Rejection) {
         if syscall == .kexecLoad && segments.count > limits.segmentMax {
             throw Rejection(
                 .EINVAL, check: "kexec_load", "\(segments.count) segments; KEXEC_SEGMENT_MAX is \(limits.segmentMax)")
         }
-        let page = kexecPageSize.raw
+        let page = pageSize.raw
         // Destinations: page aligned, not inverted, below the destination limit.
         for s in segments {
             let (mend, o) = s.mem.raw.addingReportingOverflow(s.memsz.raw)
@@ -27,7 +29,7 @@ public enum SanityCheck {
             if s.mem.raw % page != 0 || mend % page != 0 {
                 throw Rejection(
                     .EADDRNOTAVAIL, check: "sanity_check_segment_list",
-                    "\(s.label): mem \(s.mem) or end \(hex(mend)) is not page aligned")
+                    "\(s.label): mem \(s.mem) or end \(hex(mend)) is not aligned to PAGE_SIZE \(pageSize)")
             }
             if mend >= limits.destinationLimit {
                 throw Rejection(

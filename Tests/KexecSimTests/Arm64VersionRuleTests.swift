@@ -52,6 +52,25 @@ import Testing
         #expect(ev(on)["rule.relocation"]?.hasPrefix("mmu-on: relocate_kernel copies") == true)
     }
 
+    /// `matrix --kernels 5.15,6.1,6.12`: an arm64 row is labelled with the policy that kernel
+    /// resolves, so the relocation and linear-map rules show per version.
+    @Test func matrixKernelsLabelArm64RowsByVersion() throws {
+        let v = [KernelVersion(5, 15), KernelVersion(6, 1), KernelVersion(6, 12)]
+        func labels(_ name: String) -> [String] {
+            let files = [(path: TestPaths.repo + "/Fixtures/scenarios/" + name, fromDirectory: false)]
+            return MatrixPlanner.jobs(fixtures: files, kernels: v, base: TestPaths.repo).map(\.policy)
+        }
+        #expect(
+            labels("arm64-relocation-5.15.yaml") == [
+                "mmu-off 4k base-pages @5.15", "mmu-on 4k base-pages @6.1", "mmu-on 4k base-pages @6.12",
+            ])
+        // Pinned to MMU-off; ZONE_DMA + crashkernel= forces base pages up to v6.3 only.
+        #expect(
+            labels("arm64-seed-4g-5.15.yaml") == [
+                "mmu-off 4k base-pages @5.15", "mmu-off 4k base-pages @6.1", "mmu-off 4k blocks @6.12",
+            ])
+    }
+
     /// A crash image is loaded in place: no MMU-on tables whatever the version, nothing charged
     /// to the crashkernel region.
     @Test func crashImagesRelocateWithTheMMUOff() throws {

@@ -111,6 +111,50 @@ func range(_ f: UInt64, _ l: UInt64) -> AddressRange { AddressRange(first: PhysA
         #expect(k.sourcePages.count == 600)
     }
 
+    /// PAGE_SIZE = 16 KiB (an arm64 16K kernel): every kimage page is 16 KiB and an indirection
+    /// page holds 2048 entries, the last one the link (kimage_add_entry, kernel/kexec_core.c).
+    @Test func sixteenKiBPagesHold2047EntriesAndALink() throws {
+        // 3000 pages: DESTINATION + 3000 SOURCE + DONE -> 2047 on page one, 954 + DONE on page two.
+        let page: UInt64 = 0x4000
+        let s = Segment(role: .user("k"), mem: PhysAddr(0x4000_0000), memsz: ByteCount(3000 * page), bytes: [])
+        let (k, alloc) = try KimageBuilder.build(
+            segments: [s], type: .normal, startAddress: PhysAddr(0x4000_0000), freeRAM: ram, crashRegions: [],
+            pageSize: ByteCount(page))
+        #expect(k.pageSize == page && alloc.pageSize == page)
+        #expect(k.controlPage == PhysAddr(0x100_0000))
+        #expect(k.swapPage == PhysAddr(0x100_4000))
+        #expect(k.head == 0x100_8000 | Ind.indirection)
+        #expect(k.indirectionPages.map(\.entries.count) == [2048, 2048])
+        let first = k.indirectionPages[0].entries
+        #expect(first[0] == 0x4000_0000 | Ind.destination)
+        #expect(first[1] == 0x100_c000 | Ind.source)
+        #expect(first[2] == 0x101_0000 | Ind.source)
+        // The 2047th source page is allocated before the page is found full; the link page follows it.
+        #expect(first[2047] == k.indirectionPages[1].pa.raw | Ind.indirection)
+        #expect(k.indirectionPages[1].pa == PhysAddr(0x100_c000 + 2047 * page))
+        let second = k.indirectionPages[1].entries
+        #expect(second[0] == (0x100_c000 + 2046 * page) | Ind.source)
+        #expect(second[953] == (0x100_c000 + 3000 * page) | Ind.source)
+        #expect(second[954] == Ind.done)
+        #expect(k.sourcePages.count == 3000)
+        #expect(k.sourcePages.map(\.destination.raw) == (0..<3000).map { 0x4000_0000 + UInt64($0) * page })
+        #expect(k.listEntries.count == 1 + 2048 + 955)
+        // The same segment in 4 KiB pages: 12000 sources, 24 list pages of 511 entries + link.
+        let (k4, _) = try KimageBuilder.build(
+            segments: [s], type: .normal, startAddress: PhysAddr(0x4000_0000), freeRAM: ram, crashRegions: [])
+        #expect(k4.sourcePages.count == 12000 && k4.indirectionPages.count == 24)
+    }
+
+    /// A 64 KiB allocator hands out 64 KiB aligned pages only, from a free range trimmed to them.
+    @Test func sixtyFourKiBAllocatorTrimsAndAligns() throws {
+        var a = PageAllocator(
+            free: [range(0x100_1000, 0x103_efff)], floor: PhysAddr(0x100_0000), destinations: RangeSet(),
+            pageSize: 0x1_0000)
+        #expect(try a.allocateNonDestination() == PhysAddr(0x101_0000))
+        #expect(try a.allocateNonDestination() == PhysAddr(0x102_0000))
+        #expect(throws: Rejection.self) { try a.allocateNonDestination() }
+    }
+
     @Test func destinationPagesAreSwappedIn() throws {
         // The destination sits where the allocator walks (kimage_alloc_page, kernel/kexec_core.c).
         let s = Segment(role: .user("k"), mem: PhysAddr(0x100_4000), memsz: ByteCount(4 * 4096), bytes: [])

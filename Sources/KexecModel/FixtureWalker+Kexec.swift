@@ -2,12 +2,15 @@
 /// placement, kexec_load segments, the entry and injections.
 ///
 /// Contract: kexec_file_load needs a kernel and takes no segments; kexec_load needs at least one
-/// segment; payload files must exist (resolved against the fixture's directory).
+/// segment, unless kexec-tools places them (`loader: kexec-tools`: a kernel, no segments, no
+/// entry); payload files must exist (resolved against the fixture's directory).
 import Foundation
 import Yams
 
-private let kexecKeys = ["syscall", "type", "kernel", "initrd", "cmdline", "placement", "segments", "entry", "inject"]
-private let payloadKeys = ["size", "file", "init_size"]
+private let kexecKeys = [
+    "syscall", "type", "kernel", "initrd", "cmdline", "placement", "segments", "entry", "inject", "loader", "rng_seed",
+]
+private let payloadKeys = ["size", "file", "init_size", "setup_size"]
 private let segmentKeys = ["name", "mem", "memsz", "bufsz"]
 
 extension Walker {
@@ -20,15 +23,36 @@ extension Walker {
             k.syscall = try choice(n, f.field("syscall"), [KexecSyscall.kexecFileLoad, .kexecLoad])
         }
         if let n = f.value("type") { k.type = try choice(n, f.field("type"), [ImageType.normal, .crash]) }
+        if let n = f.value("loader") {
+            k.loader = try choice(n, f.field("loader"), KexecLoader.allCases)
+            guard k.syscall == .kexecLoad || k.loader == .user else {
+                throw fail(
+                    n, f.field("loader"),
+                    "kexec-tools places segments for kexec_load only (kexec_file_load: the kernel places them)")
+            }
+        }
+        let byTool = k.loader == .kexecTools
+        if let n = f.value("rng_seed") {
+            guard byTool else {
+                throw fail(f.key("rng_seed"), f.field("rng_seed"), "rng_seed is for loader: kexec-tools")
+            }
+            k.rngSeed = try bool(n, f.field("rng_seed"))
+        }
         if let n = f.value("kernel") {
             k.kernel = try payload(n, path: f.field("kernel"))
-        } else if k.syscall == .kexecFileLoad {
-            throw fail(node, f.field("kernel"), "missing required field \"kernel\" (kexec_file_load loads a kernel)")
+        } else if k.syscall == .kexecFileLoad || byTool {
+            let who = byTool ? "kexec-tools loads a kernel" : "kexec_file_load loads a kernel"
+            throw fail(node, f.field("kernel"), "missing required field \"kernel\" (\(who))")
         }
         if let n = f.value("initrd") { k.initrd = try payload(n, path: f.field("initrd")) }
         if let n = f.value("cmdline") { k.cmdline = try text(n, f.field("cmdline"), allowEmpty: true) }
         if let n = f.value("placement") {
             k.placement = try choice(n, f.field("placement"), [PlacementOrder.topDown, .bottomUp])
+        }
+        if byTool, f.has("segments") || f.has("entry") {
+            let key = f.has("segments") ? "segments" : "entry"
+            throw fail(
+                f.key(key), f.field(key), "\(key) are chosen by kexec-tools (loader: kexec-tools); leave them out")
         }
         if let n = f.value("segments") {
             guard k.syscall == .kexecLoad else {
@@ -40,8 +64,10 @@ extension Walker {
             let list = try self.list(n, field, "a list of segments")
             guard !list.isEmpty else { throw fail(n, field, "kexec_load needs at least one segment") }
             for (i, e) in list.enumerated() { k.segments.append(try segment(e, path: "\(field)[\(i)]", index: i)) }
-        } else if k.syscall == .kexecLoad {
-            throw fail(node, f.field("segments"), "missing required field \"segments\" (kexec_load needs them)")
+        } else if k.syscall == .kexecLoad && !byTool {
+            throw fail(
+                node, f.field("segments"),
+                "missing required field \"segments\" (kexec_load needs them, or loader: kexec-tools)")
         }
         if let n = f.value("entry") { k.entry = try address(n, f.field("entry")) }
         if let n = f.value("inject") {
@@ -72,12 +98,26 @@ extension Walker {
                 }
                 spec.initSize = ByteCount(i)
             }
+            if let n = f.value("setup_size") {
+                // A synthetic bzImage's setup sectors: (setup_sects + 1) × 512, setup_sects 1 to 255.
+                guard path.hasSuffix("kernel") else {
+                    throw fail(f.key("setup_size"), f.field("setup_size"), "setup_size is for the kernel only")
+                }
+                let v = try size(n, f.field("setup_size"))
+                guard v % 512 == 0, v >= 1024, v <= 256 * 512 else {
+                    throw fail(
+                        n, f.field("setup_size"),
+                        "setup_size must be (setup_sects + 1) × 512 bytes with setup_sects 1 to 255, found \(v)")
+                }
+                spec.setupSize = ByteCount(v)
+            }
             return spec
         case (nil, let p?):
-            if f.has("init_size") {
+            if f.has("init_size") || f.has("setup_size") {
+                let key = f.has("init_size") ? "init_size" : "setup_size"
                 throw fail(
-                    f.key("init_size"), f.field("init_size"),
-                    "init_size is for a synthetic kernel ({ size }); a file's own header gives it")
+                    f.key(key), f.field(key),
+                    "\(key) is for a synthetic kernel ({ size }); a file's own header gives it")
             }
             let given = try text(p, f.field("file"), allowEmpty: false)
             let resolved = FixtureDecoder.resolve(given, against: base)

@@ -9,7 +9,7 @@ import Yams
 private let machineKeys = [
     "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
     "efi_system_table", "efi", "mem_limit", "crashkernel_protection", "kernel", "memblock_reserved", "log_buf_len",
-    "config", "dma_ranges_limit", "cpus", "id_aa64mmfr0", "numa_nodes", "kho",
+    "config", "dma_ranges_limit", "cpus", "id_aa64mmfr0", "acpi_rsdp", "efi_runtime_map", "numa_nodes", "kho",
 ]
 private let regionKeys = ["range", "start", "size", "type"]
 
@@ -45,6 +45,16 @@ extension Walker {
                 throw fail(n, f.field("cpus"), "cpus must be 1 to 8192 (NR_CPUS), found \(c)")
             }
             machine.cpus = Int(c)
+        }
+        if let n = f.value("acpi_rsdp") { machine.acpiRsdp = try address(n, f.field("acpi_rsdp")) }
+        if let n = f.value("efi_runtime_map") {
+            let c = try number(n, f.field("efi_runtime_map"))
+            guard c <= 4096 else {
+                throw fail(
+                    n, f.field("efi_runtime_map"), "\(c) runtime map entries is more than a firmware has (at most 4096)"
+                )
+            }
+            machine.efiRuntimeMapEntries = Int(c)
         }
         if let n = f.value("dma_ranges_limit") {
             machine.dmaRangesLimit = try address(n, f.field("dma_ranges_limit"))

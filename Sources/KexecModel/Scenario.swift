@@ -64,6 +64,20 @@ public struct Machine: Sendable {
     public var dmaRangesLimit: PhysAddr?
     /// Possible CPUs (`machine.cpus`): one PT_NOTE each in a crash load's ELF core header.
     public var cpus: Int = 1
+    /// x86_64: boot_params.acpi_rsdp_addr of the first kernel (`machine.acpi_rsdp`), which
+    /// kexec-tools reads from /sys/kernel/boot_params and appends as `acpi_rsdp=` to a crash
+    /// kernel's command line (kexec/arch/i386/crashdump-x86.c cmdline_add_efi, 2.0.25).
+    public var acpiRsdp: PhysAddr?
+    /// x86_64 EFI boots: the entries of /sys/firmware/efi/runtime-map (`machine.efi_runtime_map`;
+    /// it exists only when the first kernel booted through EFI with /sys/firmware/efi/systab),
+    /// which kexec-tools passes on as an EFI memory map segment (setup_efi_data, 2.0.25); 0: none.
+    public var efiRuntimeMapEntries: Int = 0
+    /// The first kernel's /proc/iomem as it was read (an import of it, a truth recording); nil:
+    /// derived from the memory map (`Machine.iomemView`).
+    public var iomem: [IomemResource]?
+    /// arm64: the first kernel's /sys/firmware/fdt, which kexec-tools edits into the next kernel's
+    /// DTB; nil: a tree built from the memory map.
+    public var firstKernelFdt: [UInt8]?
     /// The NUMA nodes' memory (`machine.numa_nodes`: node N is the Nth range); empty: one node.
     public var numaNodes: [AddressRange] = []
     /// Kexec HandOver state of the first kernel (`machine.kho`, v6.16+); nil: KHO off.
@@ -98,6 +112,11 @@ public enum KexecSyscall: String, Sendable { case kexecLoad = "kexec_load", kexe
 public enum ImageType: String, Sendable { case normal, crash }
 public enum PlacementOrder: String, Sendable { case topDown = "top-down", bottomUp = "bottom-up" }
 
+/// Who chooses kexec_load's segments (`kexec.loader`): the fixture itself (`user`, the segments it
+/// lists), or Debian 12's kexec-tools 2.0.25 (`kexec-tools`: `kexec -l` / `kexec -p` place the
+/// kernel, initrd, boot data and their own purgatory, see KexecTools in KexecSim).
+public enum KexecLoader: String, Sendable, CaseIterable { case user, kexecTools = "kexec-tools" }
+
 /// Contents of a kernel or initrd: a synthetic payload of a size, or a file.
 public struct PayloadSpec: Sendable, Equatable {
     public var size: ByteCount?
@@ -105,10 +124,15 @@ public struct PayloadSpec: Sendable, Equatable {
     /// A synthetic kernel's init_size (`kernel: { size, init_size }`): the x86_64 kernel segment's
     /// memsz before page alignment. nil: estimated from `size`.
     public var initSize: ByteCount?
-    public init(size: ByteCount? = nil, file: String? = nil, initSize: ByteCount? = nil) {
+    /// A synthetic bzImage's real-mode setup part, (setup_sects + 1) × 512 bytes
+    /// (`kernel: { size, setup_size }`), which kexec-tools sizes real_mode_data by; nil: Debian
+    /// 6.1's and 6.12's 0x5000 (setup_sects 39).
+    public var setupSize: ByteCount?
+    public init(size: ByteCount? = nil, file: String? = nil, initSize: ByteCount? = nil, setupSize: ByteCount? = nil) {
         self.size = size
         self.file = file
         self.initSize = initSize
+        self.setupSize = setupSize
     }
 }
 
@@ -170,6 +194,13 @@ public struct KexecRequest: Sendable {
     /// kexec_load only: entry point (defaults to the first segment's start + 0x200).
     public var entry: PhysAddr?
     public var inject: [Injection]
+    /// kexec_load only: who places the segments (`user`: `segments`; `kexec-tools`: the tool).
+    public var loader: KexecLoader = .user
+    /// kexec-tools on x86_64: getrandom(GRND_NONBLOCK) gave 32 bytes, so setup_rng_seed adds an
+    /// RNG seed setup_data segment (kexec/arch/i386/x86-linux-setup.c, 2.0.25). False when the
+    /// first kernel's random pool was not yet initialized (early boot under QEMU TCG, where the
+    /// kernel-truth recordings ran). `kexec.rng_seed`.
+    public var rngSeed: Bool = true
     public init(
         syscall: KexecSyscall = .kexecFileLoad, type: ImageType = .normal, kernel: PayloadSpec? = nil,
         initrd: PayloadSpec? = nil, cmdline: String = "console=ttyS0", placement: PlacementOrder = .topDown,

@@ -59,6 +59,8 @@ public enum Arm64Planner {
         var dtb = PhysAddr(0)
         var imageInfo: [(String, String)] = []
         let withPurgatory = req.syscall == .kexecLoad
+        // kexec-tools' own purgatory segment, which ours runs inside (loader: kexec-tools).
+        var toolPurgatory: KexecToolsPurgatory?
         func size(_ p: PayloadSpec?, _ field: String) throws(PlanError) -> ByteCount? {
             guard let p, p.file == nil else { return nil }
             guard let s = p.size, s.raw > 0, s.raw <= 8 << 30 else {
@@ -109,6 +111,18 @@ public enum Arm64Planner {
                 kernelEntry = load.entry
                 dtb = load.dtb.mem
                 imageInfo = load.evidence
+            case .kexecLoad where req.loader == .kexecTools:
+                // kexec-tools places everything itself (KexecToolsArm64), its purgatory included.
+                switch try KexecToolsArm64.plan(sc, pageSize: pageSize.raw) {
+                case .failure(let r): throw r
+                case .success(let p):
+                    segments = p.segments
+                    kernelEntry = p.layout.imageBase
+                    dtb = p.layout.dtbBase
+                    imageInfo = p.imageInfo
+                    rules += p.layout.rules
+                    toolPurgatory = .arm64
+                }
             case .kexecLoad:
                 segments = try RealImages.userSegments(
                     req, machine: machine, crash: crashk, limits: limits, placer: &placer, pageSize: pageSize)
@@ -140,10 +154,14 @@ public enum Arm64Planner {
         let sealed: Planner.Sealed
         if withPurgatory {
             // Same purgatory_data layout as x86_64, with the DTB where x86 keeps boot_params.
+            if let t = toolPurgatory, t.blobOffset == nil {
+                throw .unsupported("purgatory: ours does not fit inside kexec-tools' purgatory segment")
+            }
             switch try Planner.seal(
                 &segments, blob: Arm64GuestCode.purgatory, purgatoryStart: Arm64GuestCode.Purgatory.purgatoryStart,
                 entry: kernelEntry, entryArg: dtb, request: req, ram: KhoPlanner.kimageFree(free.ranges, kho),
-                crash: crashk, pageSize: pageSize)
+                crash: crashk, pageSize: pageSize,
+                purgatoryOffset: toolPurgatory?.blobOffset)
             {
             case .failure(let r): return .rejected(r, sc)
             case .success(let s): sealed = s
@@ -228,7 +246,8 @@ public enum Arm64Planner {
         arm.firstKernelLinearMap = linearCost
         var plan = Plan(
             scenario: sc, segments: segments, kimage: kimage, kernelEntry: kernelEntry, entryArgument: dtb,
-            purgatoryBase: pi.map { segments[$0].mem }, purgatoryEntry: pi == nil ? nil : sealed.start,
+            purgatoryBase: pi.map { PhysAddr(segments[$0].mem.raw + (toolPurgatory?.blobOffset ?? 0)) },
+            purgatoryEntry: pi == nil ? nil : sealed.start,
             digest: sealed.digest, storedDigest: sealed.stored, crashRegions: crashk,
             planSeconds: Date().timeIntervalSince(t0), imageInfo: imageInfo, arch: .arm64(arm))
         plan.rules = KhoPlanner.mergedRules(rules, kho, arch: .arm64, type: req.type)

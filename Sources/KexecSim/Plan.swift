@@ -13,8 +13,9 @@ public struct Plan: Sendable {
     /// The argument the next kernel is entered with: x86_64 rsi = boot_params, arm64 x0 = DTB
     /// (0 when there is none).
     public var entryArgument: PhysAddr
-    /// Where purgatory is loaded and entered; nil when the load has none (arm64 kexec_file_load:
-    /// the relocation routine enters the kernel itself).
+    /// Where our purgatory blob is loaded (its symbols count from here): the purgatory segment's
+    /// start, or inside kexec-tools' purgatory segment (`loader: kexec-tools`: at its entry); nil
+    /// when the load has none (arm64 kexec_file_load: the relocation routine enters the kernel).
     public var purgatoryBase: PhysAddr?
     public var purgatoryEntry: PhysAddr?
     public var digest: [UInt8]

@@ -18,6 +18,17 @@ public enum Planner {
 
     /// Plans a scenario of either architecture: the segments, the kimage and the tables.
     public static func plan(_ scenario: Scenario) throws(PlanError) -> PlanOutcome {
+        if let req = scenario.kexec, req.type == .crash, req.loader == .kexecTools,
+            !scenario.machine.iomemView.contains(where: { $0.name == "Crash kernel" })
+        {
+            // kexec -p gives up before any syscall (kexec/kexec.c main, 2.0.25).
+            return .rejected(
+                Rejection(
+                    .EFAILED, check: "kexec-tools is_crashkernel_mem_reserved",
+                    "Memory for crashkernel is not reserved (no \"Crash kernel\" in /proc/iomem): boot the first "
+                        + "kernel with crashkernel= (set machine.crashkernel)"),
+                scenario)
+        }
         if let req = scenario.kexec, req.type == .crash, scenario.machine.crashkernelRanges.isEmpty {
             // crashk_res is empty: kexec_load's sanity check finds no segment inside it, and
             // kexec_file_load's hole search over it finds nothing (kernel/kexec_file.c).
@@ -79,6 +90,8 @@ public enum Planner {
         // Real files (RealImages.swift): a bzImage kernel, an initrd loaded as it is.
         var bzImage: RealImages.X86Kernel?
         var imageInfo: [(String, String)] = []
+        // kexec-tools' own purgatory segment, which ours runs inside (loader: kexec-tools).
+        var toolPurgatory: KexecToolsPurgatory?
 
         func synthSize(_ p: PayloadSpec?, _ field: String) throws(PlanError) -> ByteCount? {
             guard let p else { return nil }
@@ -180,6 +193,18 @@ public enum Planner {
                         imageInfo.append(("initrd_file", "\(path) (\(f.count) bytes)"))
                     }
                 }
+            case .kexecLoad where req.loader == .kexecTools:
+                // kexec-tools places everything itself (KexecToolsX86), its purgatory included.
+                switch try KexecToolsX86.plan(scenario) {
+                case .failure(let r): throw r
+                case .success(let p):
+                    segments = p.segments
+                    kernelEntry = PhysAddr(p.layout.kernelLoad.raw + 0x200)
+                    bootParams = p.layout.realModeData
+                    imageInfo += p.imageInfo
+                    appliedRules = p.layout.rules
+                    toolPurgatory = .x86_64
+                }
             case .kexecLoad:
                 // The user's list is checked as the kernel sees it first; kexec-tools adds its
                 // purgatory as one more segment, in a hole of its own.
@@ -238,12 +263,17 @@ public enum Planner {
         let relocation = X86RelocationRule.of(kernel)
         var tables: X86PageTables?
         var tablesSeconds = 0.0
+        if let t = toolPurgatory, t.blobOffset == nil {
+            throw .unsupported("purgatory: ours does not fit inside kexec-tools' purgatory segment")
+        }
         let sealed: Sealed
         switch try seal(
             &segments, blob: blob, purgatoryStart: X86_64GuestCode.Purgatory.purgatoryStart, entry: kernelEntry,
             entryArg: bootParams, request: req, ram: KhoPlanner.kimageFree(ram, kho), crash: crash,
             controlPages: Int(relocation.controlPageSize / 0x1000),
-            digestSkipsElfcorehdr: rules.elfcorehdrExcludedFromDigest,
+            // kexec_load: kexec-tools' update_purgatory hashes every segment but its purgatory.
+            digestSkipsElfcorehdr: req.syscall == .kexecFileLoad && rules.elfcorehdrExcludedFromDigest,
+            purgatoryOffset: toolPurgatory?.blobOffset,
             prepare: { pending in
                 let tTables = Date()
                 defer { tablesSeconds = Date().timeIntervalSince(tTables) }
@@ -265,6 +295,7 @@ public enum Planner {
         let kimage = sealed.kimage
         let (digest, stored, start) = (sealed.digest, sealed.stored, sealed.start)
         let pIndex = segments.firstIndex { $0.isPurgatory }!
+        let blobBase = PhysAddr(segments[pIndex].mem.raw + (toolPurgatory?.blobOffset ?? 0))
         // The first kernel's own tables at the jump (only the control page's alias): a model
         // artifact, from pages after the image's own.
         let first: X86PageTables
@@ -312,7 +343,7 @@ public enum Planner {
         }
         var plan = Plan(
             scenario: scenario, segments: segments, kimage: kimage, kernelEntry: kernelEntry,
-            entryArgument: bootParams, purgatoryBase: segments[pIndex].mem, purgatoryEntry: start,
+            entryArgument: bootParams, purgatoryBase: blobBase, purgatoryEntry: start,
             digest: digest, storedDigest: stored, crashRegions: crash,
             planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds, imageInfo: imageInfo,
             arch: .x86(X86Plan(tables: tables, firstKernelTables: first, controlVA: controlVA)))
@@ -369,7 +400,7 @@ public enum Planner {
     static func seal(
         _ segments: inout [Segment], blob: GuestBlob, purgatoryStart: UInt64, entry: PhysAddr, entryArg: PhysAddr,
         request req: KexecRequest, ram: [AddressRange], crash: [AddressRange], controlPages: Int = 1,
-        digestSkipsElfcorehdr: Bool = false, pageSize: ByteCount = kexecPageSize,
+        digestSkipsElfcorehdr: Bool = false, pageSize: ByteCount = kexecPageSize, purgatoryOffset: UInt64? = nil,
         prepare: ((inout PendingKimage) throws -> Void)? = nil
     ) throws(PlanError) -> Result<Sealed, Rejection> {
         let (digest, regions) = segmentsDigest(segments, skippingElfcorehdr: digestSkipsElfcorehdr)
@@ -378,9 +409,18 @@ public enum Planner {
         guard let pi = segments.firstIndex(where: \.isPurgatory) else {
             throw .unsupported("no purgatory segment to fill")
         }
-        segments[pi].bytes = try filledPurgatory(
-            blob, entry: entry, entryArg: entryArg, regions: regions, digest: stored)
-        let start = PhysAddr(segments[pi].mem.raw + purgatoryStart)
+        let filled = try filledPurgatory(blob, entry: entry, entryArg: entryArg, regions: regions, digest: stored)
+        var start = PhysAddr(segments[pi].mem.raw + purgatoryStart)
+        if let at = purgatoryOffset {
+            // Inside kexec-tools' purgatory segment: zeros, then our blob at `at`; the rest of the
+            // segment (its bufsz stays kexec-tools') is zeros, our bss and stack among them.
+            var bytes = [UInt8](repeating: 0, count: Int(at) + filled.count)
+            bytes.replaceSubrange(Int(at)..<Int(at) + filled.count, with: filled)
+            segments[pi].bytes = bytes
+            start = PhysAddr(segments[pi].mem.raw + at + purgatoryStart)
+        } else {
+            segments[pi].bytes = filled
+        }
         do {
             var pending = try KimageBuilder.start(
                 segments: segments, type: req.type, startAddress: start, freeRAM: ram, crashRegions: crash,

@@ -57,6 +57,7 @@ public enum Report {
             "arch": p.scenario.machine.arch.rawValue,
             "policy": p.policyLabel,
             "type": k.type.rawValue,
+            "loader": p.scenario.kexec?.loader.rawValue ?? NSNull(),
             "segments": p.segments.map {
                 [
                     "name": $0.name, "mem": hex($0.mem.raw), "memsz": $0.memsz.raw, "bufsz": $0.bufsz.raw,
@@ -95,7 +96,14 @@ public enum Report {
     public static func planText(_ p: Plan) -> String {
         let k = p.kimage
         var out = "\(p.scenario.name): \(p.scenario.kexec?.syscall.rawValue ?? "") \(k.type.rawValue) image\n"
-        out += "segments:\n"
+        if let loader = p.imageInfo.first(where: { $0.0 == "loader" })?.1 {
+            out += "loader: \(loader)\n"
+        }
+        if let line = p.imageInfo.first(where: { $0.0 == "kexec_tools_command_line" })?.1 {
+            out += "command line: \(line)\n"
+        }
+        let byTool = p.scenario.kexec?.loader == .kexecTools
+        out += byTool ? "segments (by address, as kexec-tools passes them to kexec_load):\n" : "segments:\n"
         for s in p.segments {
             out +=
                 "  \(s.name.padding(toLength: 12, withPad: " ", startingAt: 0)) mem \(hex16(s.mem.raw))  memsz \(formatSize(s.memsz.raw).padding(toLength: 8, withPad: " ", startingAt: 0)) bufsz \(s.bufsz.raw)\n"

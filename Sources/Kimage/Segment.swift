@@ -5,6 +5,9 @@ public enum Errno: String, Sendable, Equatable, CaseIterable {
     case EINVAL, EADDRNOTAVAIL, ENOMEM, EBUSY
     /// Not an image the loader knows (kexec_file_load's probe, e.g. bzImage64_probe).
     case ENOEXEC
+    /// kexec-tools gave up before making the syscall (kexec/kexec.h EFAILED, or one of its die()s:
+    /// locate_hole found no hole, a segment outside its memory ranges, overlapping segments).
+    case EFAILED
 }
 
 /// A refusal, as the kernel would give it, with the check that failed.

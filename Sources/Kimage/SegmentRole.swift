@@ -18,6 +18,18 @@ public enum SegmentRole: Sendable, Hashable, CustomStringConvertible {
     case elfcorehdr
     /// arm64's device tree blob.
     case dtb
+    /// kexec-tools' x86_64 crash loads: room for the first 640 KiB of RAM, which its purgatory
+    /// copies there before the crash kernel starts (`backup`).
+    case backup
+    /// kexec-tools' x86_64 setup_data entry of EFI values (SETUP_EFI) (`setup_data`).
+    case setupData
+    /// kexec-tools' x86_64 copy of the EFI runtime memory map (`efi_memmap`).
+    case efiMemmap
+    /// kexec-tools' x86_64 SETUP_RNG_SEED setup_data entry (`rng_seed`).
+    case rngSeed
+    /// kexec-tools' x86_64 SETUP_E820_EXT setup_data: e820 entries past the 128 in boot_params
+    /// (`e820_ext`).
+    case e820Ext
     /// Kexec HandOver's kho_scratch array (kho_fill_kimage): `kho_scratch`.
     case khoScratch
     /// A kexec_load segment whose label names none of the loader segments (`segment0`, …), or a
@@ -27,7 +39,8 @@ public enum SegmentRole: Sendable, Hashable, CustomStringConvertible {
 
     /// The roles kexec_file_load's loaders and the purgatory give segments, in no particular order.
     public static let loaderRoles: [SegmentRole] = [
-        .purgatory, .bootParams, .kernel, .initrd, .elfcorehdr, .dtb, .khoScratch,
+        .purgatory, .bootParams, .kernel, .initrd, .elfcorehdr, .dtb, .backup, .setupData, .efiMemmap, .rngSeed,
+        .e820Ext, .khoScratch,
     ]
 
     /// The label: the loader's name for the segment, or the user's label.
@@ -39,6 +52,11 @@ public enum SegmentRole: Sendable, Hashable, CustomStringConvertible {
         case .initrd: return "initrd"
         case .elfcorehdr: return "elfcorehdr"
         case .dtb: return "dtb"
+        case .backup: return "backup"
+        case .setupData: return "setup_data"
+        case .efiMemmap: return "efi_memmap"
+        case .rngSeed: return "rng_seed"
+        case .e820Ext: return "e820_ext"
         case .khoScratch: return "kho_scratch"
         case .user(let label): return label
         }
@@ -46,7 +64,7 @@ public enum SegmentRole: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { name }
 
-    /// The role `label` names: one of the seven loader names gives that role (`purgatory` gives
+    /// The role `label` names: one of the loader names gives that role (`purgatory` gives
     /// `.purgatory`), anything else `.user(label)`.
     public init(label: String) {
         self = Self.loaderRoles.first { $0.name == label } ?? .user(label)

@@ -69,7 +69,7 @@ let malformedCases: [MalformedCase] = [
     MalformedCase(
         "kexec-is-list.yaml", line: 7, field: "kexec",
         message: "expected a mapping, found a list (a list of loads is a Kexec HandOver chain, which needs machine.kho)"),
-    MalformedCase("kexec-load-without-segments.yaml", line: 8, field: "kexec.segments", message: "missing required field \"segments\" (kexec_load needs them)"),
+    MalformedCase("kexec-load-without-segments.yaml", line: 8, field: "kexec.segments", message: "missing required field \"segments\" (kexec_load needs them, or loader: kexec-tools)"),
     MalformedCase("key-is-mapping.yaml", line: 6, field: "document", message: "keys must be plain names, found a mapping"),
     MalformedCase("long-line.yaml", line: 1, field: "file", message: "line is longer than 4096 bytes"),
     MalformedCase("machine-file-missing.yaml", line: 2, field: "machine", message: "cannot read machine file \"$DIR/no-such-machine.yaml\": no such file"),

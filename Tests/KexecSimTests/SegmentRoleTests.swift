@@ -10,7 +10,8 @@ import Testing
     @Test func namesAreTheLoaderLabels() {
         #expect(
             SegmentRole.loaderRoles.map(\.name) == [
-                "purgatory", "boot_params", "kernel", "initrd", "elfcorehdr", "dtb", "kho_scratch",
+                "purgatory", "boot_params", "kernel", "initrd", "elfcorehdr", "dtb", "backup", "setup_data",
+                "efi_memmap", "rng_seed", "e820_ext", "kho_scratch",
             ])
         #expect(SegmentRole.user("segment3").name == "segment3")
         #expect(SegmentRole.bootParams.description == "boot_params")

@@ -89,7 +89,7 @@ extension Walker {
             if f.has("efi_system_table") {
                 throw fail(n, f.field("efi"), "give the system table once: efi.system_table or efi_system_table")
             }
-            (machine.efiSystemTable, machine.efiConfigTables) = try efi(n, f.field("efi"))
+            (machine.efiSystemTable, machine.efiConfigTables, machine.efiRuntimeMapSize) = try efi(n, f.field("efi"))
         }
         if let n = f.value("mem_limit") { machine.memLimit = ByteCount(try size(n, f.field("mem_limit"))) }
         if let n = f.value("crashkernel_protection") {
@@ -103,16 +103,29 @@ extension Walker {
         return machine
     }
 
-    /// `efi: { system_table: A, config_tables: A, nr_tables: N }`: the EFI system table and its
-    /// configuration table array (the system table's `tables` and `nr_tables` fields). The array
-    /// needs both keys; a count above 4096 is refused as not a real firmware's.
-    func efi(_ node: Node, _ field: String) throws(InputError) -> (PhysAddr, EfiConfigTables?) {
-        let m = try mapping(node, field, "a mapping { system_table, config_tables, nr_tables }")
+    /// `efi: { system_table: A, config_tables: A, nr_tables: N, runtime_map_size: S }`: the EFI
+    /// system table and its configuration table array (the system table's `tables` and `nr_tables`
+    /// fields), and the size of the EFI runtime memory map (entries × descriptor size, e.g. 0x120
+    /// for OVMF's 6 × 48). The array needs both keys; a count above 4096 is refused as not a real
+    /// firmware's, and so is a runtime map above 1 MiB.
+    func efi(_ node: Node, _ field: String) throws(InputError) -> (PhysAddr, EfiConfigTables?, ByteCount?) {
+        let m = try mapping(node, field, "a mapping { system_table, config_tables, nr_tables, runtime_map_size }")
         let f = try Fields(
-            node, m, path: field, allowed: ["system_table", "config_tables", "nr_tables"], file: file)
+            node, m, path: field, allowed: ["system_table", "config_tables", "nr_tables", "runtime_map_size"],
+            file: file)
         let systab = try address(required(f, "system_table"), f.field("system_table"))
+        var runtimeMap: ByteCount?
+        if let n = f.value("runtime_map_size") {
+            let bytes = try size(n, f.field("runtime_map_size"))
+            guard bytes <= 0x10_0000 else {
+                throw fail(
+                    n, f.field("runtime_map_size"),
+                    "a runtime map of \(bytes) bytes is more than a firmware has (at most 1 MiB)")
+            }
+            runtimeMap = ByteCount(bytes)
+        }
         switch (f.value("config_tables"), f.value("nr_tables")) {
-        case (nil, nil): return (systab, nil)
+        case (nil, nil): return (systab, nil, runtimeMap)
         case (let a?, let n?):
             let at = try address(a, f.field("config_tables"))
             let count = try number(n, f.field("nr_tables"))
@@ -124,7 +137,7 @@ extension Walker {
             guard count == 0 || tables.range != nil else {
                 throw fail(a, f.field("config_tables"), "the table array runs past the end of the address space")
             }
-            return (systab, tables)
+            return (systab, tables, runtimeMap)
         case (let a?, nil): throw fail(a, f.field("config_tables"), "config_tables needs nr_tables")
         case (nil, let n?): throw fail(n, f.field("nr_tables"), "nr_tables needs config_tables")
         }

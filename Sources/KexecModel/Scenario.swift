@@ -32,6 +32,11 @@ public struct Machine: Sendable {
     /// `tables` field) and its entry count (`nr_tables`). Since v6.12 (stable: 6.1.113, 6.6.55,
     /// 6.10.14, 6.11.3) init_pgtable maps it too (arch/x86/kernel/machine_kexec_64.c map_efi_systab).
     public var efiConfigTables: EfiConfigTables?
+    /// Bytes of the EFI runtime memory map the first kernel keeps (`efi.runtime_map_size`:
+    /// efi_get_runtime_map_size, entries × descriptor size, drivers/firmware/efi/runtime-map.c;
+    /// /sys/firmware/efi/runtime-map lists the entries). kexec_file_load copies it into the
+    /// boot_params segment (bzImage64_load). nil: none (a BIOS boot).
+    public var efiRuntimeMapSize: ByteCount?
     /// `mem=` limit of the first kernel: RAM above it is not direct-mapped (pfn_mapped).
     public var memLimit: ByteCount?
     public var paging: PagingLevels

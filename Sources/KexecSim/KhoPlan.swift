@@ -191,10 +191,10 @@ enum KhoPlanner {
     /// IMA_KEXEC), linked in front of hdr.setup_data (0x250). The RNG seed setup_data the kernel
     /// links after it is not modelled.
     static func writeX86SetupData(
-        _ bytes: inout [UInt8], cmdlineLength: Int, bootParams: PhysAddr, fdt: PhysAddr, scratch: Segment
+        _ bytes: inout [UInt8], cmdlineLength: Int, efiRuntimeMapSize: ByteCount, bootParams: PhysAddr,
+        fdt: PhysAddr, scratch: Segment
     ) {
-        func align16(_ v: Int) -> Int { (v + 15) & ~15 }
-        let offset = x86SetupDataOffset(cmdlineLength: cmdlineLength)
+        let offset = x86SetupDataOffset(cmdlineLength: cmdlineLength, efiRuntimeMapSize: efiRuntimeMapSize)
         if bytes.count < offset + Int(x86SetupDataBytes) {
             bytes += [UInt8](repeating: 0, count: offset + Int(x86SetupDataBytes) - bytes.count)
         }
@@ -213,9 +213,10 @@ enum KhoPlanner {
     }
 
     /// Where setup_kho writes its setup_data inside the boot_params segment.
-    static func x86SetupDataOffset(cmdlineLength: Int) -> Int {
+    static func x86SetupDataOffset(cmdlineLength: Int, efiRuntimeMapSize: ByteCount) -> Int {
         func align16(_ v: Int) -> Int { (v + 15) & ~15 }
-        return align16(0x1000 + cmdlineLength + Int(X86FileLoadRules.maxElfcorehdrStrLen)) + 16 + 96
+        return align16(0x1000 + cmdlineLength + Int(X86FileLoadRules.maxElfcorehdrStrLen))
+            + align16(Int(efiRuntimeMapSize.raw)) + 16 + 96
     }
 }
 
@@ -301,7 +302,8 @@ extension KhoPlanner {
         }
         if let i = out.firstIndex(where: { $0.name == "boot_params_size" }) {
             out[i].choice = out[i].choice.replacingOccurrences(
-                of: "no IMA, no KHO setup_data", with: "no IMA; + 16 + 32 for the KHO setup_data")
+                of: "no IMA, no KHO setup_data", with: "no IMA; + 16 + 32 for the KHO setup_data, before the RNG seed's"
+            )
         }
         switch arch {
         case .x86_64:

@@ -121,7 +121,7 @@ public enum Planner {
                 if req.type == .crash {
                     // crash_load_segments: the ELF core header describing the first kernel's memory,
                     // loaded first, bottom-up from crashk_res.start (top_down = false, buf_min 0).
-                    let pieces = X86FileLoadRules.ramRangesOutside(ram, crash)
+                    let pieces = X86FileLoadRules.ramRangesOutside(ramResources, crash)
                     let hdr = rules.elfcorehdr(ramRanges: pieces)
                     let at = try placer.place(
                         BufferRequest(
@@ -133,14 +133,18 @@ public enum Planner {
                 // The real purgatory's segment (sized as the running kernel's own); ours runs inside:
                 // its bytes are our blob, the rest up to memsz zeros its bss and stack may use
                 // (bufsz keeps the real purgatory's size, as the kernel prints it).
-                let pBufsz = max(X86FileLoadRules.purgatoryBufsz, ByteCount(UInt64(blob.bytes.count)))
-                let pMemsz = max(X86FileLoadRules.purgatoryMemsz, purgMemsz, pBufsz.alignedUp(kexecPageSize)!)
+                let real = rules.purgatorySize
+                let pBufsz = max(real.bufsz, ByteCount(UInt64(blob.bytes.count)))
+                let pMemsz = max(real.memsz, purgMemsz, pBufsz.alignedUp(kexecPageSize)!)
                 let pAt = try placer.place(
                     BufferRequest(role: .purgatory, memsz: pMemsz, align: kexecPageSize, bufMin: minPurgatory))
                 segments.append(Segment(role: .purgatory, mem: pAt, memsz: pMemsz, bytes: [], bufsz: pBufsz))
                 // boot_params, the command line (as userspace passed it, with its NUL) and the
-                // setup_data room; its size does not count the elfcorehdr= prefix.
-                let bpBase = X86FileLoadRules.bootParamsBufsz(cmdlineLength: req.cmdline.utf8.count + 1)
+                // setup_data room (with the EFI runtime map on an EFI boot); its size does not count
+                // the elfcorehdr= prefix.
+                let bpBase = rules.bootParamsBufsz(
+                    cmdlineLength: req.cmdline.utf8.count + 1,
+                    efiRuntimeMapSize: machine.efiRuntimeMapSize ?? ByteCount(0))
                 let bpSize = ByteCount(bpBase.raw + (kho?.handsOver == true ? KhoPlanner.x86SetupDataBytes : 0))
                 let bpMemsz = bpSize.alignedUp(kexecPageSize)!
                 let bAt = try placer.place(
@@ -252,7 +256,8 @@ public enum Planner {
             if s.role == .bootParams, let kho, kho.handsOver, let sg = segments.first(where: { $0.role == .khoScratch })
             {
                 KhoPlanner.writeX86SetupData(
-                    &segments[i].bytes, cmdlineLength: req.cmdline.utf8.count + 1, bootParams: s.mem, fdt: kho.fdt,
+                    &segments[i].bytes, cmdlineLength: req.cmdline.utf8.count + 1,
+                    efiRuntimeMapSize: machine.efiRuntimeMapSize ?? ByteCount(0), bootParams: s.mem, fdt: kho.fdt,
                     scratch: sg)
             }
         }

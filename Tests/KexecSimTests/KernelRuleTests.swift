@@ -168,6 +168,9 @@ import Testing
         )
         let bare = try decode(base + "  efi: { system_table: 0x7f000018 }\n")
         #expect(bare.machine.efiConfigTables == nil)
+        #expect(bare.machine.efiRuntimeMapSize == nil)
+        let map = try decode(base + "  efi: { system_table: 0x7f000018, runtime_map_size: 0x120 }\n")
+        #expect(map.machine.efiRuntimeMapSize == ByteCount(0x120))
         func message(_ extra: String) -> String? {
             do {
                 _ = try decode(base + extra)
@@ -180,5 +183,9 @@ import Testing
         #expect(
             message("  efi_system_table: 0x1\n  efi: { system_table: 0x1 }\n")
                 == "machine.efi: give the system table once: efi.system_table or efi_system_table")
+        #expect(
+            message("  efi: { system_table: 0x1, runtime_map_size: 2MiB }\n")
+                == "machine.efi.runtime_map_size: a runtime map of 2097152 bytes is more than a firmware has (at most 1 MiB)"
+        )
     }
 }

@@ -35,6 +35,45 @@ import Testing
         #expect(new.scenario.machine.kernelVersion == KernelVersion(6, 12))
     }
 
+    /// The segment sizes that changed before 6.1: purgatory 0x5000/0x6000 until sha256 was rolled
+    /// up (v5.11), no RNG-seed setup_data in boot_params until v6.0. 5.14 (RHEL 9) and 5.15 sit
+    /// between: 6.1's purgatory, 5.10's boot_params.
+    @Test func sizesBetween510And61() throws {
+        let sc = try fixture("x86_64-basic.yaml")
+        func sizes(_ v: KernelVersion) throws -> (mem: [UInt64], memsz: [UInt64], bufsz: [UInt64], rules: [String]) {
+            let p = try planned(sc.overridingKernel(v))
+            let rules = p.rules.filter { ["purgatory_size", "boot_params_size"].contains($0.name) }.map(\.choice)
+            return (p.segments.map(\.mem.raw), p.segments.map(\.memsz.raw), p.segments.map(\.bufsz.raw), rules)
+        }
+        // Debian 5.10.262 prints purgatory 0x99000 (bufsz 0x5000, memsz 0x6000), boot_params 0x97000.
+        let v510 = try sizes(KernelVersion(5, 10, 262))
+        #expect(v510.mem == [0x99000, 0x97000, 0xbce0_0000, 0xbae0_0000])
+        #expect(v510.memsz == [0x6000, 0x2000, 0x300_0000, 0x200_0000])
+        #expect(v510.bufsz == [0x5000, 0x10b0, 0xc0_0000, 0x200_0000])
+        #expect(
+            v510.rules == [
+                "bufsz 0x5000, memsz 0x6000",
+                "ALIGN(4096 + cmdline + 30, 16) + ALIGN(efi_map, 16) + 16 + 96 (no RNG seed)",
+            ])
+        for v in [KernelVersion(5, 11), KernelVersion(5, 14), KernelVersion(5, 15), KernelVersion(5, 19)] {
+            let between = try sizes(v)
+            #expect(between.mem == [0x9a000, 0x98000, 0xbce0_0000, 0xbae0_0000], "\(v)")
+            #expect(between.bufsz == [0x4000, 0x10b0, 0xc0_0000, 0x200_0000], "\(v)")
+        }
+        let v60 = try sizes(KernelVersion(6, 0))
+        #expect(v60.bufsz == [0x4000, 0x10e0, 0xc0_0000, 0x200_0000])
+        #expect(v60.rules[0] == "bufsz 0x4000, memsz 0x5000")
+    }
+
+    /// An EFI boot's runtime map (`machine.efi.runtime_map_size`) is copied into boot_params.
+    @Test func efiRuntimeMapGrowsBootParams() throws {
+        var sc = try fixture("x86_64-basic.yaml").overridingKernel(KernelVersion(6, 1))
+        sc.machine.efiRuntimeMapSize = ByteCount(0x120)
+        // Debian 6.1 on OVMF (6 descriptors of 48 bytes) prints 0x1210 for a 45-byte command line,
+        // 0x10f0 + 0x120; this fixture's 28-byte one gives 0x10e0 + 0x120.
+        #expect(try planned(sc).segments.map(\.bufsz.raw)[1] == 0x1200)
+    }
+
     /// A crash load: crashk_res only (the higher range of a `,high` pair), the elfcorehdr at its
     /// start, `elfcorehdr=0x… ` in front of the command line; CRASH_HOTPLUG's size from 6.6.
     @Test func crashLoadUsesCrashkResOnly() throws {

@@ -30,6 +30,15 @@ run() {
 dump boot
 show iomem-boot /proc/iomem
 show crash-size /sys/kernel/kexec_crash_size
+# EFI boots: how many entries the runtime map has (efi.memmap.nr_map, one folder each) and the
+# firmware's descriptor size (boot_params.efi_info.efi_memdesc_size, at 0x1c8 of the boot_params
+# the first kernel got): bzImage64_load sizes boot_params with efi_get_runtime_map_size = nr × size.
+if [ -d /sys/firmware/efi/runtime-map ]; then
+  echo "KT-BEGIN efi-runtime-map"
+  ls /sys/firmware/efi/runtime-map | wc -l
+  od -A n -t u4 -j 456 -N 4 /sys/kernel/boot_params/data
+  echo "KT-END efi-runtime-map"
+fi
 crash_size=$(cat /sys/kernel/kexec_crash_size 2>/dev/null || echo 0)
 
 run file-normal kexec -s -l /payload/vmlinuz --initrd=/payload/initrd.cpio.gz --append="$KT_APPEND"

@@ -8,6 +8,41 @@ and placement lines the kernel printed, kexec-tools' own -d segment list, plus t
 for provenance (only e820/crashkernel/kexec lines, never the full log)."""
 import hashlib, json, os, re, sys
 
+def bzimage_header(path):
+    """The setup header fields kexec_file_load's bzImage64_load reads (Documentation/arch/x86/boot.rst):
+    setup_sects (0x1f1; 0 means 4), kernel_alignment (0x230), pref_address (0x258), init_size (0x260)."""
+    import struct
+    with open(path, 'rb') as f:
+        b = f.read(0x270)
+    sects = b[0x1f1] or 4
+    return {'setup_sects': sects, 'protected_mode_offset': '0x%x' % ((sects + 1) * 512),
+            'kernel_alignment': '0x%x' % struct.unpack_from('<I', b, 0x230)[0],
+            'pref_address': '0x%x' % struct.unpack_from('<Q', b, 0x258)[0],
+            'init_size': '0x%x' % struct.unpack_from('<I', b, 0x260)[0]}
+
+def sha(path):
+    d = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''):
+            d.update(b)
+    return d.hexdigest()
+
+def add_header(json_path, image_path):
+    """--add-header JSON VMLINUZ: adds payload.kernel.header to a case recorded before the harness
+    wrote it, from the same image (its size and sha256 must match the recorded ones)."""
+    d = json.load(open(json_path))
+    k = d['payload']['kernel']
+    if os.path.getsize(image_path) != k['size'] or sha(image_path) != k['sha256']:
+        sys.exit('kernel-truth: %s: %s is not the recorded image (size/sha256 differ)' % (json_path, image_path))
+    k['header'] = bzimage_header(image_path)
+    with open(json_path + '.tmp', 'w') as f:
+        json.dump(d, f, indent=1)
+        f.write('\n')
+    os.replace(json_path + '.tmp', json_path)
+
+if sys.argv[1] == '--add-header':
+    add_header(sys.argv[2], sys.argv[3])
+    sys.exit(0)
 meta_path, log_path, out_path = sys.argv[1:4]
 raw = open(meta_path, 'rb').read().split(b'\0')
 meta = {raw[i].decode(): raw[i + 1].decode() for i in range(0, len(raw) - 1, 2)}
@@ -157,12 +192,13 @@ def step(name):
     r['lines_dropped'] = len(kern) - min(len(kept), 200)
     return r
 
-def sha(path):
-    d = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for b in iter(lambda: f.read(1 << 20), b''):
-            d.update(b)
-    return d.hexdigest()
+def efi_runtime_map(lines):
+    """EFI boots: the runtime map's entry count and descriptor size, and their product (the size
+    bzImage64_load adds to boot_params for the EFI memory map); None on a BIOS boot."""
+    nums = [int(w) for l in lines or [] for w in l.split() if w.isdigit()]
+    if len(nums) < 2:
+        return None
+    return {'entries': nums[0], 'desc_size': nums[1], 'size': '0x%x' % (nums[0] * nums[1])}
 
 exec_idx = next((i for i, l in enumerate(all_lines) if l.startswith('KT-MARK exec')), None)
 result = {
@@ -183,7 +219,7 @@ result = {
               'busybox': meta['busybox_package'], 'ovmf': meta['ovmf_package'] if meta['firmware'] == 'ovmf' else None},
     'payload': {
         'kernel': {'file': 'vmlinuz (the same ' + meta['kernel_package'] + ' image)', 'size': os.path.getsize(meta['payload_kernel']),
-                   'sha256': sha(meta['payload_kernel'])},
+                   'sha256': sha(meta['payload_kernel']), 'header': bzimage_header(meta['payload_kernel'])},
         'initrd': {'file': 'busybox + /init that prints a marker and powers off', 'size': os.path.getsize(meta['payload_initrd']),
                    'sha256': sha(meta['payload_initrd'])},
         'append': meta['payload_append'], 'crash_append': meta['crash_payload_append']},
@@ -196,6 +232,7 @@ result = {
                     'kexec_crash_size': (sections.get('crash-size') or [None])[0],
                     'kexec_crash_size_end': (sections.get('crash-size-end') or [None])[0]},
     'iomem_boot': sections.get('iomem-boot'),
+    'efi_runtime_map': efi_runtime_map(sections.get('efi-runtime-map')),
     'loads': {},
     'lines': boot_lines,
 }

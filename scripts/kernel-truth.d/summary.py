@@ -27,7 +27,8 @@ for se in series:
         fn, fc = L.get('file-normal-debug') or L.get('file-normal'), L.get('file-crash-debug') or L.get('file-crash')
         ck = ', '.join('%s-%s' % (r['start'], r['end']) for r in d['crashkernel']['iomem']) or '—'
         if d['crashkernel_param']:
-            ck = '`%s`: %s' % (d['crashkernel_param'], ck)
+            more = [w for w in (d.get('extra_append') or '').split() if w.startswith('crashkernel=')]
+            ck = '`%s`: %s' % (' '.join([d['crashkernel_param']] + more), ck)
         extra = []
         if not d['init_completed'] and 'exec' not in d:
             extra.append('INCOMPLETE (qemu rc %s)' % d['qemu']['exit_code'])

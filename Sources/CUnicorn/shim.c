@@ -55,3 +55,7 @@ uc_err ks_hook_add_x86_in(uc_engine *uc, uc_hook *hh, uc_cb_insn_in_t cb, void *
 uc_err ks_hook_add_x86_out(uc_engine *uc, uc_hook *hh, uc_cb_insn_out_t cb, void *ud) {
     return uc_hook_add(uc, hh, UC_HOOK_INSN, (void *)cb, ud, 1, 0, UC_X86_INS_OUT);
 }
+
+uc_err ks_hook_add_x86_cpuid(uc_engine *uc, uc_hook *hh, uc_cb_insn_cpuid_t cb, void *ud) {
+    return uc_hook_add(uc, hh, UC_HOOK_INSN, (void *)cb, ud, 1, 0, UC_X86_INS_CPUID);
+}

@@ -1,10 +1,13 @@
 import KexecModel
 
 /// The machine an x86_64 kernel finds after kexec when the run follows it: a 16550 UART on port
-/// 0x3f8 collecting the early console (`earlyprintk=serial,ttyS0,115200`), and every exception the
+/// 0x3f8 collecting the early console (`earlyprintk=serial,ttyS0,115200`), the local APIC at
+/// 0xfee00000, and every exception the
 /// engine stops at delivered through the guest's own IDT (X86Exceptions.swift): page faults of the
 /// project's walker with CR2 and the error code (Intel SDM vol. 3A 4.7), the engine's own
-/// exceptions with error code 0. CPUID and MSRs are the CPU model's (Unicorn's qemu64).
+/// exceptions with error code 0. CPUID is the machine's CPU description where it gives one
+/// (X86Cpuid.swift), else the engine's default model; MSRs are the engine's (Unicorn 2.1.4 cannot hook
+/// RDMSR: QEMU's TCG reads an MSR it does not know as 0, where hardware raises #GP).
 ///
 /// A fault whose delivery fails becomes a double fault (vector 8); one whose double fault fails
 /// too is a triple fault: the CPU resets (`tripleFault`), as the machine would reboot into its
@@ -20,10 +23,21 @@ public final class X86FollowPlatform {
     /// Called with each fetch fill: lets the follower see the kernel reach a code address.
     private var lastHandler: VirtAddr?
 
-    public init(engine: X86Engine, console: ConsoleLog) throws(EmulatorError) {
+    /// CPUID answers, when the machine describes its CPU.
+    public let cpuid: X86Cpuid?
+
+    /// The boot CPU's local APIC at 0xfee00000 (LocalApic.swift).
+    public let apic = LocalApic()
+
+    public init(engine: X86Engine, console: ConsoleLog, cpu: X86CpuModel? = nil) throws(EmulatorError) {
         self.console = console
         uart = Uart8250(console: console)
         try engine.attachPorts(uart)
+        if let window = AddressRange(start: PhysAddr(LocalApic.defaultBase), size: kexecPageSize) {
+            try engine.mapMMIO(window, device: apic)
+        }
+        cpuid = cpu.map(X86Cpuid.init(model:))
+        if let c = cpuid { try engine.attachCpuid(c) }
     }
 
     public func handle(_ stop: StopReason<X86Walker.Fault>, engine e: X86Engine) -> FollowDecision {

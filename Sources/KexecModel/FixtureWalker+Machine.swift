@@ -9,7 +9,8 @@ import Yams
 private let machineKeys = [
     "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
     "efi_system_table", "efi", "mem_limit", "crashkernel_protection", "kernel", "memblock_reserved", "log_buf_len",
-    "config", "dma_ranges_limit", "cpus", "id_aa64mmfr0", "acpi_rsdp", "efi_runtime_map", "numa_nodes", "kho",
+    "config", "dma_ranges_limit", "cpus", "id_aa64mmfr0", "acpi_rsdp", "efi_runtime_map", "cpu", "numa_nodes",
+    "kho",
 ]
 private let regionKeys = ["range", "start", "size", "type"]
 
@@ -91,6 +92,10 @@ extension Walker {
             }
             (machine.efiSystemTable, machine.efiConfigTables, machine.efiRuntimeMapSize) = try efi(n, f.field("efi"))
         }
+        if let n = f.value("cpu") {
+            guard arch == .x86_64 else { throw fail(n, f.field("cpu"), "cpu describes an x86_64 CPU (CPUID)") }
+            machine.cpu = try cpuModel(n, f.field("cpu"))
+        }
         if let n = f.value("mem_limit") { machine.memLimit = ByteCount(try size(n, f.field("mem_limit"))) }
         if let n = f.value("crashkernel_protection") {
             machine.crashkernelProtection = try choice(
@@ -141,6 +146,20 @@ extension Walker {
         case (let a?, nil): throw fail(a, f.field("config_tables"), "config_tables needs nr_tables")
         case (nil, let n?): throw fail(n, f.field("nr_tables"), "nr_tables needs config_tables")
         }
+    }
+
+    /// `cpu: { vendor: amd | intel, sev: true | false }` (x86_64; sev only on amd).
+    func cpuModel(_ node: Node, _ field: String) throws(InputError) -> X86CpuModel {
+        let m = try mapping(node, field, "a mapping { vendor, sev }")
+        let f = try Fields(node, m, path: field, allowed: ["vendor", "sev"], file: file)
+        var c = X86CpuModel(vendor: try choice(required(f, "vendor"), f.field("vendor"), X86CpuModel.Vendor.allCases))
+        if let n = f.value("sev") {
+            c.sev = try bool(n, f.field("sev"))
+            guard !c.sev || c.vendor == .amd else {
+                throw fail(n, f.field("sev"), "SEV is an AMD feature (vendor: amd)")
+            }
+        }
+        return c
     }
 
     /// `config: { zone_dma: true, rodata_full: true, va_bits: 48 }` (arm64); a key not given keeps

@@ -67,6 +67,8 @@ public struct Machine: Sendable {
     /// arm64: the end (exclusive) of the CPU addresses the device tree's dma-ranges reach
     /// (of_dma_get_max_cpu_address + 1, `machine.dma_ranges_limit`); nil: no dma-ranges limit.
     public var dmaRangesLimit: PhysAddr?
+    /// x86_64: the CPU a followed next kernel sees through CPUID (`machine.cpu`); nil: the engine's.
+    public var cpu: X86CpuModel?
     /// Possible CPUs (`machine.cpus`): one PT_NOTE each in a crash load's ELF core header.
     public var cpus: Int = 1
     /// x86_64: boot_params.acpi_rsdp_addr of the first kernel (`machine.acpi_rsdp`), which
@@ -236,11 +238,14 @@ public enum VerdictKind: String, Sendable, CaseIterable, Codable {
 }
 
 /// How far `--follow` runs the next kernel (`follow:` in a fixture, `--until` on the command
-/// line): its `Linux version` banner, its own view of memory (the `Memory:` line, after the zone
-/// and node ranges on arm64, the e820 table on x86_64), or the marker its initrd's /init prints.
-/// Ordered: a later goal implies the earlier ones.
+/// line): the first exception it handles through its own vectors (x86_64: the bzImage
+/// decompressor's page-fault handler, installed by load_stage2_idt after sev_enable and the
+/// relocation, arch/x86/boot/compressed/head_64.S v6.1.192), its `Linux version` banner, its own
+/// view of memory (the `Memory:` line, after the zone and node ranges on arm64, the e820 table on
+/// x86_64), or the marker its initrd's /init prints. Ordered: a later goal implies the earlier
+/// ones (`handler` only where the kernel takes an exception before its banner: x86_64).
 public enum FollowGoal: String, Sendable, CaseIterable, Comparable {
-    case banner, memory
+    case handler, banner, memory
     case initProcess = "init"
 
     public static func < (a: FollowGoal, b: FollowGoal) -> Bool {

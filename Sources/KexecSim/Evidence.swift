@@ -84,6 +84,8 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case exceptionsDelivered = "exceptions_delivered"
         case firmwareCalls = "firmware_calls"
         case consoleTail = "console_tail"
+        case cpuidLeaves = "cpuid_leaves"
+        case localApic = "local_apic"
     }
 
     public var name: String {

@@ -51,7 +51,16 @@ final class FollowSession {
         milestones.append(Milestone(name: name, seconds: seconds, instructions: instructions(), line: line))
     }
 
-    /// The highest console goal reached.
+    /// Records a goal the machine observes (not a console line) and stops at it when it is the
+    /// run's goal or beyond; returns true when the run should end there.
+    func markGoal(_ g: FollowGoal) -> Bool {
+        guard !reached(g.rawValue) else { return goalReached }
+        mark(g.rawValue)
+        if g >= goal { goalReached = true }
+        return goalReached
+    }
+
+    /// The highest goal reached.
     var goalMilestone: FollowGoal? {
         FollowGoal.allCases.last { reached($0.rawValue) }
     }
@@ -112,7 +121,8 @@ struct FollowOutcome {
 
 extension Runner {
     /// Runs the next kernel on from its entry and turns what it did into the verdict: `landed` once
-    /// its banner appeared (how far it got is `milestone` and the evidence), `memory-mismatch` when
+    /// its banner appeared or it reached a goal before the banner (`--until handler`; how far it
+    /// got is `milestone` and the evidence), `memory-mismatch` when
     /// its own memory lines differ from what was handed over, otherwise the failure that stopped it
     /// before the banner.
     static func follow<B: RunBackend>(
@@ -140,7 +150,7 @@ extension Runner {
         let check = FollowMemoryLines.check(console: session.console.lines, plan: plan)
         ev += check?.evidence ?? []
         var v: Verdict
-        if session.reached(FollowGoal.banner.rawValue) {
+        if session.reached(FollowGoal.banner.rawValue) || session.goalReached {
             let how = session.goalMilestone?.rawValue ?? "banner"
             v = landed
             v.summary += "; the next kernel ran to its \(how)" + (session.goalReached ? "" : " (then \(stopWords))")

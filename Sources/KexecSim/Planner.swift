@@ -248,6 +248,12 @@ public enum Planner {
                 segments[i].bytes = RealImages.x86BootParams(
                     machine: machine, cmdline: cmdline, loadAddress: s.mem, kernel: image,
                     initrd: segments.first { $0.role == .initrd })
+                let mapSize = machine.efiRuntimeMapSize?.raw ?? 0
+                X86EfiState.apply(
+                    to: &segments[i].bytes, machine: machine, loadAddress: s.mem,
+                    mapOffset: X86FileLoadRules.efiSetupDataOffset(cmdlineLength: req.cmdline.utf8.count + 1),
+                    setupDataOffset: X86FileLoadRules.efiSetupDataOffset(
+                        cmdlineLength: req.cmdline.utf8.count + 1, efiRuntimeMapSize: mapSize))
             } else if s.role == .bootParams && req.syscall == .kexecFileLoad {
                 segments[i].bytes = Payload.bootParams(machine: machine, cmdline: cmdline, loadAddress: s.mem)
             } else {

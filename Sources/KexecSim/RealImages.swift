@@ -141,7 +141,8 @@ public enum RealImages {
     ///   ext_cmd_line_ptr, outside hdr), ramdisk_image / ramdisk_size and ext_ramdisk_image /
     ///   ext_ramdisk_size for the initrd, type_of_loader = 0xD0 (kexec), loadflags = 0, and
     ///   hardware_subarch from the first kernel (0, a PC).
-    /// Not modelled: screen_info, EDD, EFI info and setup_data (EFI, RNG seed), ext_mem_k / alt_mem_k.
+    /// EFI info and its setup_data are added by `X86EfiState.apply` (EFI-booted machines).
+    /// Not modelled: screen_info, EDD, the RNG seed setup_data, ext_mem_k / alt_mem_k.
     public static func x86BootParams(
         machine: Machine, cmdline: String, loadAddress: PhysAddr, kernel: X86Kernel, initrd: Segment?
     ) -> [UInt8] {

@@ -93,6 +93,14 @@ public struct X86FileLoadRules: Sendable, Equatable {
         return ByteCount(params + align16(efiRuntimeMapSize.raw) + 16 + 96 + rngSeed)
     }
 
+    /// Where bzImage64_load puts the SETUP_EFI setup_data in the boot_params buffer:
+    /// efi_setup_data_offset = efi_map_offset + ALIGN(efi_map_sz, 16), efi_map_offset =
+    /// params_cmdline_sz (arch/x86/kernel/kexec-bzimage64.c, v6.1.192).
+    public static func efiSetupDataOffset(cmdlineLength: Int, efiRuntimeMapSize: UInt64 = 0) -> Int {
+        func align16(_ v: UInt64) -> UInt64 { (v + 15) & ~15 }
+        return Int(align16(bootParamsStruct + UInt64(cmdlineLength) + maxElfcorehdrStrLen) + align16(efiRuntimeMapSize))
+    }
+
     /// What a crash load's command line becomes: `elfcorehdr=0x<addr> ` in front
     /// (setup_cmdline: "elfcorehdr=0x%lx ", image->elf_load_addr).
     public static func crashCommandLine(_ cmdline: String, elfcorehdr: PhysAddr) -> String {

@@ -5,9 +5,15 @@ import KexecModel
 /// x86_64 `--follow`: the bzImage's decompressor runs on from its 64-bit entry (long mode, kexec's
 /// identity map, rsi = boot_params), then the kernel it decompressed, in the follow machine of
 /// X86FollowPlatform (16550 UART on 0x3f8, exceptions through the guest's IDT). Milestones of its
-/// own: `decompressor-entered` (the hand-off) and `kernel-proper` (the first instruction fetched
-/// from the kernel's high mapping, 0xffffffff80000000 and up: the decompressed kernel runs on its
-/// own page tables).
+/// own: `decompressor-entered` (the hand-off), `handler` (the first exception delivered through
+/// a present gate of the guest's IDT: in Debian's 6.1 bzImage the decompressor's stage-2 #PF
+/// handler, so sev_enable and the relocation are behind it) and `kernel-proper` (the first
+/// instruction fetched from the kernel's high mapping, 0xffffffff80000000 and up: the decompressed
+/// kernel runs on its own page tables).
+///
+/// The machine's CPU description (`machine.cpu`) answers CPUID; an EFI-booted machine's system
+/// table and config table array are put in its firmware memory (`X86EfiState.firmwareTables`)
+/// before the kernel runs, where the hand-off left nothing.
 extension X86RunBackend {
     static var followConsoleOption: String { "earlyprintk=serial,ttyS0,115200" }
 
@@ -19,10 +25,19 @@ extension X86RunBackend {
     {
         let machine: X86FollowPlatform
         do {
-            machine = try X86FollowPlatform(engine: e, console: session.console)
+            machine = try X86FollowPlatform(engine: e, console: session.console, cpu: plan.scenario.machine.cpu)
         } catch {
             return FollowOutcome(
                 failure: FollowFailure(kind: .halt, summary: "follow machine: \(error)", evidence: []), evidence: [])
+        }
+        for (at, bytes) in X86EfiState.firmwareTables(plan.scenario.machine) {
+            guard putFirmware(bytes, at: at, in: e.memory) else {
+                return FollowOutcome(
+                    failure: FollowFailure(
+                        kind: .halt, summary: "the EFI table at \(hex(at.raw)) cannot be put in guest memory",
+                        evidence: []),
+                    evidence: [])
+            }
         }
         session.mark("decompressor-entered")
         e.fillObserver = { [unowned e, unowned session] va, access in
@@ -32,7 +47,9 @@ extension X86RunBackend {
             }
         }
         let stop = e.follow(from: VirtAddr(plan.kernelEntry.raw), until: neverExecuted, timeoutMicros: timeoutMicros) {
-            machine.handle($0, engine: e)
+            let next = machine.handle($0, engine: e)
+            if case .resume = next, !machine.delivered.isEmpty, session.markGoal(.handler) { return .end }
+            return next
         }
         e.fillObserver = nil
         var ev = [
@@ -44,6 +61,17 @@ extension X86RunBackend {
                         separator: ", ")
                         + (machine.log.isEmpty ? "" : "; first: " + machine.log.prefix(4).joined(separator: "; ")))
         ]
+        if !machine.apic.touched.isEmpty {
+            ev.append(
+                Evidence(.localApic, "registers used: " + machine.apic.touched.map { hex($0) }.joined(separator: ", ")))
+        }
+        if let c = machine.cpuid {
+            ev.append(
+                Evidence(
+                    .cpuidLeaves,
+                    "\(c.model.vendor.rawValue)\(c.model.sev ? " with SEV" : ""): "
+                        + c.leavesAsked.map { hex(UInt64($0)) }.joined(separator: ", ")))
+        }
         if session.goalReached || session.panicLine != nil { return FollowOutcome(failure: nil, evidence: ev) }
         ev.append(Evidence(.consoleTail, session.console.tail(5).joined(separator: " | ")))
         let phase = session.reached("kernel-proper") ? "kernel" : "decompressor"
@@ -60,6 +88,7 @@ extension X86RunBackend {
                     Evidence(.level, f.tableLevel?.description ?? "-"), Evidence(.reason, f.reasonText),
                 ]
             }
+            fev.append(Evidence(.policy, plan.policyLabel))
             fev.append(
                 Evidence(.handler, "none usable (IDT base \(hex(e.idtr.base)), limit \(hex(UInt64(e.idtr.limit))))"))
             fev.append(Evidence(.onHardware, "triple fault: the CPU resets and the machine reboots into its firmware"))
@@ -95,5 +124,30 @@ extension X86RunBackend {
                 failure: FollowFailure(kind: .halt, summary: "the follow run stopped at \(stop.pc)", evidence: fev),
                 evidence: ev)
         }
+    }
+}
+
+extension X86RunBackend {
+    /// Writes firmware bytes the hand-off left nowhere: backs the pages they need (firmware memory
+    /// is backed on demand, so they may be unbacked yet) and copies them. False when a page cannot
+    /// be backed (it overlaps a block of another size) or the copy fails.
+    static func putFirmware(_ bytes: [UInt8], at: PhysAddr, in mem: GuestMemory) -> Bool {
+        guard !bytes.isEmpty else { return true }
+        let first = at.raw & ~0xfff
+        let last = (at.raw &+ UInt64(bytes.count) &- 1) & ~0xfff
+        for page in stride(from: first, through: last, by: 0x1000) where !mem.isBacked(PhysAddr(page)) {
+            guard (try? mem.add(start: PhysAddr(page), size: kexecPageSize, label: "firmware")) != nil else {
+                return false
+            }
+        }
+        // Page by page: each page may be a block of its own.
+        var off = 0
+        while off < bytes.count {
+            let a = at.raw &+ UInt64(off)
+            let n = min(bytes.count - off, Int(0x1000 - a & 0xfff))
+            guard mem.write(PhysAddr(a), Array(bytes[off..<off + n])) else { return false }
+            off += n
+        }
+        return true
     }
 }

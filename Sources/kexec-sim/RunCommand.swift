@@ -16,7 +16,10 @@ struct RunCommand: ParsableCommand {
     var budget: UInt64?
     @Option(help: "Wall-clock limit per emulated phase, seconds.") var timeout: Double = 120
     @Flag(help: "Run the real next kernel on past the hand-off (needs kexec.kernel.file).") var follow = false
-    @Option(help: "With --follow: stop at the kernel's banner, its memory lines or its /init (default memory).")
+    @Option(
+        help:
+            "With --follow: stop at the first exception the kernel handles itself (x86_64: its decompressor's #PF handler), its banner, its memory lines or its /init (default memory)."
+    )
     var until: String?
     @Option(help: "Wall-clock limit for --follow, seconds.") var followTimeout: Double = 300
     @Flag(help: "Count guest instructions (a per-instruction hook: about 10x slower).") var countInstructions = false

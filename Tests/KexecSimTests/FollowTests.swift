@@ -105,19 +105,26 @@ func followFixture(_ name: String) throws -> Scenario {
     }
 }
 
-/// x86_64 to its banner: the xz decompression alone takes 30–50 s in the emulator, more than the
-/// suite's budget for follow runs; run with KEXEC_SIM_FOLLOW_X86=1 (and the fetched kernel).
+/// x86_64 to its memory lines: the xz decompression alone takes 30–50 s in the emulator, more than
+/// the suite's budget for follow runs; run with KEXEC_SIM_FOLLOW_X86=1 (and the fetched kernel).
 @Suite struct X86FollowTests {
     static var enabled: Bool {
         DebianKernel.present && ProcessInfo.processInfo.environment["KEXEC_SIM_FOLLOW_X86"] == "1"
     }
 
     @Test(.enabled(if: enabled, "set KEXEC_SIM_FOLLOW_X86=1 (and fetch .kernels/vmlinuz) for the x86_64 follow run"))
-    func x86DebianBzImageDecompressesAndPrintsItsBanner() throws {
+    func x86DebianBzImageRunsToItsMemoryLines() throws {
         let r = try Runner.run(try followFixture("x86_64-follow-debian.yaml"))
         let ev = r.verdict.evidenceByName
         #expect(r.matches == true, "\(r.verdict.kind.rawValue) — \(r.verdict.summary)")
-        #expect(ev["milestones"] == "decompressor-entered, kernel-proper, banner")
+        #expect(ev["milestones"] == "decompressor-entered, handler, kernel-proper, banner, memory")
+        let usable =
+            "[0x0000000000000000-0x000000000009fbff] [0x0000000000100000-0x00000000bffdefff] [0x0000000100000000-0x000000013fffffff]"
+        #expect(ev["next_kernel_memory"] == usable)
+        #expect(ev["handed_memory"] == usable)
+        #expect(ev["memory_check"] == "agrees")
+        #expect(ev["milestone.memory"]?.contains("] Memory: 3209852K/4193780K available (") == true)
+        #expect(ev["local_apic"]?.hasPrefix("registers used: 0x20, 0x30") == true)
         #expect(ev["milestone.banner"]?.contains("] Linux version 6.1.0-") == true)
         #expect(ev["exceptions_delivered"]?.contains("#PF page fault; first: #PF at 0x0 ") == true)
         #expect(ev["console"]?.contains("KASLR disabled: 'nokaslr' on cmdline.") == true)

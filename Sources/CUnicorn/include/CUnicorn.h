@@ -19,6 +19,9 @@ uc_err ks_hook_add_insn_invalid(uc_engine *uc, uc_hook *hh, uc_cb_hookinsn_inval
 uc_err ks_hook_add_x86_in(uc_engine *uc, uc_hook *hh, uc_cb_insn_in_t cb, void *ud);
 uc_err ks_hook_add_x86_out(uc_engine *uc, uc_hook *hh, uc_cb_insn_out_t cb, void *ud);
 
+// x86 CPUID: `cb` returns nonzero after writing EAX..EDX itself (the instruction is skipped), zero
+// to let the engine's CPU model answer.
+uc_err ks_hook_add_x86_cpuid(uc_engine *uc, uc_hook *hh, uc_cb_insn_cpuid_t cb, void *ud);
 // Counts executed instructions into *counter with a C callback (no Swift call per instruction).
 uc_err ks_hook_add_instruction_counter(uc_engine *uc, uc_hook *hh, uint64_t *counter);
 

@@ -151,7 +151,7 @@ extension Walker {
     func injection(_ node: Node, path: String) throws(InputError) -> Injection {
         let known =
             "wrong-digest, list-cycle, overwrite-control-page, scribble, invalid-opcode, nx-start, flip-source-byte, "
-            + "start-address, first-kernel-write"
+            + "start-address, first-kernel-write, kho-before-scratch-check"
         switch node {
         case .scalar(let s):
             switch s.string {
@@ -161,6 +161,7 @@ extension Walker {
             case "scribble": return .scribble
             case "invalid-opcode": return .invalidOpcode
             case "nx-start": return .nxStart
+            case "kho-before-scratch-check": return .khoBeforeScratchCheck
             default:
                 throw fail(node, path, "unknown injection \"\(s.string)\" (expected one of: \(known))")
             }

@@ -9,7 +9,8 @@ import Yams
 private let machineKeys = [
     "name", "arch", "platform", "paging", "memory", "hazards", "hotpluggable", "crashkernel", "crashkernel_ranges",
     "efi_system_table", "efi", "mem_limit", "crashkernel_protection", "kernel", "memblock_reserved", "log_buf_len",
-    "config", "dma_ranges_limit", "cpus", "id_aa64mmfr0", "acpi_rsdp", "efi_runtime_map", "cpu",
+    "config", "dma_ranges_limit", "cpus", "id_aa64mmfr0", "acpi_rsdp", "efi_runtime_map", "cpu", "numa_nodes",
+    "kho",
 ]
 private let regionKeys = ["range", "start", "size", "type"]
 
@@ -99,6 +100,10 @@ extension Walker {
         if let n = f.value("crashkernel_protection") {
             machine.crashkernelProtection = try choice(
                 n, f.field("crashkernel_protection"), CrashkernelProtection.allCases)
+        }
+        if let n = f.value("numa_nodes") { machine.numaNodes = try numaNodes(n, f.field("numa_nodes")) }
+        if let n = f.value("kho") {
+            machine.kho = try kho(n, key: f.key("kho"), path: f.field("kho"), machine: machine, imported: imported?.kho)
         }
         return machine
     }

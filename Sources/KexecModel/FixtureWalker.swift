@@ -41,7 +41,15 @@ struct Walker {
             machine = try self.machine(machineNode, path: f.field("machine"))
         }
         var scenario = Scenario(name: name, machine: machine, kexec: nil, file: file)
-        if let n = f.value("kexec") { scenario.kexec = try kexec(n, path: f.field("kexec")) }
+        if let n = f.value("kexec") {
+            if case .sequence = n {
+                let loads = try kexecChain(n, path: f.field("kexec"), machine: machine)
+                scenario.kexec = loads.first
+                scenario.chain = Array(loads.dropFirst())
+            } else {
+                scenario.kexec = try kexec(n, path: f.field("kexec"))
+            }
+        }
         if let n = f.value("policy") {
             scenario.policy = try policy(n, path: f.field("policy"), arch: machine.arch)
         }

@@ -85,6 +85,10 @@ public struct Machine: Sendable {
     /// arm64: the first kernel's /sys/firmware/fdt, which kexec-tools edits into the next kernel's
     /// DTB; nil: a tree built from the memory map.
     public var firstKernelFdt: [UInt8]?
+    /// The NUMA nodes' memory (`machine.numa_nodes`: node N is the Nth range); empty: one node.
+    public var numaNodes: [AddressRange] = []
+    /// Kexec HandOver state of the first kernel (`machine.kho`, v6.16+); nil: KHO off.
+    public var kho: KhoConfig?
     public var source: String
 
     /// The version whose rules apply.
@@ -180,6 +184,9 @@ public enum Injection: Sendable, Equatable {
     /// that did not stop, or a device still doing the DMA it was set up for): memory that must not
     /// change does, and the run ends in `stray-write` naming the page.
     case firstKernelWrite(PhysAddr)
+    /// A kernel before the KHO scratch-overlap check (e38f65d317df, or built without
+    /// CONFIG_KEXEC_HANDOVER_DEBUG): memory preserved in scratch is accepted and handed over.
+    case khoBeforeScratchCheck
 }
 
 public struct KexecRequest: Sendable {
@@ -267,6 +274,9 @@ public struct Scenario: Sendable {
     public var machine: Machine
     /// nil for a machine fixture alone.
     public var kexec: KexecRequest?
+    /// Further loads of a Kexec HandOver chain (`kexec:` given as a list): each runs from the
+    /// kernel the previous one started, which reuses the scratch it was handed.
+    public var chain: [KexecRequest] = []
     /// The kernel's table / relocation policy, of `machine.arch`'s case: the decoder only builds
     /// that one, `init` defaults to it, and the planners refuse a scenario whose case differs.
     public var policy: Policy

@@ -47,6 +47,13 @@ public enum Arm64Planner {
         var placer = Placer(ranges: req.type == .crash ? crashk : free.ranges, order: req.placement)
         placer.pageSize = pageSize
         rules.append(placementRule(sc, free: free, crashk: crashk))
+        // Kexec HandOver: normal images go into scratch only (KhoPlanner).
+        let kho: KhoPlan?
+        switch try KhoPlanner.prepare(sc) {
+        case .failure(let r): return .rejected(r, sc)
+        case .success(let k): kho = k
+        }
+        placer = KhoPlanner.placer(kho, req, fallback: placer)
         var segments: [Segment] = []
         var kernelEntry = PhysAddr(0)
         var dtb = PhysAddr(0)
@@ -65,7 +72,8 @@ public enum Arm64Planner {
         }
         // drivers/of/kexec.c: usable-memory-range is crashk_res, then crashk_low_res.
         let usable = req.type == .crash ? crashk + crashAll.filter { !crashk.contains($0) } : []
-        let chosen = Dtb.Chosen(bootargs: req.cmdline, usableMemory: usable, seeds: true)
+        var chosen = Dtb.Chosen(bootargs: req.cmdline, usableMemory: usable, seeds: true)
+        var khoSegment: Segment?
         do {
             switch req.syscall {
             case .kexecFileLoad:
@@ -86,13 +94,20 @@ public enum Arm64Planner {
                 } else if let i = try size(req.initrd, "kexec.initrd") {
                     initrd = .size(i)
                 }
+                // kho_fill_kimage runs before the image loader.
+                if let kho, kho.handsOver {
+                    let s = try KhoPlanner.scratchSegment(kho, placer: &placer)
+                    khoSegment = s
+                    chosen.khoFdt = AddressRange(start: kho.fdt, size: KhoPlanner.fdtSize)
+                    chosen.khoScratch = AddressRange(start: s.mem, size: s.bufsz)
+                }
                 let hdr =
                     req.type == .crash
                     ? elfcorehdrSize(memory: machine.memory, crash: crashAll, cpus: machine.cpus) : nil
                 let load = try loadImage(
                     kernel: kernel, initrd: initrd, chosen: chosen, memory: machine.memory, elfcorehdrSize: hdr,
                     pageSize: pageSize, devices: sc.follow == nil ? [] : DtbPlatform.virt().nodes, placer: &placer)
-                segments = [load.kernel] + [load.elfcorehdr, load.initrd].compactMap { $0 } + [load.dtb]
+                segments = [khoSegment, load.kernel, load.elfcorehdr, load.initrd].compactMap { $0 } + [load.dtb]
                 kernelEntry = load.entry
                 dtb = load.dtb.mem
                 imageInfo = load.evidence
@@ -127,7 +142,7 @@ public enum Arm64Planner {
                 segments: segments, syscall: req.syscall, type: req.type, totalRAM: machine.memory.totalRAM,
                 crashRegions: crashk, limits: limits, pageSize: pageSize)
         } catch let r as Rejection {
-            return .rejected(r, sc)
+            return .rejected(KhoPlanner.explain(r, kho, req), sc)
         } catch let e as PlanError {
             throw e
         } catch {
@@ -144,7 +159,8 @@ public enum Arm64Planner {
             }
             switch try Planner.seal(
                 &segments, blob: Arm64GuestCode.purgatory, purgatoryStart: Arm64GuestCode.Purgatory.purgatoryStart,
-                entry: kernelEntry, entryArg: dtb, request: req, ram: free.ranges, crash: crashk, pageSize: pageSize,
+                entry: kernelEntry, entryArg: dtb, request: req, ram: KhoPlanner.kimageFree(free.ranges, kho),
+                crash: crashk, pageSize: pageSize,
                 purgatoryOffset: toolPurgatory?.blobOffset)
             {
             case .failure(let r): return .rejected(r, sc)
@@ -152,7 +168,8 @@ public enum Arm64Planner {
             }
         } else {
             switch sealWithoutPurgatory(
-                segments, entry: kernelEntry, type: req.type, ram: free.ranges, crash: crashk, pageSize: pageSize)
+                segments, entry: kernelEntry, type: req.type, ram: KhoPlanner.kimageFree(free.ranges, kho),
+                crash: crashk, pageSize: pageSize)
             {
             case .failure(let r): return .rejected(r, sc)
             case .success(let s): sealed = s
@@ -233,7 +250,8 @@ public enum Arm64Planner {
             purgatoryEntry: pi == nil ? nil : sealed.start,
             digest: sealed.digest, storedDigest: sealed.stored, crashRegions: crashk,
             planSeconds: Date().timeIntervalSince(t0), imageInfo: imageInfo, arch: .arm64(arm))
-        plan.rules = rules
+        plan.rules = KhoPlanner.mergedRules(rules, kho, arch: .arm64, type: req.type)
+        plan.kho = kho
         return .planned(plan)
     }
 

@@ -145,14 +145,14 @@ struct Diagnosis<B: RunBackend> {
         }
         for page in layout.changedProtectedPages().prefix(1) {
             let region = machine.memory.describe(page)
-            let first = layout.firstDifference(page: page)
+            let first = layout.firstDifference(page: page) ?? layout.kho?.firstDifference(page, memory: mem)
             return Verdict(
                 kind: .strayWrite,
                 summary: "memory outside the allowed ranges changed: page \(page) (\(layout.label(page))) in \(region)",
                 evidence: [
                     Evidence(.page, hex(page.raw)), Evidence(.what, layout.label(page)), Evidence(.region, region),
                     Evidence(.firstDifferingByte, first.map { hex($0) } ?? "?"),
-                ],
+                ] + (layout.kho?.evidence(page) ?? []),
                 address: page.raw)
         }
         for r in engine.onDemandRanges {
@@ -173,6 +173,11 @@ struct Diagnosis<B: RunBackend> {
         if let bad = B.handOffProblem(engine, plan: plan) {
             return Verdict(kind: .corruption, summary: bad.summary, evidence: bad.evidence)
         }
+        let kho: [Evidence]
+        switch KhoReadback.check(plan, memory: mem) {
+        case .failure(let v): return v
+        case .success(let ev): kho = ev
+        }
         let segs = plan.segments.map { "\($0.name)@\(hex($0.mem.raw))+\(formatSize($0.memsz.raw))" }
             .joined(separator: " ")
         let handOff = B.landed(engine, plan: plan)
@@ -182,7 +187,7 @@ struct Diagnosis<B: RunBackend> {
                 Evidence(.segments, segs), Evidence(.sha256, plan.digest.map { String(format: "%02x", $0) }.joined()),
                 Evidence(.protectedPages, "\(layout.protectedCount) unchanged"),
                 Evidence(.onDemandPages, "\(engine.onDemandPageCount) still zero"),
-            ] + B.landedExtras(plan: plan) + Evidence.imageFields(plan.imageInfo))
+            ] + kho + B.landedExtras(plan: plan) + Evidence.imageFields(plan.imageInfo))
     }
 
     struct Mismatch {

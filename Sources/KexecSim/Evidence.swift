@@ -67,6 +67,15 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case hazard
         case leavesOverHazards = "leaves_over_hazards"
         case effectiveLeafRule = "effective_leaf_rule"
+        // Kexec HandOver.
+        case preservedRange = "preserved_range"
+        case owner
+        case khoHandover = "kho_handover"
+        case khoFdt = "kho_fdt"
+        case khoScratch = "kho_scratch"
+        case khoPreserved = "kho_preserved"
+        case chain
+        case chainStep = "chain_step"
         // Following the next kernel.
         case milestones, console
         case followStop = "follow_stop"

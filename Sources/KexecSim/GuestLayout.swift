@@ -1,3 +1,4 @@
+import Crypto
 import Emulator
 import Foundation
 import GuestCode
@@ -11,19 +12,29 @@ import PageTables
 /// Keeps a snapshot of the pages that must not change.
 final class GuestLayout {
     let memory = GuestMemory()
-    private var labels: [UInt64: String] = [:]
+    var labels: [UInt64: String] = [:]
     /// Copies of the pages that must not change, in one buffer: (page, length, offset in `snapData`).
     private var snapIndex: [(pa: PhysAddr, length: Int, offset: Int)] = []
     private var snapData: UnsafeMutableRawPointer?
     private var snapTaken: Set<UInt64> = []
+    /// Pages kept as a sha256 digest instead of a copy (preserved memory, which may be large).
+    private var hashIndex: [(pa: PhysAddr, length: Int, digest: [UInt8])] = []
+    /// Kexec HandOver's pages: who owns each (KhoLayout.swift).
+    var kho: KhoGuestPages?
 
     deinit { snapData?.deallocate() }
 
-    var protectedCount: Int { snapIndex.count }
+    var protectedCount: Int { snapIndex.count + hashIndex.count }
 
-    private func protect(_ pa: PhysAddr, length: Int = 4096) {
+    /// Marks a page that must come out of the run unchanged: copied before the run, or with
+    /// `hashed` only its sha256 kept.
+    func protect(_ pa: PhysAddr, length: Int = 4096, hashed: Bool = false) {
         guard snapTaken.insert(pa.raw).inserted else { return }
-        snapIndex.append((pa, length, 0))
+        if hashed {
+            hashIndex.append((pa, length, []))
+        } else {
+            snapIndex.append((pa, length, 0))
+        }
     }
 
     /// Copies every protected page now (after the layout is written, before the run).
@@ -41,6 +52,13 @@ final class GuestLayout {
             }
             (buf + e.offset).copyMemory(from: src, byteCount: e.length)
         }
+        for i in hashIndex.indices {
+            let e = hashIndex[i]
+            guard let src = memory.pointer(e.pa, length: e.length) else {
+                throw Failure.memory("protected page \(e.pa) is not in guest memory")
+            }
+            hashIndex[i].digest = Array(SHA256.hash(data: UnsafeRawBufferPointer(start: src, count: e.length)))
+        }
     }
 
     /// Protected pages whose contents differ from the snapshot, in address order.
@@ -50,6 +68,12 @@ final class GuestLayout {
         for e in snapIndex {
             guard let now = memory.pointer(e.pa, length: e.length) else { continue }
             if memcmp(now, buf + e.offset, e.length) != 0 { out.append(e.pa) }
+        }
+        for e in hashIndex {
+            guard let now = memory.pointer(e.pa, length: e.length) else { continue }
+            if Array(SHA256.hash(data: UnsafeRawBufferPointer(start: now, count: e.length))) != e.digest {
+                out.append(e.pa)
+            }
         }
         return out.sorted()
     }
@@ -163,6 +187,7 @@ final class GuestLayout {
                 }
             }
         }
+        try l.layKho(plan)
         try l.applyInjections(plan)
         // The control page's code (and x86's page list after it); the tables.
         let protectedControl: Int
@@ -227,6 +252,7 @@ final class GuestLayout {
                 }
             }
         }
+        l.protectKho(plan)
         try l.takeSnapshots()
         return l
     }

@@ -30,6 +30,8 @@ public struct Plan: Sendable {
     /// The version-dependent rules this plan applied, for the evidence (with
     /// `scenario.machine.kernelVersion`).
     public var rules: [AppliedRule] = []
+    /// Kexec HandOver: scratch, preserved memory, metadata and what was handed over (nil: no KHO).
+    public var kho: KhoPlan?
 
     public var purgatorySegment: Segment? { segments.first { $0.isPurgatory } }
     public var x86: X86Plan? {

@@ -73,6 +73,13 @@ public enum Planner {
         var placer = Placer(
             ranges: searchRanges, order: req.placement, reverseWalk: byVersion ? rules.reverseWalk : true,
             topDownOffByOne: byVersion && rules.topDownOffByOne)
+        // Kexec HandOver: normal images go into scratch only (KhoPlanner).
+        let kho: KhoPlan?
+        switch try KhoPlanner.prepare(scenario) {
+        case .failure(let r): return .rejected(r, scenario)
+        case .success(let k): kho = k
+        }
+        placer = KhoPlanner.placer(kho, req, fallback: placer)
         let blob = X86_64GuestCode.purgatory
         let purgMemsz = ByteCount(blob.memorySize).alignedUp(kexecPageSize)!
         var appliedRules: [AppliedRule] = []
@@ -109,6 +116,8 @@ public enum Planner {
                             message: "kexec_file_load needs a kernel"))
                 }
                 let isize = try initrdFile.map { ByteCount(UInt64($0.count)) } ?? synthSize(req.initrd, "kexec.initrd")
+                // kho_fill_kimage runs before the image loader.
+                if let kho, kho.handsOver { segments.append(try KhoPlanner.scratchSegment(kho, placer: &placer)) }
                 if req.type == .crash {
                     // crash_load_segments: the ELF core header describing the first kernel's memory,
                     // loaded first, bottom-up from crashk_res.start (top_down = false, buf_min 0).
@@ -133,9 +142,10 @@ public enum Planner {
                 // boot_params, the command line (as userspace passed it, with its NUL) and the
                 // setup_data room (with the EFI runtime map on an EFI boot); its size does not count
                 // the elfcorehdr= prefix.
-                let bpSize = rules.bootParamsBufsz(
+                let bpBase = rules.bootParamsBufsz(
                     cmdlineLength: req.cmdline.utf8.count + 1,
                     efiRuntimeMapSize: machine.efiRuntimeMapSize ?? ByteCount(0))
+                let bpSize = ByteCount(bpBase.raw + (kho?.handsOver == true ? KhoPlanner.x86SetupDataBytes : 0))
                 let bpMemsz = bpSize.alignedUp(kexecPageSize)!
                 let bAt = try placer.place(
                     BufferRequest(role: .bootParams, memsz: bpMemsz, align: kexecPageSize, bufMin: minBootParams))
@@ -217,7 +227,7 @@ public enum Planner {
                 segments: segments, syscall: req.syscall, type: req.type, totalRAM: machine.memory.totalRAM,
                 crashRegions: crash, limits: limits)
         } catch let e as Rejection {
-            return .rejected(e, scenario)
+            return .rejected(KhoPlanner.explain(e, kho, req), scenario)
         } catch let e as PlanError {
             throw e
         } catch {
@@ -249,6 +259,13 @@ public enum Planner {
             } else {
                 segments[i].bytes = Payload.synthetic(name: s.name, size: Int(s.bufsz.raw))
             }
+            if s.role == .bootParams, let kho, kho.handsOver, let sg = segments.first(where: { $0.role == .khoScratch })
+            {
+                KhoPlanner.writeX86SetupData(
+                    &segments[i].bytes, cmdlineLength: req.cmdline.utf8.count + 1,
+                    efiRuntimeMapSize: machine.efiRuntimeMapSize ?? ByteCount(0), bootParams: s.mem, fdt: kho.fdt,
+                    scratch: sg)
+            }
         }
         // machine_kexec_prepare runs between the swap page and the segments' source pages: the
         // identity map from control pages, the transition mapping from ordinary pages.
@@ -263,7 +280,7 @@ public enum Planner {
         let sealed: Sealed
         switch try seal(
             &segments, blob: blob, purgatoryStart: X86_64GuestCode.Purgatory.purgatoryStart, entry: kernelEntry,
-            entryArg: bootParams, request: req, ram: ram, crash: crash,
+            entryArg: bootParams, request: req, ram: KhoPlanner.kimageFree(ram, kho), crash: crash,
             controlPages: Int(relocation.controlPageSize / 0x1000),
             // kexec_load: kexec-tools' update_purgatory hashes every segment but its purgatory.
             digestSkipsElfcorehdr: req.syscall == .kexecFileLoad && rules.elfcorehdrExcludedFromDigest,
@@ -341,7 +358,8 @@ public enum Planner {
             digest: digest, storedDigest: stored, crashRegions: crash,
             planSeconds: Date().timeIntervalSince(t0), tablesSeconds: tablesSeconds, imageInfo: imageInfo,
             arch: .x86(X86Plan(tables: tables, firstKernelTables: first, controlVA: controlVA)))
-        plan.rules = appliedRules + tableRules
+        plan.rules = KhoPlanner.mergedRules(appliedRules, kho, arch: .x86_64, type: req.type) + tableRules
+        plan.kho = kho
         return .planned(plan)
     }
 

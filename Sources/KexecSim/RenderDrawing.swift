@@ -109,6 +109,7 @@ struct LayoutDrawing {
         drawCrashkernel(g)
         drawHazards(g)
         drawHotplug(g)
+        drawKho(g)
         drawIdentityMap(g)
         drawSegments(g)
         drawSourcePages(g)

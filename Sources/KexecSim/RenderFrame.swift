@@ -175,6 +175,7 @@ extension LayoutDrawing {
         items.append(("crashkernel", Self.crashColor, " stroke=\"#ad1457\""))
         items.append(("hazard", "url(#hazard)", " stroke=\"#c62828\""))
         items.append(("hotpluggable", "#e0f2f1", " stroke=\"#00796b\" stroke-dasharray=\"4 2\""))
+        items += khoLegend
         items.append(("identity-mapped", Self.identityColor, " stroke=\"#5b8fc7\""))
         items.append(("segment", Self.segmentColors[0], ""))
         items.append(("source pages", Self.sourceColor, ""))

@@ -40,6 +40,8 @@ struct LayoutGeometry {
     var crashLane: Lane?
     var hazardLane: Lane?
     var hotplugLane: Lane?
+    /// Kexec HandOver's scratch areas and preserved ranges (RenderKho.swift).
+    var khoLane: Lane? = nil
     var idLane: Lane
     var segLane: Lane
     var srcLane: Lane
@@ -93,6 +95,7 @@ extension LayoutDrawing {
         let crashLane = crash.isEmpty ? nil : lane("crashkernel", 16)
         let hazardLane = hazards.isEmpty ? nil : lane("hazards", 16)
         let hotplugLane = hotplug.isEmpty ? nil : lane("hotpluggable", 16)
+        let khoLane = khoSpans.isEmpty ? nil : lane("KHO scratch / preserved", 16)
         let idLane = lane("identity map", 14)
         y += 30  // segment labels above the segment lane
         let segLane = lane("segments", 30)
@@ -105,7 +108,8 @@ extension LayoutDrawing {
             tableClusters: tableClusters, coverage: coverage, crash: crash, hazards: hazards, hotplug: hotplug,
             segs: segs, top: axis.points.last!, axis: axis, machineLines: machineLines, verdictLines: verdictLines,
             ovY: ovY, ovH: ovH, lanes: lanes, mapLane: mapLane, crashLane: crashLane, hazardLane: hazardLane,
-            hotplugLane: hotplugLane, idLane: idLane, segLane: segLane, srcLane: srcLane, ctlLane: ctlLane,
+            hotplugLane: hotplugLane, khoLane: khoLane, idLane: idLane, segLane: segLane, srcLane: srcLane,
+            ctlLane: ctlLane,
             tblLane: tblLane, lanesTop: lanes[0].y, axisY: y + 2)
     }
 
@@ -123,6 +127,7 @@ extension LayoutDrawing {
         for r in regions { add(span(r.range)) }
         for s in crash + hazards + hotplug + sourceClusters + controlClusters + tableClusters { add(s) }
         for s in segs { add(s.span) }
+        for s in khoSpans { add(s.span) }
         for s in coverage where s.lo < machine.memory.top { add(Span(lo: s.lo, hi: min(s.hi, machine.memory.top))) }
         if let fl = failure { add(Span(lo: fl.address & ~0xfff, hi: (fl.address & ~0xfff) &+ 0x1000)) }
         let points = pts.sorted()

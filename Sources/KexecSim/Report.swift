@@ -52,7 +52,7 @@ public enum Report {
     public static func planDict(_ p: Plan, firstEntries: Int = 16) -> [String: Any] {
         let k = p.kimage
         let entries = k.listEntries
-        return [
+        var d: [String: Any] = [
             "scenario": p.scenario.name,
             "arch": p.scenario.machine.arch.rawValue,
             "policy": p.policyLabel,
@@ -80,6 +80,8 @@ public enum Report {
             "first_entries": entries.prefix(firstEntries).map { describeEntry($0) },
             "sha256": p.digest.map { String(format: "%02x", $0) }.joined(),
         ]
+        if let kho = KhoReport.dict(p) { d["kho"] = kho }
+        return d
     }
 
     public static func describeEntry(_ e: UInt64) -> String {
@@ -115,7 +117,7 @@ public enum Report {
             "source pages \(k.sourcePages.count) (\(k.sourcePages.filter { $0.source == $0.destination }.count) in place), parked \(k.parkedPages), indirection pages \(k.indirectionPages.count), list entries \(entries.count)\n"
         out += "head \(describeEntry(k.head))\nfirst entries:\n"
         for e in entries.prefix(12) { out += "  \(describeEntry(e))\n" }
-        return out
+        return out + KhoReport.text(p)
     }
 
     public static func costDict(_ c: TableCost) -> [String: Any] {

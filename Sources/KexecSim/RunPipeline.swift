@@ -14,23 +14,32 @@ public enum Runner {
         if sc.budget == nil { sc.budget = options.budget }
         if let g = options.follow { sc.follow = g }
         if sc.follow != nil { try prepareFollow(&sc) }
+        if !sc.chain.isEmpty { return try KhoChain.run(sc, options: options) }
         switch try Planner.plan(sc) {
-        case .rejected(let r, let s):
-            let v = Verdict(
-                kind: .rejected, summary: "the kernel refuses the load: \(r.errno.rawValue) from \(r.check)",
-                evidence: [
-                    Evidence(.errno, r.errno.rawValue), Evidence(.check, r.check), Evidence(.detail, r.detail),
-                    Evidence(.kernel, s.machine.kernelVersion.description),
-                ],
-                errno: r.errno.rawValue)
-            return RunResult(
-                scenario: s, verdict: v, engine: EngineVersion.current.description, stats: RunStats(),
-                policy: s.policyLabel)
-        case .planned(let plan):
-            switch plan.arch {
-            case .x86: return execute(plan, backend: X86RunBackend.self, options: options)
-            case .arm64: return execute(plan, backend: Arm64RunBackend.self, options: options)
-            }
+        case .rejected(let r, let s): return rejected(r, s)
+        case .planned(let plan): return execute(plan, options: options)
+        }
+    }
+
+    /// The result of a load the kernel refuses.
+    static func rejected(_ r: Rejection, _ s: Scenario) -> RunResult {
+        let v = Verdict(
+            kind: .rejected, summary: "the kernel refuses the load: \(r.errno.rawValue) from \(r.check)",
+            evidence: [
+                Evidence(.errno, r.errno.rawValue), Evidence(.check, r.check), Evidence(.detail, r.detail),
+                Evidence(.kernel, s.machine.kernelVersion.description),
+            ],
+            errno: r.errno.rawValue)
+        return RunResult(
+            scenario: s, verdict: v, engine: EngineVersion.current.description, stats: RunStats(),
+            policy: s.policyLabel)
+    }
+
+    /// Runs a plan in an engine of its architecture.
+    static func execute(_ plan: Plan, options: RunOptions) -> RunResult {
+        switch plan.arch {
+        case .x86: return execute(plan, backend: X86RunBackend.self, options: options)
+        case .arm64: return execute(plan, backend: Arm64RunBackend.self, options: options)
         }
     }
 

@@ -3,7 +3,8 @@ import KexecModel
 /// The device tree kexec hands an arm64 kernel (drivers/of/kexec.c of_kexec_alloc_and_setup_fdt
 /// edits the first kernel's tree the same way, read in mainline 6.x): memory nodes from the
 /// machine's System RAM, and /chosen with, in the kernel's order, linux,elfcorehdr and
-/// linux,usable-memory-range (crash kernels: crashk_res, then crashk_low_res), bootargs,
+/// linux,usable-memory-range (crash kernels: crashk_res, then crashk_low_res), linux,kho-fdt and
+/// linux,kho-scratch (Kexec HandOver), bootargs,
 /// linux,initrd-start / -end, kaslr-seed (u64) and rng-seed (RNG_SEED_SIZE = 128 bytes); the
 /// memory reservation block gets the elfcorehdr (fdt_add_mem_rsv, "avoid elfcorehdr from being
 /// stomped on in kdump kernel") and the initrd. The seeds are the kernel's get_random_* output:
@@ -21,6 +22,10 @@ public enum Dtb {
         public var usableMemory: [AddressRange]
         /// kaslr-seed and rng-seed (set when the first kernel's RNG is initialized).
         public var seeds: Bool
+        /// Kexec HandOver: linux,kho-fdt = <fdt PAGE_SIZE> and linux,kho-scratch = <scratch
+        /// segment, its bufsz> (drivers/of/kexec.c kho_add_chosen, after the crash properties).
+        public var khoFdt: AddressRange?
+        public var khoScratch: AddressRange?
         public init(
             bootargs: String, initrd: AddressRange? = nil, elfcorehdr: AddressRange? = nil,
             usableMemory: [AddressRange] = [], seeds: Bool = false
@@ -49,6 +54,10 @@ public enum Dtb {
         }
         if !chosen.usableMemory.isEmpty {
             chosenProps.append(.ranges("linux,usable-memory-range", chosen.usableMemory.map(pair)))
+        }
+        if let f = chosen.khoFdt, let s = chosen.khoScratch {
+            chosenProps.append(.ranges("linux,kho-fdt", [pair(f)]))
+            chosenProps.append(.ranges("linux,kho-scratch", [pair(s)]))
         }
         chosenProps.append(.string("bootargs", chosen.bootargs))
         if let i = chosen.initrd {

@@ -22,6 +22,9 @@ public struct Placer: Sendable {
     /// that collides steps by it (kernel/kexec_file.c kexec_add_buffer, locate_mem_hole_top_down /
     /// _bottom_up, read in 6.12.117). 4 KiB on x86_64, the granule on arm64.
     public var pageSize: ByteCount = kexecPageSize
+    /// Walk `ranges` in the order given, whatever the direction (KHO's kho_walk_scratch visits the
+    /// kho_scratch array in order: lowmem, global, then the nodes).
+    public private(set) var givenOrder = false
     public private(set) var placed: [(name: String, range: AddressRange)] = []
 
     public init(ranges: [AddressRange], order: PlacementOrder, reverseWalk: Bool = true, topDownOffByOne: Bool = false)
@@ -30,6 +33,15 @@ public struct Placer: Sendable {
         self.order = order
         self.reverseWalk = reverseWalk
         self.topDownOffByOne = topDownOffByOne
+    }
+
+    /// A placer that walks `ranges` in the order given (kho_walk_scratch).
+    public init(orderedRanges: [AddressRange], order: PlacementOrder, topDownOffByOne: Bool = false) {
+        self.ranges = orderedRanges
+        self.order = order
+        self.reverseWalk = false
+        self.topDownOffByOne = topDownOffByOne
+        self.givenOrder = true
     }
 
     /// Places one buffer; EADDRNOTAVAIL when no hole fits (as kexec_locate_mem_hole returns).
@@ -44,7 +56,7 @@ public struct Placer: Sendable {
             throw Rejection(.EINVAL, check: "kexec_add_buffer", "\(req.name): alignment \(align) is not a power of two")
         }
         let down = req.topDown ?? (order == .topDown)
-        let walk = down && reverseWalk ? ranges.reversed() : ranges
+        let walk = down && reverseWalk && !givenOrder ? ranges.reversed() : ranges
         for r in walk {
             if r.size < memsz { continue }
             if r.last < req.bufMin || r.first > req.bufMax { continue }

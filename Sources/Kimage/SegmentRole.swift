@@ -3,6 +3,7 @@
 ///
 /// `name` is the segment's label wherever it is shown (`plan --json`, evidence, the SVG, the
 /// synthetic payload's seed): `purgatory`, `boot_params`, `kernel`, `initrd`, `elfcorehdr`, `dtb`,
+/// `kho_scratch`,
 /// and for `.user` the fixture's label as written. Build roles from fixture labels with
 /// `init(label:)` or `init(userLabel:)`, so that a label naming a loader segment always gets that
 /// segment's role.
@@ -29,6 +30,8 @@ public enum SegmentRole: Sendable, Hashable, CustomStringConvertible {
     /// kexec-tools' x86_64 SETUP_E820_EXT setup_data: e820 entries past the 128 in boot_params
     /// (`e820_ext`).
     case e820Ext
+    /// Kexec HandOver's kho_scratch array (kho_fill_kimage): `kho_scratch`.
+    case khoScratch
     /// A kexec_load segment whose label names none of the loader segments (`segment0`, …), or a
     /// kexec_load segment labelled `purgatory` (kexec-tools adds the purgatory itself; a user
     /// segment of that name is hashed like any other).
@@ -37,7 +40,7 @@ public enum SegmentRole: Sendable, Hashable, CustomStringConvertible {
     /// The roles kexec_file_load's loaders and the purgatory give segments, in no particular order.
     public static let loaderRoles: [SegmentRole] = [
         .purgatory, .bootParams, .kernel, .initrd, .elfcorehdr, .dtb, .backup, .setupData, .efiMemmap, .rngSeed,
-        .e820Ext,
+        .e820Ext, .khoScratch,
     ]
 
     /// The label: the loader's name for the segment, or the user's label.
@@ -54,6 +57,7 @@ public enum SegmentRole: Sendable, Hashable, CustomStringConvertible {
         case .efiMemmap: return "efi_memmap"
         case .rngSeed: return "rng_seed"
         case .e820Ext: return "e820_ext"
+        case .khoScratch: return "kho_scratch"
         case .user(let label): return label
         }
     }

@@ -308,7 +308,11 @@ struct FixtureDecoderTests {
         let kexec = try #require(
             decodeError(minimal.replacingOccurrences(of: "  kernel: { size: 12MiB }", with: "  - kernel")))
         #expect(
-            kexec == InputError(file: "s.yaml", line: 8, field: "kexec", message: "expected a mapping, found a list"))
+            kexec
+                == InputError(
+                    file: "s.yaml", line: 8, field: "kexec",
+                    message: "expected a mapping, found a list (a list of loads is a Kexec HandOver chain, "
+                        + "which needs machine.kho)"))
 
         let empty = try #require(decodeError(minimal.replacingOccurrences(of: "x86_64", with: "")))
         #expect(empty.line == 3)

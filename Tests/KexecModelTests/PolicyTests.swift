@@ -117,7 +117,7 @@ struct PolicyTests {
             #expect(s.policy.arch == s.machine.arch, "\(name)")
             if s.machine.arch == .arm64 { arm64 += 1 }
         }
-        #expect(arm64 == 25)
+        #expect(arm64 == 26)
         let g = try Result { () throws(InputError) in try FixtureDecoder.load(path: dir + "/arm64-mmu-on-64k.yaml") }
             .get()
         #expect(g.policy == .arm64(Arm64Policy(relocation: .mmuOn, granule: .g64k, mappings: .blocks)))

@@ -11,7 +11,7 @@ import Testing
         #expect(
             SegmentRole.loaderRoles.map(\.name) == [
                 "purgatory", "boot_params", "kernel", "initrd", "elfcorehdr", "dtb", "backup", "setup_data",
-                "efi_memmap", "rng_seed", "e820_ext",
+                "efi_memmap", "rng_seed", "e820_ext", "kho_scratch",
             ])
         #expect(SegmentRole.user("segment3").name == "segment3")
         #expect(SegmentRole.bootParams.description == "boot_params")

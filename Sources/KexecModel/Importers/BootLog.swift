@@ -81,6 +81,7 @@ public enum BootLog {
         m.earlyReservations.allocations = early.reservations.allocations
         m.earlyReservationLines = (m.earlyReservationLines + early.lines).sorted { $0.number < $1.number }
         m.notes += early.notes
+        m.kho = try KhoLines.scan(lines)
         return m
     }
 

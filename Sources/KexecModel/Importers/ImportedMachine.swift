@@ -76,6 +76,8 @@ public struct ImportedMachine: Sendable, Equatable {
     /// NODE_DATA), and the lines that say so.
     public var earlyReservations: FirstKernelReservations = .none
     public var earlyReservationLines: [ImportedLine] = []
+    /// What the log says about Kexec HandOver scratch (KhoLines).
+    public var kho: ImportedKho?
 
     public init(
         format: ImportFormat, memory: MemoryMap, sources: [RegionSource], crashkernelRanges: [AddressRange] = [],

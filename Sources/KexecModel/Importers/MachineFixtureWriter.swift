@@ -54,6 +54,7 @@ public enum MachineFixtureWriter {
             for r in m.firstKernel { out.append("#   \(hex16(r.first.raw))-\(hex16(r.last.raw))") }
         }
         if let d = m.dmaZoneLimit { out.append("# DMA zone limit: \(hex16(d.raw))") }
+        if let k = m.kho { out += KhoLines.fixtureLines(k) }
         return out.joined(separator: "\n") + "\n"
     }
 

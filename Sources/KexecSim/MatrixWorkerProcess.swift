@@ -16,8 +16,10 @@ import Foundation
 /// spent: the caller starts another for the next job.
 final class MatrixWorkerProcess {
     let pid: pid_t
-    private let toWorker: Int32
-    private let fromWorker: Int32
+    /// The parent's pipe ends; -1 once closed, so that no descriptor is closed twice (a second
+    /// close could hit a number another thread has reused, e.g. a sibling worker's stdin).
+    private var toWorker: Int32
+    private var fromWorker: Int32
     private let errPath: String
     private var pending = Data()
     private(set) var alive = true
@@ -35,8 +37,9 @@ final class MatrixWorkerProcess {
     }
 
     deinit {
-        close(toWorker)
-        close(fromWorker)
+        closeToWorker()
+        if fromWorker >= 0 { close(fromWorker) }
+        fromWorker = -1
         if alive {
             kill(pid, SIGKILL)
             var st: Int32 = 0
@@ -52,13 +55,13 @@ final class MatrixWorkerProcess {
         let errPath = NSTemporaryDirectory() + "/kexec-sim-worker-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).err"
         var input: [Int32] = [-1, -1]
         var output: [Int32] = [-1, -1]
-        guard pipe(&input) == 0 else { return .failure(StartFailure("pipe: \(String(cString: strerror(errno)))")) }
-        guard pipe(&output) == 0 else {
+        guard makePipe(&input) == 0 else { return .failure(StartFailure("pipe: \(String(cString: strerror(errno)))")) }
+        guard makePipe(&output) == 0 else {
             close(input[0])
             close(input[1])
             return .failure(StartFailure("pipe: \(String(cString: strerror(errno)))"))
         }
-        let errFD = open(errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let errFD = open(errPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         func closeAll() {
             for fd in input + output + [errFD] where fd >= 0 { close(fd) }
         }
@@ -92,6 +95,15 @@ final class MatrixWorkerProcess {
             return .failure(StartFailure(String(cString: strerror(rc))))
         }
         return .success(MatrixWorkerProcess(pid: pid, toWorker: input[1], fromWorker: output[0], errPath: errPath))
+    }
+
+    /// A pipe whose both ends are made close-on-exec at once (Glibc's module does not export
+    /// pipe2), so that other children do not keep them open; posix_spawn's dup2 gives the worker
+    /// its own inheritable copies on 0 and 1.
+    private static func makePipe(_ fds: inout [Int32]) -> Int32 {
+        guard pipe(&fds) == 0 else { return -1 }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        return 0
     }
 
     struct StartFailure: Error {
@@ -150,8 +162,13 @@ final class MatrixWorkerProcess {
 
     /// Closes the worker's stdin (it exits at EOF) and waits for it.
     func finish() {
-        close(toWorker)
+        closeToWorker()
         if alive { reap() }
+    }
+
+    private func closeToWorker() {
+        if toWorker >= 0 { close(toWorker) }
+        toWorker = -1
     }
 
     private func send(_ line: String) -> Bool {

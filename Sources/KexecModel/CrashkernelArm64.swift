@@ -92,29 +92,10 @@ extension Crashkernel {
             out.failure = "no \(align)-aligned free range of \(size) in [\(hex(start.raw)), \(hex(end.raw)))"
             return
         }
-        let main = AddressRange(start: base, size: size)!
-        var low: AddressRange?
-        if base >= lowMax, lowSize.raw > 0 {
-            var rest = free
-            rest.remove(main)
-            guard let lb = allocTopDown(rest, size: lowSize, align: align, start: PhysAddr(0), end: lowMax) else {
-                out.messages = ["cannot allocate crashkernel low memory (size:\(hex(lowSize.raw)))."]
-                out.failure =
-                    "the low part of \(lowSize) does not fit below \(hex(lowMax.raw)); the main range is freed"
-                return
-            }
-            low = AddressRange(start: lb, size: lowSize)!
-            out.messages.append(
-                "crashkernel low memory reserved: \(hex0(lb.raw, 8)) - \(hex0(lb.raw + lowSize.raw, 8)) "
-                    + "(\(lowSize.raw >> 20) MB)")
-        }
-        out.messages.append(reservedLine(main))
-        out.ranges = [main] + (low.map { [$0] } ?? [])
-    }
-
-    /// `crashkernel reserved: 0x%016llx - 0x%016llx (%lld MB)` (the end is exclusive).
-    static func reservedLine(_ r: AddressRange) -> String {
-        "crashkernel reserved: \(hex0(r.first.raw, 16)) - \(hex0(r.endSaturated, 16)) (\(r.size.raw >> 20) MB)"
+        // The main range lies at or above lowMax, so the low part (below lowMax) cannot meet it.
+        finishHighAndLow(
+            main: AddressRange(start: base, size: size)!, lowSize: lowSize, align: align, lowMax: lowMax, free: free,
+            into: &out)
     }
 }
 

@@ -295,9 +295,22 @@ extension Crashkernel {
                 return
             }
         }
-        let main = AddressRange(start: base, size: size)!
+        finishHighAndLow(
+            main: AddressRange(start: base, size: size)!, lowSize: lowSize, align: align, lowMax: lowMax, free: free,
+            into: &out)
+    }
+
+    /// The end both reserve_crashkernel_generic (kernel/crash_reserve.c, 6.12.95) and arm64's
+    /// 6.1 reserve_crashkernel (arch/arm64/mm/init.c, 6.1.192) share: a main range at or above
+    /// `lowMax` with a low size gets its low part top-down below `lowMax` (failing that, the main
+    /// range is freed and the failure printed), then the `crashkernel reserved:` line; ranges main
+    /// first.
+    static func finishHighAndLow(
+        main: AddressRange, lowSize: ByteCount, align: ByteCount, lowMax: PhysAddr, free: RangeSet,
+        into out: inout CrashkernelOutcome
+    ) {
         var low: AddressRange?
-        if base >= lowMax, lowSize.raw > 0 {
+        if main.first >= lowMax, lowSize.raw > 0 {
             guard let lb = allocTopDown(free, size: lowSize, align: align, start: PhysAddr(0), end: lowMax) else {
                 out.messages = ["cannot allocate crashkernel low memory (size:\(hex(lowSize.raw)))."]
                 out.failure =
@@ -309,9 +322,13 @@ extension Crashkernel {
                 "crashkernel low memory reserved: \(hex0(lb.raw, 8)) - \(hex0(lb.raw + lowSize.raw, 8)) "
                     + "(\(lowSize.raw >> 20) MB)")
         }
-        out.messages.append(
-            "crashkernel reserved: \(hex0(base.raw, 16)) - \(hex0(main.endSaturated, 16)) (\(size.raw >> 20) MB)")
+        out.messages.append(reservedLine(main))
         out.ranges = [main] + (low.map { [$0] } ?? [])
+    }
+
+    /// `crashkernel reserved: 0x%016llx - 0x%016llx (%lld MB)` (the end is exclusive).
+    static func reservedLine(_ r: AddressRange) -> String {
+        "crashkernel reserved: \(hex0(r.first.raw, 16)) - \(hex0(r.endSaturated, 16)) (\(r.size.raw >> 20) MB)"
     }
 
     /// printf's `%#0Nllx`-like `0x%0Nllx`.

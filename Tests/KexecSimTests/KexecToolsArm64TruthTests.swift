@@ -8,18 +8,6 @@ import Testing
 /// kexec-tools comparison reads. The first kernel's /sys/firmware/fdt is recorded as its blocks
 /// (`blob_base64`, `blob_bytes`) and the blob's full `size` (QEMU pads it with zeros).
 struct KexecToolsArm64TruthCase: Decodable {
-    struct File: Decodable { var size: UInt64 }
-    struct Payload: Decodable {
-        var kernel: File
-        var initrd: File
-        var append: String
-        var crashAppend: String
-    }
-    struct Range: Decodable {
-        var start: String
-        var end: String
-    }
-    struct Crashkernel: Decodable { var iomem: [Range]? }
     struct FdtRecord: Decodable {
         var size: Int?
         var blobBase64: String?
@@ -27,8 +15,8 @@ struct KexecToolsArm64TruthCase: Decodable {
     var series: String
     var shape: String
     var kernelVersion: String
-    var payload: Payload
-    var crashkernel: Crashkernel?
+    var payload: KexecToolsTruthCase.Payload
+    var crashkernel: KexecToolsTruthCase.Crashkernel?
     var iomemBoot: [String]
     var fdt: FdtRecord?
     var loads: [String: KexecToolsTruthCase.Load]
@@ -67,12 +55,7 @@ enum KexecToolsArm64Truth {
         let ram = iomem.filter { $0.depth == 0 && $0.name == "System RAM" }.map {
             Region(range: $0.range, type: .usable)
         }
-        let crash = try (t.crashkernel?.iomem ?? []).map { c -> AddressRange in
-            guard let a = KexecToolsTruth.hex(c.start), let b = KexecToolsTruth.hex(c.end),
-                let r = AddressRange(first: PhysAddr(a), last: PhysAddr(b))
-            else { throw TruthError("\(t.shape): crashkernel \(c.start)-\(c.end)") }
-            return r
-        }
+        let crash = try KexecToolsTruth.crashRanges(t.crashkernel, shape: t.shape)
         var m = Machine(name: t.shape, arch: .arm64, memory: try MemoryMap(ram), crashkernelRanges: crash)
         guard let v = KernelVersion(banner: t.kernelVersion) else { throw TruthError("banner \(t.kernelVersion)") }
         m.kernel = v
@@ -115,40 +98,12 @@ enum KexecToolsArm64Truth {
                 guard let load = t.loads[step] else { continue }
                 let recorded = load.kexecToolsSegments ?? []
                 guard !recorded.isEmpty else { continue }
-                o.loads += 1
-                o.segments += recorded.count
-                var row = o.perSeries[t.series] ?? (0, 0, 0, 0)
-                row.loads += 1
-                row.segments += recorded.count
-                defer { o.perSeries[t.series] = row }
                 guard case .planned(let plan) = try Planner.plan(try scenario(t, type: type)) else {
+                    o.count(file, step, series: t.series, recorded: recorded, entry: load.kexecToolsEntry, plan: nil)
                     o.disagreements.append("\(file) \(step): not planned")
                     continue
                 }
-                var exact = plan.segments.count == recorded.count
-                for (s, r) in zip(plan.segments, recorded) {
-                    let h = KexecToolsTruth.hex
-                    if s.mem.raw == h(r.mem) && s.memsz.raw == h(r.memsz) && s.bufsz.raw == h(r.bufsz) {
-                        o.segmentsExact += 1
-                        row.segmentsExact += 1
-                    } else {
-                        exact = false
-                        o.disagreements.append(
-                            "\(file) \(step) segment \(r.index) \(s.name): ours mem \(s.mem) memsz 0x"
-                                + "\(String(s.memsz.raw, radix: 16)) bufsz 0x\(String(s.bufsz.raw, radix: 16)), "
-                                + "kexec-tools \(r.mem) \(r.memsz) \(r.bufsz)")
-                    }
-                }
-                if let e = load.kexecToolsEntry.flatMap(KexecToolsTruth.hex), plan.purgatoryEntry?.raw == e {
-                    o.entries += 1
-                } else {
-                    exact = false
-                    o.disagreements.append("\(file) \(step): entry differs (\(load.kexecToolsEntry ?? "none"))")
-                }
-                if exact {
-                    o.loadsExact += 1
-                    row.exact += 1
-                }
+                o.count(file, step, series: t.series, recorded: recorded, entry: load.kexecToolsEntry, plan: plan)
             }
         }
         return o

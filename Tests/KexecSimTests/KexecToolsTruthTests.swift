@@ -26,7 +26,7 @@ struct KexecToolsTruthCase: Decodable {
         var start: String
         var end: String
     }
-    struct Crashkernel: Decodable { var iomem: [Range] }
+    struct Crashkernel: Decodable { var iomem: [Range]? }
     struct Placement: Decodable {
         var what: String
         var bufsz: String?
@@ -72,6 +72,15 @@ enum KexecToolsTruth {
 
     static func hex(_ s: String) -> UInt64? { s.hasPrefix("0x") ? UInt64(s.dropFirst(2), radix: 16) : nil }
 
+    /// The crashkernel ranges /proc/iomem listed (none without crashkernel=).
+    static func crashRanges(_ c: KexecToolsTruthCase.Crashkernel?, shape: String) throws -> [AddressRange] {
+        try (c?.iomem ?? []).map { c -> AddressRange in
+            guard let a = hex(c.start), let b = hex(c.end), let r = AddressRange(first: PhysAddr(a), last: PhysAddr(b))
+            else { throw TruthError("\(shape): crashkernel \(c.start)-\(c.end)") }
+            return r
+        }
+    }
+
     static func cases() throws -> [(file: String, truth: KexecToolsTruthCase)] {
         var out: [(String, KexecToolsTruthCase)] = []
         for s in series {
@@ -98,11 +107,7 @@ enum KexecToolsTruth {
             else { throw TruthError("\(t.shape): e820 entry \(e.start)-\(e.end) \(e.type)") }
             return Region(range: r, type: type)
         }
-        let crash = try (t.crashkernel?.iomem ?? []).map { c -> AddressRange in
-            guard let a = hex(c.start), let b = hex(c.end), let r = AddressRange(first: PhysAddr(a), last: PhysAddr(b))
-            else { throw TruthError("\(t.shape): crashkernel \(c.start)-\(c.end)") }
-            return r
-        }
+        let crash = try crashRanges(t.crashkernel, shape: t.shape)
         var m = Machine(name: t.shape, arch: .x86_64, memory: try MemoryMap(regions), crashkernelRanges: crash)
         guard let v = KernelVersion(banner: t.kernelVersion) else { throw TruthError("banner \(t.kernelVersion)") }
         m.kernel = v
@@ -157,6 +162,47 @@ enum KexecToolsTruth {
         var refusedAgree = 0
         var perSeries: [String: (loads: Int, exact: Int, segments: Int, segmentsExact: Int)] = [:]
         var disagreements: [String] = []
+
+        /// Counts one recorded load against its plan (nil: not planned): the segment count, every
+        /// segment's mem, memsz and bufsz, and the entry, exactly.
+        mutating func count(
+            _ file: String, _ step: String, series: String, recorded: [KexecToolsTruthCase.Segment], entry: String?,
+            plan: Plan?
+        ) {
+            loads += 1
+            segments += recorded.count
+            var row = perSeries[series] ?? (0, 0, 0, 0)
+            row.loads += 1
+            row.segments += recorded.count
+            defer { perSeries[series] = row }
+            guard let plan else { return }
+            var exact = plan.segments.count == recorded.count
+            if !exact {
+                disagreements.append("\(file) \(step): \(plan.segments.count) segments, kexec-tools \(recorded.count)")
+            }
+            for (s, r) in zip(plan.segments, recorded) {
+                if s.mem.raw == hex(r.mem) && s.memsz.raw == hex(r.memsz) && s.bufsz.raw == hex(r.bufsz) {
+                    segmentsExact += 1
+                    row.segmentsExact += 1
+                } else {
+                    exact = false
+                    disagreements.append(
+                        "\(file) \(step) segment \(r.index) \(s.name): ours mem \(s.mem) memsz \(s.memsz.raw) "
+                            + "bufsz \(s.bufsz.raw), kexec-tools \(r.mem) \(r.memsz) \(r.bufsz)")
+                }
+            }
+            if let e = entry.flatMap(hex), plan.purgatoryEntry?.raw == e {
+                entries += 1
+            } else {
+                exact = false
+                disagreements.append(
+                    "\(file) \(step): entry \(String(describing: plan.purgatoryEntry)), kexec-tools \(entry ?? "none")")
+            }
+            if exact {
+                loadsExact += 1
+                row.exact += 1
+            }
+        }
     }
 
     static func compare() throws -> Outcome {
@@ -177,44 +223,12 @@ enum KexecToolsTruth {
                     }
                     continue
                 }
-                o.loads += 1
-                o.segments += recorded.count
-                var row = o.perSeries[t.series] ?? (0, 0, 0, 0)
-                row.loads += 1
-                row.segments += recorded.count
-                defer { o.perSeries[t.series] = row }
                 guard case .planned(let plan) = outcome else {
+                    o.count(file, step, series: t.series, recorded: recorded, entry: load.kexecToolsEntry, plan: nil)
                     if case .rejected(let r, _) = outcome { o.disagreements.append("\(file) \(step): rejected: \(r)") }
                     continue
                 }
-                var exact = plan.segments.count == recorded.count
-                if !exact {
-                    o.disagreements.append(
-                        "\(file) \(step): \(plan.segments.count) segments, kexec-tools \(recorded.count)")
-                }
-                for (s, r) in zip(plan.segments, recorded) {
-                    if s.mem.raw == hex(r.mem) && s.memsz.raw == hex(r.memsz) && s.bufsz.raw == hex(r.bufsz) {
-                        o.segmentsExact += 1
-                        row.segmentsExact += 1
-                    } else {
-                        exact = false
-                        o.disagreements.append(
-                            "\(file) \(step) segment \(r.index) \(s.name): ours mem \(s.mem) memsz \(s.memsz.raw) "
-                                + "bufsz \(s.bufsz.raw), kexec-tools \(r.mem) \(r.memsz) \(r.bufsz)")
-                    }
-                }
-                if let e = load.kexecToolsEntry.flatMap(hex), plan.purgatoryEntry?.raw == e {
-                    o.entries += 1
-                } else {
-                    exact = false
-                    o.disagreements.append(
-                        "\(file) \(step): entry \(String(describing: plan.purgatoryEntry)), kexec-tools "
-                            + "\(load.kexecToolsEntry ?? "none")")
-                }
-                if exact {
-                    o.loadsExact += 1
-                    row.exact += 1
-                }
+                o.count(file, step, series: t.series, recorded: recorded, entry: load.kexecToolsEntry, plan: plan)
             }
         }
         return o

@@ -56,11 +56,6 @@ struct KernelTruthCase: Decodable {
     var efiRuntimeMap: EfiRuntimeMap?
     var loads: [String: Load]
 
-    static func load(_ url: URL) throws -> KernelTruthCase {
-        let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
-        return try d.decode(KernelTruthCase.self, from: Data(contentsOf: url))
-    }
 }
 
 /// Turns a recorded case into the scenario kexec-sim plans, and compares.
@@ -76,13 +71,22 @@ enum KernelTruth {
     static func cases(set: String = "", series only: [String] = series) throws -> [(
         file: String, truth: KernelTruthCase
     )] {
-        var out: [(String, KernelTruthCase)] = []
-        let base = set.isEmpty ? root : root.appendingPathComponent(set)
-        for series in only {
+        try load(under: set.isEmpty ? root : root.appendingPathComponent(set), series: only)
+    }
+
+    /// Every `SERIES/SHAPE.json` under `base` (`series` nil: every sub-folder), by series then
+    /// shape, decoded as `T` (snake_case keys); `file` is `SERIES/SHAPE.json`.
+    static func load<T: Decodable>(under base: URL, series: [String]? = nil) throws -> [(file: String, truth: T)] {
+        let fm = FileManager.default
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        var out: [(String, T)] = []
+        for series in try series ?? fm.contentsOfDirectory(atPath: base.path).sorted() {
             let dir = base.appendingPathComponent(series)
-            let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") }
-            for n in names.sorted() {
-                out.append(("\(series)/\(n)", try KernelTruthCase.load(dir.appendingPathComponent(n))))
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else { continue }
+            for n in try fm.contentsOfDirectory(atPath: dir.path).filter({ $0.hasSuffix(".json") }).sorted() {
+                out.append(("\(series)/\(n)", try d.decode(T.self, from: Data(contentsOf: dir.appendingPathComponent(n)))))
             }
         }
         return out

@@ -20,12 +20,6 @@ struct KexecToolsArm64TruthCase: Decodable {
     var iomemBoot: [String]
     var fdt: FdtRecord?
     var loads: [String: KexecToolsTruthCase.Load]
-
-    static func load(_ url: URL) throws -> KexecToolsArm64TruthCase {
-        let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
-        return try d.decode(KexecToolsArm64TruthCase.self, from: Data(contentsOf: url))
-    }
 }
 
 /// Recorded arm64 `kexec -c -d -l` / `-p` runs against `loader: kexec-tools` plans; empty when
@@ -34,18 +28,9 @@ enum KexecToolsArm64Truth {
     static let root = KernelTruth.root.appendingPathComponent("arm64")
 
     static func cases() throws -> [(file: String, truth: KexecToolsArm64TruthCase)] {
-        let fm = FileManager.default
-        guard fm.fileExists(atPath: root.path) else { return [] }
-        var out: [(String, KexecToolsArm64TruthCase)] = []
-        for series in try fm.contentsOfDirectory(atPath: root.path).sorted() {
-            let dir = root.appendingPathComponent(series)
-            var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else { continue }
-            for n in try fm.contentsOfDirectory(atPath: dir.path).filter({ $0.hasSuffix(".json") }).sorted() {
-                out.append(("arm64/\(series)/\(n)", try KexecToolsArm64TruthCase.load(dir.appendingPathComponent(n))))
-            }
-        }
-        return out
+        guard FileManager.default.fileExists(atPath: root.path) else { return [] }
+        let found: [(file: String, truth: KexecToolsArm64TruthCase)] = try KernelTruth.load(under: root)
+        return found.map { ("arm64/" + $0.file, $0.truth) }
     }
 
     /// The first kernel: /proc/iomem at boot (its top-level System RAM is the memory map), the

@@ -55,11 +55,6 @@ struct KexecToolsTruthCase: Decodable {
     var qemu: Qemu
     var loads: [String: Load]
 
-    static func load(_ url: URL) throws -> KexecToolsTruthCase {
-        let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
-        return try d.decode(KexecToolsTruthCase.self, from: Data(contentsOf: url))
-    }
 }
 
 /// Turns a recorded x86_64 boot into `loader: kexec-tools` scenarios and compares every segment.
@@ -82,15 +77,7 @@ enum KexecToolsTruth {
     }
 
     static func cases() throws -> [(file: String, truth: KexecToolsTruthCase)] {
-        var out: [(String, KexecToolsTruthCase)] = []
-        for s in series {
-            let dir = KernelTruth.root.appendingPathComponent(s)
-            let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") }
-            for n in names.sorted() {
-                out.append(("\(s)/\(n)", try KexecToolsTruthCase.load(dir.appendingPathComponent(n))))
-            }
-        }
-        return out
+        try KernelTruth.load(under: KernelTruth.root, series: series)
     }
 
     /// The first kernel: the firmware's e820 table (what /sys/firmware/memmap lists), /proc/iomem

@@ -86,7 +86,8 @@ enum KernelTruth {
             var isDir: ObjCBool = false
             guard fm.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else { continue }
             for n in try fm.contentsOfDirectory(atPath: dir.path).filter({ $0.hasSuffix(".json") }).sorted() {
-                out.append(("\(series)/\(n)", try d.decode(T.self, from: Data(contentsOf: dir.appendingPathComponent(n)))))
+                out.append(
+                    ("\(series)/\(n)", try d.decode(T.self, from: Data(contentsOf: dir.appendingPathComponent(n)))))
             }
         }
         return out

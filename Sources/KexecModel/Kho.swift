@@ -104,68 +104,27 @@ public enum KhoScratchParameter: Sendable, Equatable, CustomStringConvertible {
             return .success(.scale(n))
         }
         var sizes: [UInt64] = []
-        var i = 0
+        var sc = Crashkernel.Scanner(Substring(value))
         for k in 0..<3 {
             if k > 0 {
-                guard i < bytes.count, bytes[i] == UInt8(ascii: ",") else {
+                guard sc.peek == UInt8(ascii: ",") else {
                     return .failure(
                         .init("kho_scratch=\(value): expected three sizes lowmem,global,pernode (e.g. 16M,512M,256M)"))
                 }
-                i += 1
+                sc.advance()
             }
-            guard let (v, next) = memparse(bytes, from: i) else {
+            guard let v = try? sc.memparse("kho_scratch", what: "a size") else {
                 return .failure(.init("kho_scratch=\(value): size \(k + 1) of 3 is not a number"))
             }
             sizes.append(v)
-            i = next
         }
-        guard i == bytes.count else {
-            let rest = String(decoding: bytes[i...], as: UTF8.self)
-            return .failure(.init("kho_scratch=\(value): unexpected \"\(rest)\" after the third size"))
+        guard sc.atEnd else {
+            return .failure(.init("kho_scratch=\(value): unexpected \"\(sc.rest)\" after the third size"))
         }
         let (t1, o1) = sizes[0].addingReportingOverflow(sizes[1])
         let (total, o2) = t1.addingReportingOverflow(sizes[2])
         guard o1 || o2 || total > 0 else { return .failure(.init("kho_scratch=\(value): all three sizes are 0")) }
         return .success(.sizes(lowmem: ByteCount(sizes[0]), global: ByteCount(sizes[1]), perNode: ByteCount(sizes[2])))
-    }
-
-    /// The kernel's memparse (lib/cmdline.c): simple_strtoull with base 0 (0x… hex, 0… octal,
-    /// else decimal), then one of K M G T P E (either case). nil when no digit is read or the value
-    /// does not fit in 64 bits.
-    static func memparse(_ b: [UInt8], from start: Int) -> (UInt64, Int)? {
-        var i = start
-        var radix: UInt64 = 10
-        if i < b.count, b[i] == UInt8(ascii: "0") {
-            if i + 2 < b.count, b[i + 1] | 0x20 == UInt8(ascii: "x"), Parse.digit(b[i + 2], radix: 16) != nil {
-                radix = 16
-                i += 2
-            } else {
-                radix = 8
-            }
-        }
-        var value: UInt64 = 0
-        var digits = 0
-        while i < b.count, let d = Parse.digit(b[i], radix: radix) {
-            let (m, o1) = value.multipliedReportingOverflow(by: radix)
-            let (a, o2) = m.addingReportingOverflow(d)
-            guard !o1, !o2 else { return nil }
-            value = a
-            digits += 1
-            i += 1
-        }
-        guard digits > 0 else { return nil }
-        if i < b.count {
-            let shifts: [UInt8: UInt64] = [
-                UInt8(ascii: "k"): 10, UInt8(ascii: "m"): 20, UInt8(ascii: "g"): 30, UInt8(ascii: "t"): 40,
-                UInt8(ascii: "p"): 50, UInt8(ascii: "e"): 60,
-            ]
-            if let s = shifts[b[i] | 0x20] {
-                guard value <= UInt64.max >> s else { return nil }
-                value <<= s
-                i += 1
-            }
-        }
-        return (value, i)
     }
 }
 

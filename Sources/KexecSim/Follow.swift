@@ -117,6 +117,15 @@ struct FollowFailure {
 struct FollowOutcome {
     var failure: FollowFailure?
     var evidence: [Evidence]
+
+    /// `exceptions_delivered`: each exception the guest's own handlers took, with its count, and
+    /// the first few in order (the same words on both architectures).
+    static func exceptionsDelivered(_ delivered: [String: Int], log: [String]) -> Evidence {
+        guard !delivered.isEmpty else { return Evidence(.exceptionsDelivered, "none") }
+        let counts = delivered.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        return Evidence(
+            .exceptionsDelivered, counts + (log.isEmpty ? "" : "; first: " + log.prefix(4).joined(separator: "; ")))
+    }
 }
 
 extension Runner {

@@ -53,13 +53,7 @@ extension X86RunBackend {
         }
         e.fillObserver = nil
         var ev = [
-            Evidence(
-                .exceptionsDelivered,
-                machine.delivered.isEmpty
-                    ? "none"
-                    : machine.delivered.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(
-                        separator: ", ")
-                        + (machine.log.isEmpty ? "" : "; first: " + machine.log.prefix(4).joined(separator: "; ")))
+            FollowOutcome.exceptionsDelivered(machine.delivered, log: machine.log)
         ]
         if !machine.apic.touched.isEmpty {
             ev.append(

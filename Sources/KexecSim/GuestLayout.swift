@@ -130,9 +130,7 @@ final class GuestLayout {
         var dest = RangeSet()
         for s in plan.segments { if let r = s.range { dest.insert(r) } }
         for r in dest.ranges {
-            // A normal image's destinations are written whole by the copy; a crash image's only where a
-            // segment has bytes (the kernel's memsz padding is never touched).
-            try l.memory.add(start: r.first, size: r.size, label: "destination", dense: k.type != .crash)
+            try l.memory.add(start: r.first, size: r.size, label: "destination")
         }
         // Every other page the kimage or the tables use, coalesced into runs.
         var other: [UInt64: String] = [:]
@@ -153,8 +151,7 @@ final class GuestLayout {
             var j = i
             while j + 1 < sorted.count && sorted[j + 1] == sorted[j] + page { j += 1 }
             try l.memory.add(
-                start: PhysAddr(sorted[i]), size: ByteCount(UInt64(j - i + 1) * page), label: "kimage pages",
-                dense: true)
+                start: PhysAddr(sorted[i]), size: ByteCount(UInt64(j - i + 1) * page), label: "kimage pages")
             i = j + 1
         }
         // Pages a first-kernel write will hit during the run: backed (holding the first kernel's
@@ -182,7 +179,7 @@ final class GuestLayout {
         if k.type == .crash {
             // Loaded straight into the crashkernel region at load time.
             for s in plan.segments {
-                guard mem.write(s.mem, s.bytes) else { throw fail("segment \(s.name)") }
+                guard l.writeContents(of: s) else { throw fail("segment \(s.name)") }
             }
         } else {
             for r in dest.ranges {
@@ -196,8 +193,8 @@ final class GuestLayout {
                 }
                 // The payload's bytes, then zeros to the end of the page (one pass over the page).
                 let off = sp.pageIndex * Int(kpage)
-                let n = off < s.bytes.count ? min(Int(kpage), s.bytes.count - off) : 0
-                if n > 0 { s.bytes.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress! + off, byteCount: n) } }
+                let n = off < s.contentCount ? min(Int(kpage), s.contentCount - off) : 0
+                if n > 0 { s.copyContents(from: off, into: UnsafeMutableRawBufferPointer(start: dst, count: n)) }
                 if n < Int(kpage) { memset(dst + n, 0, Int(kpage) - n) }
             }
             for ip in k.indirectionPages {
@@ -308,6 +305,24 @@ final class GuestLayout {
             }
             return out
         }
+    }
+
+    /// Writes a segment's contents at its destination, 1 MiB at a time (blocks may be adjacent).
+    private func writeContents(of s: Segment) -> Bool {
+        var off = 0
+        while off < s.contentCount {
+            let n = min(1 << 20, s.contentCount - off)
+            let at = PhysAddr(s.mem.raw + UInt64(off))
+            if let p = memory.pointer(at, length: n) {
+                s.copyContents(from: off, into: UnsafeMutableRawBufferPointer(start: p, count: n))
+            } else {
+                var chunk = [UInt8](repeating: 0, count: n)
+                chunk.withUnsafeMutableBytes { s.copyContents(from: off, into: $0) }
+                guard memory.write(at, chunk) else { return false }
+            }
+            off += n
+        }
+        return true
     }
 
     /// The table models of the plan's architecture, as `models`; returns each table page's model.

@@ -36,20 +36,13 @@ public final class GuestMemory {
 
     public init() {}
 
-    /// A transparent huge page on x86_64 and arm64 (4 KiB granule) hosts.
-    static let hugePageBytes: UInt64 = 2 << 20
-
     deinit {
         for b in blocks { munmap(b.pointer, b.size) }
     }
 
     /// Backs [start, start+size) with zero-filled host memory. Both must be 4 KiB aligned.
-    /// `dense`: the caller will write (nearly) every page of the block (a destination or a run of
-    /// source pages), so the host may back it with transparent huge pages (madvise): one host fault
-    /// per 2 MiB instead of 512. Sparse blocks (on-demand RAM, firmware) stay at 4 KiB so a touched
-    /// page costs 4 KiB of host memory.
     @discardableResult
-    public func add(start: PhysAddr, size: ByteCount, label: String, dense: Bool = false) throws(Failure) -> Block {
+    public func add(start: PhysAddr, size: ByteCount, label: String) throws(Failure) -> Block {
         guard start.isAligned(kexecPageSize), size.raw > 0, size.raw % kexecPageSize.raw == 0,
             let range = AddressRange(start: start, size: size)
         else { throw .misaligned(label, start, size) }
@@ -57,7 +50,6 @@ public final class GuestMemory {
         if let i = indexOverlapping(range) { throw .overlap(label, range, blocks[i].label) }
         let p = mmap(nil, Int(size.raw), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let p, p != MAP_FAILED else { throw .outOfHostMemory(label, size) }
-        if dense && size.raw >= Self.hugePageBytes { _ = madvise(p, Int(size.raw), MADV_HUGEPAGE) }
         let b = Block(range: range, pointer: p, label: label)
         let at = blocks.firstIndex { $0.range.first > range.first } ?? blocks.endIndex
         blocks.insert(b, at: at)

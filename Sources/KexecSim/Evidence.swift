@@ -89,6 +89,10 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case consoleTail = "console_tail"
         case cpuidLeaves = "cpuid_leaves"
         case localApic = "local_apic"
+        // A next kernel handed a wrong boot_params / DTB pointer (`handoff-pointer`).
+        case handoffPointer = "handoff_pointer"
+        case handoffPointerRead = "handoff_pointer_read"
+        case kernelLog = "kernel_log"
     }
 
     public var name: String {

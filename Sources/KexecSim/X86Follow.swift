@@ -40,10 +40,12 @@ extension X86RunBackend {
             }
         }
         session.mark("decompressor-entered")
+        let pointerWatch = HandoffPointerWatch(plan: plan)
         e.fillObserver = { [unowned e, unowned session] va, access in
+            pointerWatch?.observe(va, access, engine: e)
             if access == .fetch && va >= 0xffff_ffff_8000_0000 {
                 session.mark("kernel-proper")
-                e.fillObserver = nil
+                if pointerWatch == nil { e.fillObserver = nil }
             }
         }
         let stop = e.follow(from: VirtAddr(plan.kernelEntry.raw), until: neverExecuted, timeoutMicros: timeoutMicros) {
@@ -66,6 +68,7 @@ extension X86RunBackend {
                     "\(c.model.vendor.rawValue)\(c.model.sev ? " with SEV" : ""): "
                         + c.leavesAsked.map { hex(UInt64($0)) }.joined(separator: ", ")))
         }
+        ev += pointerWatch?.evidence ?? []
         if session.goalReached || session.panicLine != nil { return FollowOutcome(failure: nil, evidence: ev) }
         ev.append(Evidence(.consoleTail, session.console.tail(5).joined(separator: " | ")))
         let phase = session.reached("kernel-proper") ? "kernel" : "decompressor"

@@ -76,6 +76,7 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case khoPreserved = "kho_preserved"
         case chain
         case chainStep = "chain_step"
+        case khoAfterFollow = "kho_after_follow"
         // Following the next kernel.
         case milestones, console
         case followStop = "follow_stop"

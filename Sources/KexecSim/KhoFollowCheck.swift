@@ -3,12 +3,12 @@ import KexecModel
 
 /// Kexec HandOver with `--follow`: the preserved pages (hashed before the run) and KHO's metadata
 /// pages (copied) compared once more after the next kernel ran, at the milestone it stopped at.
-/// Preserved memory must be byte-identical in the next kernel (issue 17;
-/// Documentation/core-api/kho/concepts.rst): a next kernel that knows KHO keeps it out of its
-/// allocations (memblock restricted to scratch, then kho_memory_init), one that does not (Debian's
-/// 6.1) may allocate or clear it like any other RAM. Only KHO's pages are compared here: the rest
-/// of what the relocation checked (the first kernel's pages, the old list) is the next kernel's to
-/// reuse.
+/// Preserved memory must be byte-identical in the next kernel (issue 17). A next kernel that knows
+/// KHO keeps its early allocations in scratch (kho_populate → memblock_set_kho_scratch_only,
+/// kernel/kexec_handover.c, v6.16+); one that does not, such as Debian's 6.1, allocates with
+/// memblock top-down from the end of RAM like on any boot (mm/memblock.c, 6.1.192: `.bottom_up =
+/// false`), whatever lies there. Only KHO's pages are compared here: the rest of what the
+/// relocation checked (the first kernel's pages, the old list) is the next kernel's to reuse.
 enum KhoFollowCheck {
     static func check(_ v: Verdict, plan: Plan, layout: GuestLayout) -> Verdict {
         guard plan.kho != nil, let g = layout.kho else { return v }

@@ -48,11 +48,14 @@ extension X86RunBackend {
                 if pointerWatch == nil { e.fillObserver = nil }
             }
         }
-        let stop = e.follow(from: VirtAddr(plan.kernelEntry.raw), until: neverExecuted, timeoutMicros: timeoutMicros) {
+        let end = Runner.followToSpin(
+            e, from: VirtAddr(plan.kernelEntry.raw), until: neverExecuted, timeoutMicros: timeoutMicros
+        ) {
             let next = machine.handle($0, engine: e)
             if case .resume = next, !machine.delivered.isEmpty, session.markGoal(.handler) { return .end }
             return next
         }
+        let stop = end.stop
         e.fillObserver = nil
         var ev = [
             FollowOutcome.exceptionsDelivered(machine.delivered, log: machine.log)
@@ -106,6 +109,11 @@ extension X86RunBackend {
                         "\(access.rawValue) of \(hex(pa.raw)) in \(region) from \(hex(pc.raw)): nothing answers there",
                     evidence: fev + [Evidence(.address, hex(pa.raw)), Evidence(.region, region)], address: pa.raw),
                 evidence: ev)
+        case .timedOut(let pc) where end.spin != nil:
+            return FollowOutcome(
+                failure: FollowFailure(
+                    kind: .hang, summary: "the next kernel spins forever at \(hex(pc.raw)) (\(phase))",
+                    evidence: fev + [Evidence(.loop, end.spin ?? "")]), evidence: ev)
         case .timedOut(let pc), .budgetExhausted(let pc, _):
             return FollowOutcome(
                 failure: FollowFailure(

@@ -35,6 +35,10 @@ public class EngineCore {
     /// chunk of usable RAM): one engine mapping instead of hundreds for a guest that walks memory.
     /// Falls back to the single page when the range overlaps anything already backed.
     public var onDemandChunk: ((PhysAddr) -> AddressRange?)?
+    /// Asked when Unicorn returned with no reason of ours before the time or budget ran out (the PC
+    /// given): a name makes that a named stop instead of a silent resume. arm64 uses it for WFI,
+    /// which ends uc_emu_start with the PC past the instruction (QEMU's EXCP_HLT).
+    public var explainQuietStop: ((UInt64) -> String?)?
     /// Ranges backed on demand, in the order they were backed.
     public private(set) var onDemandRanges: [AddressRange] = []
     public private(set) var onDemandPageCount = 0
@@ -133,6 +137,16 @@ public class EngineCore {
 
     /// Drops every TLB entry (after the host changed a register the walk depends on).
     public func flushTLB() { _ = ks_ctl_flush_tlb(uc) }
+    /// Drops every translated block (after adding or removing a hook that blocks must call).
+    public func flushTranslations() { _ = ks_ctl_flush_tb(uc) }
+    /// Keeps a hook handle so that `removeHook` and the engine's life cover it.
+    func addHook(_ hh: uc_hook) { hooks.append(hh) }
+    /// Deletes a hook added with `addHook` and drops the blocks translated with it.
+    func removeHook(_ hh: uc_hook) {
+        uc_hook_del(uc, hh)
+        hooks.removeAll { $0 == hh }
+        _ = ks_ctl_flush_tb(uc)
+    }
 
     // MARK: Hooks.
 
@@ -386,6 +400,10 @@ public class EngineCore {
             && (timeoutMicros == 0 || elapsedMicros < timeoutMicros * 9 / 10)
             && (budget == 0 || executed() < budget) && resumes < 1000
         {
+            if err == UC_ERR_OK, let name = explainQuietStop?(pc) {
+                stopName = name
+                break
+            }
             resumes += 1
             bookkeepingMiss = false
             let left = timeoutMicros == 0 ? 0 : timeoutMicros - elapsedMicros

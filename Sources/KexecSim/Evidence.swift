@@ -86,6 +86,7 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case memoryCheck = "memory_check"
         case exceptionsDelivered = "exceptions_delivered"
         case firmwareCalls = "firmware_calls"
+        case interrupts
         case consoleTail = "console_tail"
         case cpuidLeaves = "cpuid_leaves"
         case localApic = "local_apic"

@@ -87,6 +87,8 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case exceptionsDelivered = "exceptions_delivered"
         case firmwareCalls = "firmware_calls"
         case interrupts
+        case initCmdline = "init_cmdline"
+        case initVmcore = "init_vmcore"
         case consoleTail = "console_tail"
         case cpuidLeaves = "cpuid_leaves"
         case localApic = "local_apic"

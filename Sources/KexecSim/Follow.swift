@@ -13,8 +13,11 @@ import KexecModel
 /// start_kernel), `Memory: …K/…K available` (mm/page_alloc.c mem_init_print_info), and the marker
 /// the test initrd's /init prints (`FollowSession.initMarker`).
 final class FollowSession {
-    /// The line the shipped test initrd's /init prints first.
+    /// The line the shipped test initrd's /init prints first (Sources/GuestCode/c/test-init/init.c).
     static let initMarker = "kexec-sim: /init reached"
+    /// What that /init prints next: the command line it was given, /proc/vmcore's size.
+    static let initCmdline = "kexec-sim: cmdline: "
+    static let initVmcore = "kexec-sim: vmcore: "
     /// The line a kernel prints when it gives up (kernel/panic.c panic()).
     static let panicMarker = "Kernel panic - not syncing"
 
@@ -30,6 +33,9 @@ final class FollowSession {
     private(set) var milestones: [Milestone] = []
     private(set) var goalReached = false
     private(set) var panicLine: String?
+    /// What the test /init reported: its command line, and /proc/vmcore's size or why it is absent.
+    private(set) var initCommandLine: String?
+    private(set) var initVmcore: String?
     private let t0 = DispatchTime.now().uptimeNanoseconds
     /// Stops the engine (set by the backend once the engine exists).
     var requestStop: (String) -> Void = { _ in }
@@ -74,11 +80,18 @@ final class FollowSession {
         } else if !reached(FollowGoal.initProcess.rawValue), line.contains(Self.initMarker) {
             hit = .initProcess
         }
+        if let r = line.range(of: Self.initCmdline), initCommandLine == nil {
+            initCommandLine = String(line[r.upperBound...])
+        } else if let r = line.range(of: Self.initVmcore), initVmcore == nil {
+            initVmcore = String(line[r.upperBound...])
+        }
         if let g = hit {
             mark(g.rawValue, line: line)
             if g >= goal {
                 goalReached = true
-                requestStop("follow goal \(g.rawValue)")
+                // /init reports on and powers the machine off (PSCI SYSTEM_OFF ends the run): the
+                // lines after the marker are evidence too.
+                if g != .initProcess { requestStop("follow goal \(g.rawValue)") }
             }
         }
         if panicLine == nil, line.contains(Self.panicMarker) {
@@ -97,6 +110,8 @@ final class FollowSession {
             if let l = m.line { v += ": " + l.trimmingCharacters(in: .whitespaces) }
             ev.append(Evidence(key: .milestone(m.name), value: v))
         }
+        if let c = initCommandLine { ev.append(Evidence(.initCmdline, c)) }
+        if let v = initVmcore { ev.append(Evidence(.initVmcore, v)) }
         return ev
     }
 

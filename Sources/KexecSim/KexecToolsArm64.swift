@@ -303,8 +303,7 @@ extension KexecToolsArm64 {
         }
         var initrdBytes: [UInt8]?
         var initrdSize: UInt64?
-        if let path = req.initrd?.file {
-            let b = try RealImages.readInitrd(path, scenario: sc)
+        if let (_, b) = try RealImages.initrdContents(req.initrd, scenario: sc) {
             initrdBytes = b
             initrdSize = UInt64(b.count)
         } else if let s = req.initrd?.size {

@@ -172,6 +172,7 @@ extension Runner {
         }
         ev.append(Evidence(.followStop, stopWords))
         let check = FollowMemoryLines.check(console: session.console.lines, plan: plan)
+        if let z = FollowMemoryLines.zoneRanges(session.console.lines) { ev.append(Evidence(.nextKernelZones, z)) }
         ev += check?.evidence ?? []
         var v: Verdict
         if session.reached(FollowGoal.banner.rawValue) || session.goalReached {

@@ -9,7 +9,8 @@ import KexecModel
 ///
 /// When the host looks at the IRQ line: when the guest reads the counter or writes the timer
 /// (the MRS / MSR hook asks for a stop when the line is up), when it writes the GIC, when it waits
-/// (WFI: the clock jumps to the timer's deadline). A pending IRQ that is masked is taken at the
+/// (WFI, found by scanning each fetched page: the clock jumps to the timer's deadline, the
+/// Arm ARM's "WFI wakes on a pending interrupt, masked or not", D1.6.2). A pending IRQ that is masked is taken at the
 /// first instruction with PSTATE.I clear (`Engine.watchForIRQUnmask`). Nothing depends on wall
 /// time: no run slices. (Tried and dropped: resuming after Unicorn's own timeout stop, every
 /// 20 ms, made Debian's 6.1 Image oops in paging_init, a NULL read in create_kpti_ng_temp_pgd,
@@ -63,12 +64,14 @@ public final class Arm64FollowPlatform: Arm64SystemRegisterHandler {
             self.distributor = distributor
             self.cpuInterface = cpuInterface
         }
+        public static let virt = GicWindows(distributor: PhysAddr(0x800_0000), cpuInterface: PhysAddr(0x801_0000))
     }
 
     /// Maps a PL011 at `uartBase` (one 4 KiB window) and the GIC's two 64 KiB windows into
     /// `engine`, and takes over the virtual timer's registers and WFI.
     public init(
-        engine: Arm64Engine, uartBase: PhysAddr, gic windows: GicWindows, conduit: Psci.Conduit, console: ConsoleLog
+        engine: Arm64Engine, uartBase: PhysAddr, gic windows: GicWindows = .virt, conduit: Psci.Conduit,
+        console: ConsoleLog
     ) throws(EmulatorError) {
         self.console = console
         self.engine = engine
@@ -84,8 +87,30 @@ public final class Arm64FollowPlatform: Arm64SystemRegisterHandler {
         gic.level = { [unowned timer] id in id == Arm64VirtualTimer.interruptID && timer.interruptAsserted }
         gic.onChange = { [unowned self] in self.lineMayHaveRisen() }
         try engine.handleSystemRegisters(self)
-        engine.explainQuietStop = { [unowned engine] pc in
-            engine.instruction(at: VirtAddr(pc &- 4)) == Self.wfi ? Self.wfiStop : nil
+        engine.onFetchFill = { [unowned self] va, pa in self.findWaits(va: va, pa: pa) }
+    }
+
+    /// Unicorn 2.1.4 executes WFI as a no-op (measured: `wfi` then the next instruction, no return
+    /// from uc_emu_start, no hook for it). So every page the CPU fetches from is scanned once per
+    /// (VA, PA) pair when it is first filled, and each WFI found gets a named stop there.
+    private struct PagePair: Hashable {
+        var va: UInt64
+        var pa: UInt64
+    }
+    private var scannedPages: Set<PagePair> = []
+    public private(set) var waitAddresses: Set<UInt64> = []
+
+    private func findWaits(va: VirtAddr, pa: PhysAddr) {
+        guard scannedPages.insert(PagePair(va: va.raw, pa: pa.raw)).inserted,
+            let page = engine.memory.read(pa, count: 4096)
+        else { return }
+        for i in stride(from: 0, to: 4096, by: 4) {
+            let w = UInt32(page[i]) | UInt32(page[i + 1]) << 8 | UInt32(page[i + 2]) << 16 | UInt32(page[i + 3]) << 24
+            guard w == Self.wfi else { continue }
+            let at = va.raw + UInt64(i)
+            if waitAddresses.insert(at).inserted {
+                try? engine.stop(at: VirtAddr(at), name: Self.wfiStop, flush: false)
+            }
         }
     }
 
@@ -162,12 +187,14 @@ public final class Arm64FollowPlatform: Arm64SystemRegisterHandler {
         case .stoppedAt(let pc, Self.irqStop), .stoppedAt(let pc, Self.unmaskedStop):
             return serviceInterrupt(at: pc)
         case .stoppedAt(let pc, Self.wfiStop):
+            // The stop comes before the WFI (or, when Unicorn finished it, just after it).
+            let after = waitAddresses.contains(pc.raw) ? VirtAddr(pc.raw &+ 4) : pc
             waits += 1
             if !gic.signalsIRQ && !timer.fastForwardToDeadline() {
-                idleForever = pc
+                idleForever = after
                 return .end
             }
-            return serviceInterrupt(at: pc)
+            return serviceInterrupt(at: after)
         default:
             return .end
         }

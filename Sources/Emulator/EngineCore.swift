@@ -35,10 +35,10 @@ public class EngineCore {
     /// chunk of usable RAM): one engine mapping instead of hundreds for a guest that walks memory.
     /// Falls back to the single page when the range overlaps anything already backed.
     public var onDemandChunk: ((PhysAddr) -> AddressRange?)?
-    /// Asked when Unicorn returned with no reason of ours before the time or budget ran out (the PC
-    /// given): a name makes that a named stop instead of a silent resume. arm64 uses it for WFI,
-    /// which ends uc_emu_start with the PC past the instruction (QEMU's EXCP_HLT).
-    public var explainQuietStop: ((UInt64) -> String?)?
+    /// Called on every instruction-fetch TLB fill the walker answered, with the VA's page and the
+    /// physical page it maps to, before the block there is translated: a stop added here with
+    /// `stop(at:name:flush: false)` applies to that block (arm64 finds its WFIs this way).
+    public var onFetchFill: ((VirtAddr, PhysAddr) -> Void)?
     /// Ranges backed on demand, in the order they were backed.
     public private(set) var onDemandRanges: [AddressRange] = []
     public private(set) var onDemandPageCount = 0
@@ -175,8 +175,10 @@ public class EngineCore {
         _ = ks_ctl_flush_tb(uc)
     }
 
-    /// Stops the run when PC reaches `va`, recording `name`.
-    public func stop(at va: VirtAddr, name: String) throws(EmulatorError) {
+    /// Stops the run when PC reaches `va`, recording `name`. `flush: false` only from
+    /// `onFetchFill` (the blocks of that page are not translated yet; dropping translated blocks
+    /// in the middle of a translation is not safe).
+    public func stop(at va: VirtAddr, name: String, flush: Bool = true) throws(EmulatorError) {
         let ud = Unmanaged.passUnretained(self).toOpaque()
         var hh: uc_hook = 0
         try check(
@@ -190,7 +192,7 @@ public class EngineCore {
         hooks.append(hh)
         namedStops[va.raw] = name
         // A block translated before the hook existed would run past it.
-        _ = ks_ctl_flush_tb(uc)
+        if flush { _ = ks_ctl_flush_tb(uc) }
     }
 
     /// Stops the run now, recording `name` as a named stop (a device model that saw what the run
@@ -303,6 +305,7 @@ public class EngineCore {
                 if unbacked == nil { unbacked = (t.pa, acc) }
                 return false
             }
+            if acc == .fetch { onFetchFill?(VirtAddr(vaddr & ~0xfff), page) }
             result.pointee.paddr = page.raw
             var prot = UC_PROT_READ.rawValue
             if t.writable { prot |= UC_PROT_WRITE.rawValue }
@@ -400,10 +403,6 @@ public class EngineCore {
             && (timeoutMicros == 0 || elapsedMicros < timeoutMicros * 9 / 10)
             && (budget == 0 || executed() < budget) && resumes < 1000
         {
-            if err == UC_ERR_OK, let name = explainQuietStop?(pc) {
-                stopName = name
-                break
-            }
             resumes += 1
             bookkeepingMiss = false
             let left = timeoutMicros == 0 ? 0 : timeoutMicros - elapsedMicros

@@ -10,8 +10,8 @@ import Kimage
 /// /init writes its lines) — an empty /proc for procfs, and /init itself (Arm64TestInit, built
 /// from Sources/GuestCode/c/test-init/init.c). The kernel runs /init from the rootfs
 /// (init/main.c kernel_init: ramdisk_execute_command "/init", v6.1).
-enum TestInitrd {
-    static func archive(_ which: BuiltinInitrd) -> NewcArchive {
+public enum TestInitrd {
+    public static func archive(_ which: BuiltinInitrd) -> NewcArchive {
         switch which {
         case .testInit:
             return NewcArchive(entries: [

@@ -148,8 +148,9 @@ public enum Arm64Planner {
         } catch {
             throw .unsupported("\(error)")
         }
-        for i in segments.indices where !segments[i].isPurgatory && segments[i].bytes.isEmpty {
-            segments[i].bytes = Payload.synthetic(name: segments[i].name, size: Int(segments[i].bufsz.raw))
+        for i in segments.indices
+        where !segments[i].isPurgatory && segments[i].bytes.isEmpty && segments[i].generated == nil {
+            segments[i].generated = Payload.generated(name: segments[i].name, size: Int(segments[i].bufsz.raw))
         }
         let sealed: Planner.Sealed
         if withPurgatory {

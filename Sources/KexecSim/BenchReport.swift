@@ -68,9 +68,50 @@ extension Bench {
         }
     }
 
+    /// `bench --compare-qemu`: the same kexec under QEMU (boot, `kexec -s -l`, `kexec -e`, the
+    /// second kernel's /init), timed in this session, or why it was not.
+    public enum QemuComparison: Sendable, Equatable {
+        case measured(seconds: Double)
+        case skipped(String)
+    }
+
+    /// The harness's JSON: `qemu.seconds` and whether the second kernel reached user space.
+    public static func qemuComparison(harnessJSON obj: [String: Any]) -> QemuComparison {
+        guard let q = obj["qemu"] as? [String: Any], let s = (q["seconds"] as? NSNumber)?.doubleValue else {
+            return .skipped("the harness's JSON has no qemu.seconds")
+        }
+        let exec = obj["exec"] as? [String: Any]
+        guard exec?["second_kernel_userspace"] as? Bool == true else {
+            return .skipped(String(format: "QEMU ran %.0f s but its second kernel never reached /init", s))
+        }
+        return .measured(seconds: s)
+    }
+
+    /// The QEMU route against the Debian vmlinuz run: "QEMU 19.0 s / kexec-sim 0.23 s = 83×",
+    /// target ≥ 50×.
+    public static func qemuFigure(_ q: QemuComparison?, debian: Result?) -> Figure {
+        let what = "same kexec under QEMU (Debian 6.1, pc 4 GiB)"
+        switch (q, debian) {
+        case (nil, _):
+            return Figure(what: what, before: "6.7×", now: "not run (bench --compare-qemu)", target: "≥ 50×", met: nil)
+        case (.skipped(let why)?, _):
+            return Figure(what: what, before: "6.7×", now: "skipped: " + why, target: "≥ 50×", met: nil)
+        case (.measured(let s)?, nil):
+            return Figure(
+                what: what, before: "6.7×", now: String(format: "QEMU %.1f s; no Debian vmlinuz run", s),
+                target: "≥ 50×", met: nil)
+        case (.measured(let s)?, let r?):
+            let ratio = s / max(r.totalSeconds, 1e-6)
+            return Figure(
+                what: what, before: "6.7×",
+                now: String(format: "QEMU %.1f s / kexec-sim %.2f s = %.0f×", s, r.totalSeconds, ratio),
+                target: "≥ 50×", met: ratio >= 50 && r.verdict == "landed")
+        }
+    }
+
     /// Issue 16's table: each target with what this bench measured.
     public static func figures(
-        runs: [Result], copy: CopyFigures?, matrix: (seconds: Double, runs: Int)?
+        runs: [Result], copy: CopyFigures?, matrix: (seconds: Double, runs: Int)?, qemu: QemuComparison? = nil
     ) -> [Figure] {
         func run(_ name: String) -> Result? { runs.first { $0.name == name } }
         func secs(_ s: Double) -> String { String(format: "%.2f s", s) }
@@ -96,6 +137,7 @@ extension Bench {
                     what: "Debian vmlinuz + 1 MiB initrd, 4 GiB", before: "2.89 s, 177 MiB",
                     now: "skipped: no .kernels/vmlinuz (scripts/fetch-debian-kernel)", target: "≤ 0.39 s", met: nil))
         }
+        out.append(qemuFigure(qemu, debian: run("x86_64-debian-vmlinuz-1MiB-initrd-4GiB-machine")))
         out.append(
             timed(
                 "x86_64 10 MiB payload, 1 GiB", "x86_64-10MiB-payload-1GiB-machine", before: "0.52–0.96 s", limit: 0.2))

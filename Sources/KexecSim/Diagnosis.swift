@@ -199,9 +199,10 @@ struct Diagnosis<B: RunBackend> {
     /// First destination byte that differs from its segment (buffer, then zeros to memsz).
     static func firstDestinationMismatch(segments: [Segment], mem: GuestMemory) -> Mismatch? {
         let zeros = [UInt8](repeating: 0, count: 1 << 16)
+        var expected = [UInt8](repeating: 0, count: 1 << 16)
         for s in segments {
-            let checkLen = s.isPurgatory ? UInt64(s.bytes.count) : s.memsz.raw
-            let bufEnd = UInt64(s.bytes.count)
+            let checkLen = s.isPurgatory ? UInt64(s.contentCount) : s.memsz.raw
+            let bufEnd = UInt64(s.contentCount)
             var off: UInt64 = 0
             while off < checkLen {
                 // Chunks never straddle the end of the buffer, so each is all-buffer or all-zero.
@@ -210,13 +211,14 @@ struct Diagnosis<B: RunBackend> {
                 guard let p = mem.pointer(PhysAddr(s.mem.raw + off), length: n) else {
                     return Mismatch(segment: s.name, address: s.mem.raw + off, offset: off)
                 }
-                let same =
-                    off < bufEnd
-                    ? s.bytes.withUnsafeBytes { memcmp($0.baseAddress! + Int(off), p, n) == 0 }
-                    : zeros.withUnsafeBytes { memcmp($0.baseAddress!, p, n) == 0 }
-                if !same {
+                // The expected chunk: the segment's contents (held or generated), or zeros past them.
+                if off < bufEnd {
+                    expected.withUnsafeMutableBytes { s.copyContents(from: Int(off), into: .init(rebasing: $0[0..<n])) }
+                }
+                let want = off < bufEnd ? expected : zeros
+                if want.withUnsafeBytes({ memcmp($0.baseAddress!, p, n) }) != 0 {
                     let buf = UnsafeRawBufferPointer(start: p, count: n)
-                    let d = (0..<n).first { i in buf[i] != (off < bufEnd ? s.bytes[Int(off) + i] : 0) } ?? 0
+                    let d = (0..<n).first { i in buf[i] != want[i] } ?? 0
                     return Mismatch(segment: s.name, address: s.mem.raw + off + UInt64(d), offset: off + UInt64(d))
                 }
                 off += UInt64(n)

@@ -19,12 +19,17 @@ final class GuestLayout {
     private var snapTaken: Set<UInt64> = []
     /// Pages kept as a sha256 digest instead of a copy (preserved memory, which may be large).
     private var hashIndex: [(pa: PhysAddr, length: Int, digest: [UInt8])] = []
+    /// Pages checked against bytes the plan can give again (table pages: the encoding of the
+    /// plan's own table model), so the layout keeps no copy of them: (page, index in `models`).
+    private var modelIndex: [(pa: PhysAddr, model: Int)] = []
+    /// Each gives the 4 KiB page's expected bytes.
+    private var models: [(PhysAddr) -> [UInt8]] = []
     /// Kexec HandOver's pages: who owns each (KhoLayout.swift).
     var kho: KhoGuestPages?
 
     deinit { snapData?.deallocate() }
 
-    var protectedCount: Int { snapIndex.count + hashIndex.count }
+    var protectedCount: Int { snapIndex.count + hashIndex.count + modelIndex.count }
 
     /// Marks a page that must come out of the run unchanged: copied before the run, or with
     /// `hashed` only its sha256 kept.
@@ -35,6 +40,13 @@ final class GuestLayout {
         } else {
             snapIndex.append((pa, length, 0))
         }
+    }
+
+    /// Marks a 4 KiB page that must come out of the run equal to `models[model](pa)`: nothing is
+    /// copied (for the table pages, which a 24 TiB map has tens of thousands of).
+    private func protect(_ pa: PhysAddr, model: Int) {
+        guard snapTaken.insert(pa.raw).inserted else { return }
+        modelIndex.append((pa, model))
     }
 
     /// Copies every protected page now (after the layout is written, before the run).
@@ -74,6 +86,11 @@ final class GuestLayout {
             if Array(SHA256.hash(data: UnsafeRawBufferPointer(start: now, count: e.length))) != e.digest {
                 out.append(e.pa)
             }
+        }
+        for e in modelIndex {
+            guard let now = memory.pointer(e.pa, length: 4096) else { continue }
+            let expected = models[e.model](e.pa)
+            if expected.withUnsafeBytes({ memcmp(now, $0.baseAddress!, 4096) }) != 0 { out.append(e.pa) }
         }
         return out.sorted()
     }
@@ -162,7 +179,7 @@ final class GuestLayout {
         if k.type == .crash {
             // Loaded straight into the crashkernel region at load time.
             for s in plan.segments {
-                guard mem.write(s.mem, s.bytes) else { throw fail("segment \(s.name)") }
+                guard l.writeContents(of: s) else { throw fail("segment \(s.name)") }
             }
         } else {
             for r in dest.ranges {
@@ -174,12 +191,11 @@ final class GuestLayout {
                 guard let dst = mem.pointer(sp.source, length: Int(kpage)) else {
                     throw fail("source page \(sp.source)")
                 }
-                memset(dst, 0, Int(kpage))
+                // The payload's bytes, then zeros to the end of the page (one pass over the page).
                 let off = sp.pageIndex * Int(kpage)
-                if off < s.bytes.count {
-                    let n = min(Int(kpage), s.bytes.count - off)
-                    s.bytes.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress! + off, byteCount: n) }
-                }
+                let n = off < s.contentCount ? min(Int(kpage), s.contentCount - off) : 0
+                if n > 0 { s.copyContents(from: off, into: UnsafeMutableRawBufferPointer(start: dst, count: n)) }
+                if n < Int(kpage) { memset(dst + n, 0, Int(kpage) - n) }
             }
             for ip in k.indirectionPages {
                 for (i, e) in ip.entries.enumerated() where e != 0 {
@@ -236,9 +252,14 @@ final class GuestLayout {
         // crash image also every mapped page outside the crashkernel region (the first kernel's).
         l.protect(k.controlPage, length: protectedControl)
         // A transition-table page is an ordinary page (get_zeroed_page) that may be a destination:
-        // the copy may overwrite it once the identity map is live.
+        // the copy may overwrite it once the identity map is live. Table pages are checked against
+        // the plan's model, except when an injection edited one after encoding (nx-start).
         let destinations = RangeSet(plan.segments.compactMap(\.range))
-        for (pa, _) in tables where !destinations.contains(pa) { l.protect(pa) }
+        let byModel = plan.scenario.kexec?.inject.contains(.nxStart) != true
+        let modelOf = byModel ? l.installTableModels(plan) : [:]
+        for (pa, _) in tables where !destinations.contains(pa) {
+            if let m = modelOf[pa.raw] { l.protect(pa, model: m) } else { l.protect(pa) }
+        }
         for p in k.indirectionPages { l.protect(p.pa, length: Int(kpage)) }
         for p in firstKernelPages { l.protect(p) }
         if k.type == .crash {
@@ -262,8 +283,17 @@ final class GuestLayout {
     static func tablePages(_ plan: Plan) -> [(PhysAddr, String)] {
         switch plan.arch {
         case .x86(let x):
-            return x.tables.levelOf.map { ($0.key, "identity-map \($0.value) page") }
-                + x.firstKernelTables.levelOf.map { ($0.key, "first-kernel \($0.value) page") }
+            // One label string per (table set, level), shared by all its pages: a 24 TiB map has
+            // tens of thousands of pages, and a label longer than 15 bytes is a heap string each.
+            var names: [String: String] = [:]
+            func name(_ prefix: String, _ level: some CustomStringConvertible) -> String {
+                let key = "\(prefix) \(level) page"
+                if let n = names[key] { return n }
+                names[key] = key
+                return key
+            }
+            return x.tables.levelOf.map { ($0.key, name("identity-map", $0.value)) }
+                + x.firstKernelTables.levelOf.map { ($0.key, name("first-kernel", $0.value)) }
         case .arm64(let a):
             var out: [(PhysAddr, String)] = [(a.zeroPage, "zero page")]
             for t in a.tables {
@@ -277,7 +307,59 @@ final class GuestLayout {
         }
     }
 
+    /// Writes a segment's contents at its destination, 1 MiB at a time (blocks may be adjacent).
+    private func writeContents(of s: Segment) -> Bool {
+        var off = 0
+        while off < s.contentCount {
+            let n = min(1 << 20, s.contentCount - off)
+            let at = PhysAddr(s.mem.raw + UInt64(off))
+            if let p = memory.pointer(at, length: n) {
+                s.copyContents(from: off, into: UnsafeMutableRawBufferPointer(start: p, count: n))
+            } else {
+                var chunk = [UInt8](repeating: 0, count: n)
+                chunk.withUnsafeMutableBytes { s.copyContents(from: off, into: $0) }
+                guard memory.write(at, chunk) else { return false }
+            }
+            off += n
+        }
+        return true
+    }
+
+    /// The table models of the plan's architecture, as `models`; returns each table page's model.
+    private func installTableModels(_ plan: Plan) -> [UInt64: Int] {
+        var out: [UInt64: Int] = [:]
+        switch plan.arch {
+        case .x86(let x):
+            for t in [x.tables, x.firstKernelTables] {
+                let i = models.count
+                models.append { t.encodedPage($0) }
+                for pa in t.pages.keys { out[pa.raw] = i }
+            }
+        case .arm64(let a):
+            for t in a.tables {
+                let i = models.count
+                let granule = t.tables.granule.size
+                models.append { sub in
+                    let base = sub.raw & ~(granule - 1)
+                    let off = Int(sub.raw - base)
+                    return Array(t.tables.encodedPage(PhysAddr(base))[off..<(off + 4096)])
+                }
+                for pa in t.tables.pages.keys {
+                    for sub in stride(from: pa.raw, to: pa.raw + granule, by: 0x1000) {
+                        out[sub] = i
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     func firstDifference(page: PhysAddr) -> UInt64? {
+        if let e = modelIndex.first(where: { $0.pa == page }), let now = memory.pointer(page, length: 4096) {
+            let expected = models[e.model](page)
+            return (0..<4096).first { expected[$0] != now.load(fromByteOffset: $0, as: UInt8.self) }
+                .map { page.raw + UInt64($0) }
+        }
         guard let buf = snapData, let e = snapIndex.first(where: { $0.pa == page }),
             let now = memory.pointer(page, length: e.length)
         else { return nil }

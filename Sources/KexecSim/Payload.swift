@@ -1,29 +1,53 @@
 import KexecModel
+import Kimage
 
 /// Synthetic contents for kernels and initrds given by size: reproducible pseudo-random bytes
 /// (splitmix64 seeded by the segment name), so a lost or misplaced page always shows.
 public enum Payload {
     public static func synthetic(name: String, size: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: size)
+        out.withUnsafeMutableBytes { fillSynthetic(seed: seed(name), size: size, offset: 0, into: $0) }
+        return out
+    }
+
+    /// The same bytes as `synthetic`, produced where they are read (never held whole).
+    public static func generated(name: String, size: Int) -> GeneratedContents {
+        let s = seed(name)
+        return GeneratedContents(count: size) { off, buf in fillSynthetic(seed: s, size: size, offset: off, into: buf) }
+    }
+
+    static func seed(_ name: String) -> UInt64 {
         var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
         for b in name.utf8 { seed = (seed ^ UInt64(b)) &* 0x100_0000_01B3 }
-        var out = [UInt8](repeating: 0, count: size)
-        out.withUnsafeMutableBytes { raw in
-            var state = seed
-            let words = size / 8
-            let p = raw.baseAddress!
-            for i in 0..<words {
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                z ^= z >> 31
-                p.storeBytes(of: z.littleEndian, toByteOffset: i * 8, as: UInt64.self)
-            }
-            for i in (words * 8)..<size {
-                p.storeBytes(of: UInt8(truncatingIfNeeded: i &* 131), toByteOffset: i, as: UInt8.self)
-            }
+        return seed
+    }
+
+    /// Word i of the stream is splitmix64 of seed + (i + 1)·γ (so any offset is reached directly),
+    /// little endian; the bytes past the last whole word are (position · 131) mod 256.
+    static func fillSynthetic(seed: UInt64, size: Int, offset: Int, into buf: UnsafeMutableRawBufferPointer) {
+        let words = size / 8
+        @inline(__always) func word(_ i: Int) -> UInt64 {
+            var z = seed &+ UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
         }
-        return out
+        guard let p = buf.baseAddress else { return }
+        var pos = offset
+        let end = offset + buf.count
+        while pos < end {
+            let w = pos / 8
+            if w < words && pos % 8 == 0 && pos + 8 <= end {
+                p.storeBytes(of: word(w).littleEndian, toByteOffset: pos - offset, as: UInt64.self)
+                pos += 8
+                continue
+            }
+            let v =
+                w < words
+                ? UInt8(truncatingIfNeeded: word(w) >> (8 * UInt64(pos % 8))) : UInt8(truncatingIfNeeded: pos &* 131)
+            p.storeBytes(of: v, toByteOffset: pos - offset, as: UInt8.self)
+            pos += 1
+        }
     }
 
     /// What the first kernel left in memory that becomes a destination (old contents).

@@ -238,7 +238,7 @@ public enum Planner {
         // Contents, now that the destinations are known and accepted.
         for i in segments.indices where !segments[i].isPurgatory {
             let s = segments[i]
-            if !s.bytes.isEmpty { continue }  // read from a file
+            if !s.bytes.isEmpty || s.generated != nil { continue }  // read from a file
             guard s.bufsz.raw <= maxSyntheticBytes else {
                 throw .input(
                     InputError(
@@ -258,7 +258,8 @@ public enum Planner {
             } else if s.role == .bootParams && req.syscall == .kexecFileLoad {
                 segments[i].bytes = Payload.bootParams(machine: machine, cmdline: cmdline, loadAddress: s.mem)
             } else {
-                segments[i].bytes = Payload.synthetic(name: s.name, size: Int(s.bufsz.raw))
+                // Produced where it is read (layout, digest, verification), never held whole.
+                segments[i].generated = Payload.generated(name: s.name, size: Int(s.bufsz.raw))
             }
             if s.role == .bootParams, let kho, kho.handsOver, let sg = segments.first(where: { $0.role == .khoScratch })
             {
@@ -375,8 +376,19 @@ public enum Planner {
         var regions: [PurgatoryRegion] = []
         let zeros = [UInt8](repeating: 0, count: 1 << 16)
         for s in segments where !s.isPurgatory && !(skippingElfcorehdr && s.role == .elfcorehdr) {
-            sha.update(data: s.bytes)
-            var pad = s.memsz.raw - UInt64(s.bytes.count)
+            if s.generated == nil {
+                sha.update(data: s.bytes)
+            } else {
+                var chunk = [UInt8](repeating: 0, count: 1 << 20)
+                var off = 0
+                while off < s.contentCount {
+                    let n = min(chunk.count, s.contentCount - off)
+                    chunk.withUnsafeMutableBytes { s.copyContents(from: off, into: .init(rebasing: $0[0..<n])) }
+                    sha.update(data: chunk[0..<n])
+                    off += n
+                }
+            }
+            var pad = s.memsz.raw - UInt64(s.contentCount)
             while pad > 0 {
                 let n = Int(min(pad, UInt64(zeros.count)))
                 sha.update(data: zeros[0..<n])

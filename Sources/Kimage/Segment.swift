@@ -59,8 +59,12 @@ public struct Segment: Sendable {
     public var role: SegmentRole
     public var mem: PhysAddr
     public var memsz: ByteCount
-    /// The buffer; bytes past it up to memsz are zero. bytes.count is bufsz.
+    /// The buffer; bytes past it up to memsz are zero. bytes.count is bufsz. Empty when the
+    /// contents are `generated`.
     public var bytes: [UInt8]
+    /// Contents produced on demand instead of held (a large synthetic payload): read them with
+    /// `copyContents`, which serves both forms.
+    public var generated: GeneratedContents?
     public var source: SourceLocation?
     /// Size of the buffer userspace passes; `bytes` holds it once contents are generated.
     public var bufsz: ByteCount
@@ -75,6 +79,21 @@ public struct Segment: Sendable {
         self.bufsz = bufsz ?? ByteCount(UInt64(bytes.count))
         self.source = source
     }
+    /// How many content bytes there are (the buffer's, or the generator's).
+    public var contentCount: Int { generated?.count ?? bytes.count }
+
+    /// Copies content bytes [offset, offset + dst.count) into `dst`; the range must lie within
+    /// `contentCount`.
+    public func copyContents(from offset: Int, into dst: UnsafeMutableRawBufferPointer) {
+        guard dst.count > 0 else { return }
+        precondition(offset >= 0 && offset + dst.count <= contentCount, "segment contents out of range")
+        if let g = generated {
+            g.fill(offset, dst)
+        } else {
+            bytes.withUnsafeBytes { dst.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: dst.count) }
+        }
+    }
+
     /// The role's label (`role.name`), as reports, evidence and the SVG show it.
     public var name: String { role.name }
     /// True for the purgatory segment: its digest is not taken and its bss may change.
@@ -96,5 +115,18 @@ public struct ArchLimits: Sendable {
     public static let arm64 = ArchLimits(destinationLimit: 1 << 48, segmentMax: 16)
     public static func x86_64(fiveLevel: Bool) -> ArchLimits {
         ArchLimits(destinationLimit: fiveLevel ? 1 << 52 : 1 << 46, segmentMax: 16)
+    }
+}
+
+/// A segment's contents given by a pure function of the offset: a synthetic payload of hundreds of
+/// MiB is never held in host memory, only produced where it is read (guest layout, the digest,
+/// verification), so a run holds the payload in guest memory alone.
+public struct GeneratedContents: Sendable {
+    public let count: Int
+    /// Writes bytes [offset, offset + buffer.count) of the contents into the buffer.
+    public let fill: @Sendable (_ offset: Int, _ into: UnsafeMutableRawBufferPointer) -> Void
+    public init(count: Int, fill: @escaping @Sendable (Int, UnsafeMutableRawBufferPointer) -> Void) {
+        self.count = count
+        self.fill = fill
     }
 }

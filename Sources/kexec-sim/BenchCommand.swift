@@ -5,7 +5,8 @@ import KexecSim
 
 /// `kexec-sim bench`: each case runs in a child process of this binary (`bench --child NAME`), so
 /// its peak RSS is its own; the relocation copy is compared with the engine's bare `rep movsq` in
-/// one more child; `--matrix` times `matrix Fixtures/scenarios --policies all`. Prints the runs
+/// one more child; `--matrix` times `matrix Fixtures/scenarios --policies all`; `--compare-qemu`
+/// times the same kexec under QEMU (BenchQemu.swift). Prints the runs
 /// and issue 16's table of figures against their targets. Figures only: tests never check time.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,6 +15,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Only the cases whose name contains this.") var filter: String?
     @Flag(help: "Also time `matrix Fixtures/scenarios --policies all` (run from the repository root).")
     var matrix = false
+    @Flag(
+        help:
+            "Also run the same kexec under QEMU (scripts/kernel-truth, pc-4g-exec) and print the ratio; skipped with a message without QEMU."
+    )
+    var compareQemu = false
     @Option(help: .hidden) var child: String?
     @Flag(help: .hidden) var childCopy = false
 
@@ -80,7 +86,8 @@ struct BenchCommand: ParsableCommand {
             let n = last.split(separator: " ").compactMap { Int($0) }.reduce(0, +)
             matrixTime = (s, n)
         }
-        let figs = Bench.figures(runs: runs, copy: copy, matrix: matrixTime)
+        let qemu = compareQemu ? BenchQemu.measure(root: root, note: note) : nil
+        let figs = Bench.figures(runs: runs, copy: copy, matrix: matrixTime, qemu: qemu)
         if json {
             var out: [String: Any] = [
                 "runs": runs.map(Bench.json), "host": ["memcpy_mb_s": host.memcpyMBps, "sha256_mb_s": host.sha256MBps],
@@ -91,6 +98,11 @@ struct BenchCommand: ParsableCommand {
                 out["relocation_copy"] = ["relocation_mb_s": c.relocationMBps, "rep_movsq_mb_s": c.repMovsqMBps]
             }
             if let m = matrixTime { out["matrix"] = ["total_s": m.seconds, "runs": m.runs] }
+            switch qemu {
+            case .measured(let s)?: out["qemu"] = ["total_s": s]
+            case .skipped(let why)?: out["qemu"] = ["skipped": why]
+            case nil: break
+            }
             print(Report.json(out))
             return
         }

@@ -89,6 +89,7 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case interrupts
         case initCmdline = "init_cmdline"
         case initVmcore = "init_vmcore"
+        case initVmcoreWhy = "init_vmcore_why"
         case nextKernelZones = "next_kernel_zones"
         case consoleTail = "console_tail"
         case cpuidLeaves = "cpuid_leaves"

@@ -116,6 +116,32 @@ final class FollowSession {
     }
 
     var consoleEvidence: Evidence { Evidence(.console, console.text) }
+
+    /// Why /init found no /proc/vmcore, when it reported it absent: a kernel that was handed no
+    /// ELF core header never creates it (fs/proc/vmcore.c vmcore_init returns early without
+    /// elfcorehdr=, v6.1); a crash kernel whose vmcore_init failed says so on the console
+    /// (`Kdump: vmcore not initialized`, after the cause parse_crash_elf_headers printed).
+    func vmcoreAbsence(plan: Plan) -> String? {
+        guard initVmcore?.hasPrefix("absent") == true else { return nil }
+        guard let hdr = plan.segments.first(where: { $0.role == .elfcorehdr }) else {
+            return "not a crash kernel: no ELF core header was handed over, so vmcore_init creates no /proc/vmcore"
+        }
+        let lines = console.lines
+        let at = "the ELF core header segment at \(hex(hdr.mem.raw))"
+        guard let i = lines.firstIndex(where: { $0.contains("Kdump: vmcore not initialized") }) else {
+            return "the crash kernel printed no vmcore_init failure; \(at)"
+        }
+        let cause = i > 0 ? Self.message(lines[i - 1]) : "no cause printed"
+        let zeros = hdr.bytes.allSatisfy { $0 == 0 } && hdr.generated == nil
+        return "the crash kernel's vmcore_init failed: \"\(cause)\" (fs/proc/vmcore.c parse_crash_elf_headers, v6.1); "
+            + at + (zeros ? " holds zeros: the model places kexec-tools' header but does not write its contents" : "")
+    }
+
+    /// A console line without its printk time stamp.
+    static func message(_ line: String) -> String {
+        guard line.hasPrefix("["), let close = line.firstIndex(of: "]") else { return line }
+        return line[line.index(after: close)...].trimmingCharacters(in: .whitespaces)
+    }
 }
 
 /// How the architecture's follow run ended, when it was not the session's own stop (the goal or a
@@ -173,6 +199,7 @@ extension Runner {
         ev.append(Evidence(.followStop, stopWords))
         let check = FollowMemoryLines.check(console: session.console.lines, plan: plan)
         if let z = FollowMemoryLines.zoneRanges(session.console.lines) { ev.append(Evidence(.nextKernelZones, z)) }
+        if let why = session.vmcoreAbsence(plan: plan) { ev.append(Evidence(.initVmcoreWhy, why)) }
         ev += check?.evidence ?? []
         var v: Verdict
         if session.reached(FollowGoal.banner.rawValue) || session.goalReached {

@@ -157,6 +157,9 @@ func followFixture(_ name: String) throws -> Scenario {
         #expect(ev["milestone.init"]?.hasSuffix("] kexec-sim: /init reached") == true)
         #expect(ev["init_cmdline"] == "console=ttyAMA0 earlycon=pl011,0x9000000")
         #expect(ev["init_vmcore"] == "absent (errno 2)")
+        #expect(
+            ev["init_vmcore_why"]
+                == "not a crash kernel: no ELF core header was handed over, so vmcore_init creates no /proc/vmcore")
         #expect(ev["next_kernel_zones"] == "DMA [mem 0x0000000040000000-0x00000000bfffffff]; DMA32 empty; Normal empty")
         #expect(ev["next_kernel_memory"] == "[0x0000000040000000-0x00000000bfffffff]")
         #expect(ev["memory_check"] == "agrees")
@@ -178,5 +181,10 @@ func followFixture(_ name: String) throws -> Scenario {
         #expect(ev["init_cmdline"] == "console=ttyAMA0 earlycon=pl011,0x9000000")
         #expect(ev["init_vmcore"] == "absent (errno 2)")
         #expect((ev["console"] ?? "").contains("Kdump: vmcore not initialized"))
+        #expect(
+            ev["init_vmcore_why"]
+                == "the crash kernel's vmcore_init failed: \"Warning: Core image elf header not found\" "
+                + "(fs/proc/vmcore.c parse_crash_elf_headers, v6.1); the ELF core header segment at 0xbffff000 "
+                + "holds zeros: the model places kexec-tools' header but does not write its contents")
     }
 }

@@ -172,6 +172,10 @@ public final class Arm64FollowPlatform: Arm64SystemRegisterHandler {
     public var exceptionsDelivered: Int { delivered.values.reduce(0, +) }
 
     public func handle(_ stop: StopReason<Arm64Walker.Fault>, engine e: Arm64Engine) -> FollowDecision {
+        // A stop asked for by the timer hook can lose to another stop of the same run (a fault is
+        // reported first): any stop re-arms the request, the line is looked at again on the next
+        // counter read.
+        stopRequested = false
         switch stop {
         case .translationFault(let f, let access, let pc):
             let exc: Arm64Exception

@@ -160,7 +160,7 @@ extension Walker {
     func injection(_ node: Node, path: String) throws(InputError) -> Injection {
         let known =
             "wrong-digest, list-cycle, overwrite-control-page, scribble, invalid-opcode, nx-start, flip-source-byte, "
-            + "start-address, first-kernel-write, kho-before-scratch-check"
+            + "start-address, first-kernel-write, kho-before-scratch-check, handoff-pointer"
         switch node {
         case .scalar(let s):
             switch s.string {
@@ -176,12 +176,17 @@ extension Walker {
             }
         case .mapping(let m):
             let f = try Fields(
-                node, m, path: path, allowed: ["flip-source-byte", "start-address", "first-kernel-write"], file: file)
+                node, m, path: path,
+                allowed: ["flip-source-byte", "start-address", "first-kernel-write", "handoff-pointer"],
+                file: file)
             if let a = f.value("start-address") {
                 return .startAddress(PhysAddr(try number(a, f.field("start-address"), what: "an address")))
             }
             if let a = f.value("first-kernel-write") {
                 return .firstKernelWrite(PhysAddr(try number(a, f.field("first-kernel-write"), what: "an address")))
+            }
+            if let h = f.value("handoff-pointer") {
+                return .handoffPointer(try handoffPointer(h, f.field("handoff-pointer")))
             }
             let inner = try required(f, "flip-source-byte")
             let field = f.field("flip-source-byte")
@@ -193,6 +198,16 @@ extension Walker {
         case .sequence:
             throw fail(node, path, "expected an injection (one of: \(known)), found \(Self.describe(node))")
         }
+    }
+
+    /// `handoff-pointer: A` (an address) or `handoff-pointer: { offset: N }` (the real boot_params
+    /// / DTB address plus N bytes).
+    func handoffPointer(_ node: Node, _ path: String) throws(InputError) -> HandoffPointer {
+        if case .mapping(let m) = node {
+            let f = try Fields(node, m, path: path, allowed: ["offset"], file: file)
+            return .offset(ByteCount(try size(required(f, "offset"), f.field("offset"))))
+        }
+        return .address(PhysAddr(try number(node, path, what: "an address or { offset: N }")))
     }
 
 }

@@ -8,7 +8,7 @@ import Yams
 
 private let scenarioKeys = [
     "name", "machine", "kexec", "policy", "next_kernel_touches", "expect", "expect_by_policy", "budget", "follow",
-    "purgatory",
+    "purgatory", "follow_timeout",
 ]
 
 struct Walker {
@@ -75,6 +75,13 @@ struct Walker {
             }
         }
         if let n = f.value("follow") { scenario.follow = try followGoal(n, f.field("follow")) }
+        if let n = f.value("follow_timeout") {
+            let t = try number(n, f.field("follow_timeout"), what: "a number of seconds")
+            guard t > 0 else {
+                throw fail(n, f.field("follow_timeout"), "the follow time limit must be more than 0 seconds")
+            }
+            scenario.followTimeoutSeconds = t
+        }
         if let n = f.value("budget") {
             let b = try number(n, f.field("budget"))
             guard b > 0 else { throw fail(n, f.field("budget"), "the instruction budget must be more than 0") }

@@ -200,6 +200,38 @@ public enum Injection: Sendable, Equatable {
     /// A kernel before the KHO scratch-overlap check (e38f65d317df, or built without
     /// CONFIG_KEXEC_HANDOVER_DEBUG): memory preserved in scratch is accepted and handed over.
     case khoBeforeScratchCheck
+    /// The first kernel hands the next kernel a pointer that is not where its boot_params (x86_64
+    /// rsi) or DTB (arm64 x0) lie: purgatory's `entry_arg` (or, on arm64 kexec_file_load without
+    /// purgatory, the DTB argument of the relocation routine) carries it instead of the real one.
+    case handoffPointer(HandoffPointer)
+}
+
+/// The pointer a `handoff-pointer` injection hands over: an address, or the real boot_params / DTB
+/// address moved on by a byte count (a loader that miscomputed it).
+public enum HandoffPointer: Sendable, Equatable {
+    case address(PhysAddr)
+    case offset(ByteCount)
+
+    /// The pointer handed over instead of `real`; nil when `real + offset` does not fit 64 bits.
+    public func pointer(real: PhysAddr) -> PhysAddr? {
+        switch self {
+        case .address(let a): return a
+        case .offset(let n):
+            let (sum, overflow) = real.raw.addingReportingOverflow(n.raw)
+            return overflow ? nil : PhysAddr(sum)
+        }
+    }
+}
+
+extension KexecRequest {
+    /// The argument the next kernel is handed: `real` (boot_params / the DTB), or the injected
+    /// `handoff-pointer` (the last one when a fixture gives several; nil when `real + offset`
+    /// overflows).
+    public func handedArgument(real: PhysAddr) -> PhysAddr? {
+        var handed: PhysAddr? = real
+        for case .handoffPointer(let h) in inject { handed = h.pointer(real: real) }
+        return handed
+    }
 }
 
 public struct KexecRequest: Sendable {
@@ -303,6 +335,10 @@ public struct Scenario: Sendable {
     /// Follow the next kernel past the hand-off, up to this milestone (`follow:`; nil: stop at
     /// the entry).
     public var follow: FollowGoal?
+    /// The most wall time, in seconds, the follow run needs (`follow_timeout:`; nil: the run's
+    /// `--follow-timeout`): a fixture whose kernel gives up early in a spin says so, and the
+    /// smaller of the two limits applies.
+    public var followTimeoutSeconds: UInt64?
     /// How purgatory's sha256 runs (`purgatory:`; nil: the default, `native`).
     public var purgatory: PurgatoryMode?
     public var file: String

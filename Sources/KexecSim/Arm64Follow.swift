@@ -28,15 +28,18 @@ extension Arm64RunBackend {
                 failure: FollowFailure(kind: .halt, summary: "follow machine: \(error)", evidence: []), evidence: [])
         }
         session.mark("image-entered")
-        e.fillObserver = { [unowned e, unowned session] _, _ in
-            if e.read(.sctlrEL1) & 1 != 0 {
+        let pointerWatch = HandoffPointerWatch(plan: plan)
+        e.fillObserver = { [unowned e, unowned session] va, access in
+            pointerWatch?.observe(va, access, engine: e)
+            if !session.reached("mmu-on"), e.read(.sctlrEL1) & 1 != 0 {
                 session.mark("mmu-on")
-                e.fillObserver = nil
+                if pointerWatch == nil { e.fillObserver = nil }
             }
         }
-        let stop = e.follow(from: VirtAddr(plan.kernelEntry.raw), until: neverExecuted, timeoutMicros: timeoutMicros) {
-            machine.handle($0, engine: e)
-        }
+        let end = Runner.followToSpin(
+            e, from: VirtAddr(plan.kernelEntry.raw), until: neverExecuted, timeoutMicros: timeoutMicros
+        ) { machine.handle($0, engine: e) }
+        let stop = end.stop
         e.fillObserver = nil
         var ev = [
             FollowOutcome.exceptionsDelivered(machine.delivered, log: machine.log),
@@ -44,9 +47,16 @@ extension Arm64RunBackend {
                 .firmwareCalls, machine.firmwareCalls.isEmpty ? "none" : machine.firmwareCalls.joined(separator: ", ")),
             Evidence(.interrupts, interruptWords(machine)),
         ]
+        ev += pointerWatch?.evidence ?? []
         if session.goalReached || session.panicLine != nil { return FollowOutcome(failure: nil, evidence: ev) }
         ev.append(Evidence(.consoleTail, session.console.tail(5).joined(separator: " | ")))
-        return FollowOutcome(failure: failure(stop, machine: machine, engine: e, plan: plan), evidence: ev)
+        if session.console.text.isEmpty, let log = Arm64KernelLog.read(plan: plan, memory: e.memory) {
+            ev.append(log.evidence)
+        }
+        var failed = failure(stop, spin: end.spin, machine: machine, engine: e, plan: plan)
+        // A kernel that spins after reading a wrong hand-off pointer: the address is the pointer it read.
+        if failed.kind == .hang, let w = pointerWatch, !w.addresses.isEmpty { failed.address = w.pointer.raw }
+        return FollowOutcome(failure: failed, evidence: ev)
     }
 
     /// `interrupts`: IRQs taken by ID, WFIs, and the virtual clock (Arm64FollowPlatform).
@@ -59,7 +69,8 @@ extension Arm64RunBackend {
 
     /// The words for a follow run that ended before its goal.
     static func failure(
-        _ stop: StopReason<Arm64Walker.Fault>, machine: Arm64FollowPlatform, engine e: Arm64Engine, plan: Plan
+        _ stop: StopReason<Arm64Walker.Fault>, spin: String? = nil, machine: Arm64FollowPlatform,
+        engine e: Arm64Engine, plan: Plan
     )
         -> FollowFailure
     {
@@ -113,6 +124,10 @@ extension Arm64RunBackend {
                     Evidence(.phase, phase), Evidence(.address, hex(pa.raw)), Evidence(.access, access.rawValue),
                     Evidence(.pc, hex(pc.raw)), Evidence(.region, region),
                 ], address: pa.raw)
+        case .timedOut(let pc) where spin != nil:
+            return FollowFailure(
+                kind: .hang, summary: "the next kernel spins forever at \(hex(pc.raw)) (\(phase))",
+                evidence: [Evidence(.phase, phase), Evidence(.pc, hex(pc.raw)), Evidence(.loop, spin ?? "")])
         case .timedOut(let pc), .budgetExhausted(let pc, _):
             return FollowFailure(
                 kind: .hang, summary: "no progress to the goal within the follow time limit",

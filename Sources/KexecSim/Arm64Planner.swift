@@ -160,7 +160,8 @@ public enum Arm64Planner {
             }
             switch try Planner.seal(
                 &segments, blob: Arm64GuestCode.purgatory, purgatoryStart: Arm64GuestCode.Purgatory.purgatoryStart,
-                entry: kernelEntry, entryArg: dtb, request: req, ram: KhoPlanner.kimageFree(free.ranges, kho),
+                entry: kernelEntry, entryArg: try Planner.handedArgument(req, real: dtb, sc), request: req,
+                ram: KhoPlanner.kimageFree(free.ranges, kho),
                 crash: crashk, pageSize: pageSize,
                 purgatoryOffset: toolPurgatory?.blobOffset)
             {

@@ -28,7 +28,7 @@ enum Arm64RunBackend: RunBackend {
         let control = plan.kimage.controlPage.raw
         e.write(.x0, plan.kimage.head)
         e.write(.x1, startAddress.raw)
-        e.write(.x2, plan.entryArgument.raw)
+        e.write(.x2, plan.handedArgument.raw)
         // PAGE_SIZE: the size of every kimage page, which the routine copies per IND_SOURCE entry
         // (arch/arm64/kernel/relocate_kernel.S: x6 = PAGE_SIZE for copy_page, read in 6.12.117).
         e.write(.x6, plan.kimage.pageSize)
@@ -56,7 +56,7 @@ enum Arm64RunBackend: RunBackend {
     static func handOffProblem(_ e: Arm64Engine, plan: Plan) -> (summary: String, evidence: [Evidence])? {
         let regs = [e.read(.x0), e.read(.x1), e.read(.x2), e.read(.x3)]
         let sctlr = e.read(.sctlrEL1)
-        guard regs != [plan.entryArgument.raw, 0, 0, 0] || sctlr & 1 != 0 else { return nil }
+        guard regs != [plan.expectedHandOffArgument.raw, 0, 0, 0] || sctlr & 1 != 0 else { return nil }
         return (
             "reached the entry with wrong hand-off state",
             [Evidence(.x0ToX3, regs.map { hex($0) }.joined(separator: " ")), Evidence(.sctlrEL1, hex(sctlr))]
@@ -66,10 +66,10 @@ enum Arm64RunBackend: RunBackend {
     static func landed(_ e: Arm64Engine, plan: Plan) -> (summary: String, evidence: [Evidence]) {
         let pc = e.read(.pc)
         return (
-            "every destination byte matches, entry \(hex(pc)) with x0 = DTB \(hex(plan.entryArgument.raw)), MMU off, "
+            "every destination byte matches, entry \(hex(pc)) with x0 = DTB \(hex(plan.handedArgument.raw)), MMU off, "
                 + "nothing else changed",
             [
-                Evidence(.entry, hex(pc)), Evidence(.x0Dtb, hex(plan.entryArgument.raw)), Evidence(.x1X2X3, "0 0 0"),
+                Evidence(.entry, hex(pc)), Evidence(.x0Dtb, hex(plan.handedArgument.raw)), Evidence(.x1X2X3, "0 0 0"),
                 Evidence(.mmu, "off (SCTLR_EL1.M = 0)"), Evidence(.relocation, plan.arm64?.relocation.rawValue ?? "-"),
             ]
         )

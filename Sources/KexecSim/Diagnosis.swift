@@ -170,8 +170,9 @@ struct Diagnosis<B: RunBackend> {
                     address: p.raw)
             }
         }
+        let pointer = plan.handoffPointerEvidence
         if let bad = B.handOffProblem(engine, plan: plan) {
-            return Verdict(kind: .corruption, summary: bad.summary, evidence: bad.evidence)
+            return Verdict(kind: .corruption, summary: bad.summary, evidence: bad.evidence + pointer)
         }
         let kho: [Evidence]
         switch KhoReadback.check(plan, memory: mem) {
@@ -183,7 +184,7 @@ struct Diagnosis<B: RunBackend> {
         let handOff = B.landed(engine, plan: plan)
         return Verdict(
             kind: .landed, summary: handOff.summary,
-            evidence: handOff.evidence + [
+            evidence: handOff.evidence + pointer + [
                 Evidence(.segments, segs), Evidence(.sha256, plan.digest.map { String(format: "%02x", $0) }.joined()),
                 Evidence(.protectedPages, "\(layout.protectedCount) unchanged"),
                 Evidence(.onDemandPages, "\(engine.onDemandPageCount) still zero"),

@@ -76,6 +76,7 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case khoPreserved = "kho_preserved"
         case chain
         case chainStep = "chain_step"
+        case khoAfterFollow = "kho_after_follow"
         // Following the next kernel.
         case milestones, console
         case followStop = "follow_stop"
@@ -94,6 +95,10 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case consoleTail = "console_tail"
         case cpuidLeaves = "cpuid_leaves"
         case localApic = "local_apic"
+        // A next kernel handed a wrong boot_params / DTB pointer (`handoff-pointer`).
+        case handoffPointer = "handoff_pointer"
+        case handoffPointerRead = "handoff_pointer_read"
+        case kernelLog = "kernel_log"
     }
 
     public var name: String {

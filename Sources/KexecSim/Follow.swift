@@ -183,7 +183,9 @@ extension Runner {
         // Instructions of the next kernel alone, when the run counts them (--count-instructions).
         let base = e.instructionsExecuted ?? 0
         session.instructions = { [unowned e] in e.isCountingInstructions ? (e.instructionsExecuted ?? 0) - base : nil }
-        let timeoutUs = UInt64(max(0.001, options.followTimeoutSeconds) * 1e6)
+        var seconds = options.followTimeoutSeconds
+        if let t = plan.scenario.followTimeoutSeconds { seconds = min(seconds, Double(t)) }
+        let timeoutUs = UInt64(max(0.001, seconds) * 1e6)
         let outcome = B.followNextKernel(e, plan: plan, session: session, timeoutMicros: timeoutUs)
         let failure = outcome.failure
         var ev = session.evidence + outcome.evidence

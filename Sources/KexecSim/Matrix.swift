@@ -44,6 +44,13 @@ public struct MatrixRunResult: Sendable {
         self.report = report
     }
 
+    /// A followed run: the last milestone the next kernel reached (the last of the `milestones`
+    /// evidence: `memory`, `banner`, or an architecture's own such as `mmu-on`); nil otherwise.
+    public var milestone: String? {
+        guard job.follow != nil, let m = evidence.first(where: { $0.key == "milestones" })?.value else { return nil }
+        return m.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
     /// "page-fault at 0x100000000", "rejected EINVAL", "—" when there is no expectation.
     public var expectedText: String { Matrix.describe(job.expected) }
     /// Evidence and expectation as text (JUnit failure bodies, failure listings).

@@ -66,10 +66,15 @@ public struct MatrixJob: Sendable, Equatable {
     public var kernel: KernelVersion?
     /// The identity-map policy the worker is given (`policy` is the label, which may carry " @X.Y").
     var policyName: String
+    /// `matrix --follow`: the goal the worker follows the next kernel to (`run --follow --until
+    /// GOAL`); nil: not followed.
+    public var follow: FollowGoal?
     /// Set when the run cannot be made here (a machine file): reported as skipped.
     public var skipReason: String?
     /// Set when the fixture did not decode: reported as failed without a worker.
     public var loadError: String?
+    /// The fixture's own `follow:` goal (nil: the fixture does not follow the next kernel).
+    public var followGoal: FollowGoal?
 
     public init(
         fixturePath: String, relativePath: String, scenarioName: String, policy: String,
@@ -179,12 +184,16 @@ public enum MatrixPlanner {
     /// `kernels` (`--kernels 6.1,6.12`): every job once per version, its label suffixed " @6.1";
     /// `kernel` (`--kernel 6.1`): every job as that version, labels unchanged. Empty and nil: each
     /// fixture's own version, the jobs as they always were.
+    ///
+    /// `follow`: see `MatrixFollow` (nil: the default matrix, which skips fixtures with `follow:`).
     public static func jobs(
         fixtures: [(path: String, fromDirectory: Bool)], arch: Arch? = nil, policies: MatrixPolicies = .own,
-        kernels: [KernelVersion] = [], kernel: KernelVersion? = nil,
+        kernels: [KernelVersion] = [], kernel: KernelVersion? = nil, follow: MatrixFollow? = nil,
         base: String = FileManager.default.currentDirectoryPath
     ) -> [MatrixJob] {
-        let base = jobs(fixtures: fixtures, arch: arch, policies: policies, base: base)
+        let base = jobs(fixtures: fixtures, arch: arch, policies: policies, base: base).map {
+            MatrixFollow.apply(follow, to: $0)
+        }
         if let kernel { return base.map { $0.runningKernel(kernel, inLabel: false) } }
         guard !kernels.isEmpty else { return base }
         return base.flatMap { j -> [MatrixJob] in
@@ -217,6 +226,16 @@ public enum MatrixPlanner {
                     MatrixJob(
                         fixturePath: abs, relativePath: rel, scenarioName: sc.name, policy: "-",
                         skipReason: "a machine fixture (no kexec section): nothing to run"))
+                continue
+            }
+            if let goal = sc.follow {
+                // Followed runs are opted into (`matrix --follow`); which goal is decided then.
+                var j = MatrixJob(
+                    fixturePath: abs, relativePath: rel, scenarioName: sc.name,
+                    policy: sc.machine.arch == .arm64 ? sc.policyLabel : sc.x86Policy?.identityMap.rawValue ?? "-",
+                    expected: sc.expect, passesPolicy: false)
+                j.followGoal = goal
+                jobs.append(j)
                 continue
             }
             if sc.machine.arch == .arm64 {

@@ -9,6 +9,7 @@ extension Matrix {
         var s = e.verdict.rawValue
         if let a = e.address { s += " at \(hex(a))" }
         if let n = e.errno { s += " \(n)" }
+        if let m = e.milestone { s += " (\(m.rawValue))" }
         return s
     }
 
@@ -46,7 +47,10 @@ extension Matrix {
     /// evidence; the summary line last.
     public static func table(_ results: [MatrixRunResult]) -> String {
         let names = displayNames(results.map(\.job))
-        let header = ["fixture", "policy", "verdict", "expected", "match", "time"]
+        // A matrix with followed runs shows the milestone each reached.
+        let followed = results.contains { $0.job.follow != nil }
+        var header = ["fixture", "policy", "verdict", "expected", "match", "time"]
+        if followed { header.insert("milestone", at: 3) }
         var rows: [[String]] = []
         for (r, name) in zip(results, names) {
             let match: String
@@ -56,10 +60,12 @@ extension Matrix {
             case .passed: match = r.job.expected == nil ? "—" : "yes"
             }
             let verdict = r.verdict ?? "—"
-            rows.append([
+            var row = [
                 name, r.job.policy, verdict, r.status == .skipped ? "—" : r.expectedText, match,
                 r.status == .skipped ? "" : String(format: "%.2fs", r.elapsed),
-            ])
+            ]
+            if followed { row.insert(r.milestone ?? "—", at: 3) }
+            rows.append(row)
         }
         var widths = header.map(\.count)
         for row in rows { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
@@ -119,6 +125,8 @@ public struct MatrixReportLine: Codable, Sendable, Equatable {
     public var status: MatrixStatus
     /// Why the worker gave no report.
     public var error: String?
+    /// A followed run's last milestone (`MatrixRunResult.milestone`).
+    public var milestone: String?
 
     public init(_ r: MatrixRunResult) {
         var report =
@@ -132,12 +140,13 @@ public struct MatrixReportLine: Codable, Sendable, Equatable {
         elapsedSeconds = (r.elapsed * 1000).rounded() / 1000
         status = r.status
         error = r.report == nil ? r.workerError : nil
+        milestone = r.milestone
     }
 
     enum CodingKeys: String, CodingKey {
         case fixturePath = "fixture_path"
         case elapsedSeconds = "elapsed_s"
-        case status, error
+        case status, error, milestone
     }
 
     public init(from decoder: Decoder) throws {
@@ -147,6 +156,7 @@ public struct MatrixReportLine: Codable, Sendable, Equatable {
         elapsedSeconds = try c.decode(Double.self, forKey: .elapsedSeconds)
         status = try c.decode(MatrixStatus.self, forKey: .status)
         error = try c.decodeIfPresent(String.self, forKey: .error)
+        milestone = try c.decodeIfPresent(String.self, forKey: .milestone)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -156,6 +166,7 @@ public struct MatrixReportLine: Codable, Sendable, Equatable {
         try c.encode(elapsedSeconds, forKey: .elapsedSeconds)
         try c.encode(status, forKey: .status)
         try c.encodeIfPresent(error, forKey: .error)
+        try c.encodeIfPresent(milestone, forKey: .milestone)
     }
 }
 

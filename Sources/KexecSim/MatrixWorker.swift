@@ -35,7 +35,8 @@ public struct MatrixWorker: Sendable {
     /// diagnosed by the emulator (a `hang` with its evidence) before the worker is killed.
     public var childPhaseTimeout: Double { max(0.001, timeoutSeconds * 0.4) }
 
-    /// `run FIXTURE [--policy P] [--kernel V] [--purgatory M] --json --timeout T`: `--policy` only for an x86_64 job
+    /// `run FIXTURE [--policy P] [--kernel V] [--purgatory M] [--follow --until G --follow-timeout T]
+    /// --json --timeout T`: `--follow` for a job of `matrix --follow`; `--policy` only for an x86_64 job
     /// (an arm64 job runs under the fixture's own relocation mode and linear map); `--kernel` for a
     /// job of `matrix --kernel` / `--kernels`.
     public func arguments(for job: MatrixJob) -> [String] {
@@ -43,6 +44,11 @@ public struct MatrixWorker: Sendable {
         if let p = job.policyOverride { args += ["--policy", p] }
         if let v = job.kernel { args += ["--kernel", v.description] }
         if let m = purgatory { args += ["--purgatory", m.rawValue] }
+        if let g = job.follow {
+            // Relocation and the followed kernel each get the child's phase limit: both together
+            // stay under the worker's.
+            args += ["--follow", "--until", g.rawValue, "--follow-timeout", String(format: "%.3f", childPhaseTimeout)]
+        }
         return args + ["--json", "--timeout", String(format: "%.3f", childPhaseTimeout)]
     }
 

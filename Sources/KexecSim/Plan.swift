@@ -13,6 +13,29 @@ public struct Plan: Sendable {
     /// The argument the next kernel is entered with: x86_64 rsi = boot_params, arm64 x0 = DTB
     /// (0 when there is none).
     public var entryArgument: PhysAddr
+    /// The argument the next kernel is really handed: `entryArgument`, or the pointer of a
+    /// `handoff-pointer` injection (the planner rejected one that overflows).
+    public var handedArgument: PhysAddr {
+        scenario.kexec?.handedArgument(real: entryArgument) ?? entryArgument
+    }
+    /// True when an injection hands the next kernel something other than `entryArgument`.
+    public var handsWrongPointer: Bool { handedArgument != entryArgument }
+    /// The argument register the hand-off check expects at the next kernel's entry: the real
+    /// boot_params / DTB; with `--follow` the injected pointer, so the run goes on and the next
+    /// kernel's own code shows what the wrong pointer does (without `--follow` a wrong pointer is
+    /// `corruption`: the registers are not the hand-off).
+    public var expectedHandOffArgument: PhysAddr { scenario.follow == nil ? entryArgument : handedArgument }
+    /// `handoff_pointer`: the injected pointer and where the real one points (none without the injection).
+    var handoffPointerEvidence: [Evidence] {
+        guard handsWrongPointer else { return [] }
+        let what = arm64 == nil ? "boot_params" : "the DTB"
+        let region = scenario.machine.memory.describe(handedArgument)
+        return [
+            Evidence(
+                .handoffPointer,
+                "injected \(hex(handedArgument.raw)) (\(region)) instead of \(what) at \(hex(entryArgument.raw))")
+        ]
+    }
     /// Where our purgatory blob is loaded (its symbols count from here): the purgatory segment's
     /// start, or inside kexec-tools' purgatory segment (`loader: kexec-tools`: at its entry); nil
     /// when the load has none (arm64 kexec_file_load: the relocation routine enters the kernel).

@@ -282,7 +282,8 @@ public enum Planner {
         let sealed: Sealed
         switch try seal(
             &segments, blob: blob, purgatoryStart: X86_64GuestCode.Purgatory.purgatoryStart, entry: kernelEntry,
-            entryArg: bootParams, request: req, ram: KhoPlanner.kimageFree(ram, kho), crash: crash,
+            entryArg: try handedArgument(req, real: bootParams, scenario), request: req,
+            ram: KhoPlanner.kimageFree(ram, kho), crash: crash,
             controlPages: Int(relocation.controlPageSize / 0x1000),
             // kexec_load: kexec-tools' update_purgatory hashes every segment but its purgatory.
             digestSkipsElfcorehdr: req.syscall == .kexecFileLoad && rules.elfcorehdrExcludedFromDigest,
@@ -462,6 +463,18 @@ public enum Planner {
         } catch {
             throw .unsupported("page tables: \(error)")
         }
+    }
+
+    /// What purgatory's `entry_arg` carries: boot_params / the DTB, or a `handoff-pointer`
+    /// injection's pointer; one that overflows is an input error naming the field.
+    static func handedArgument(_ req: KexecRequest, real: PhysAddr, _ sc: Scenario) throws(PlanError) -> PhysAddr {
+        guard let p = req.handedArgument(real: real) else {
+            throw .input(
+                InputError(
+                    file: sc.file, line: nil, field: "kexec.inject.handoff-pointer",
+                    message: "\(real) + offset does not fit in 64 bits"))
+        }
+        return p
     }
 
     static func filledPurgatory(

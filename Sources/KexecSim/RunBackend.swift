@@ -105,7 +105,7 @@ enum X86RunBackend: RunBackend {
     static func handOffProblem(_ e: X86Engine, plan: Plan) -> (summary: String, evidence: [Evidence])? {
         let rip = e.read(.rip)
         let rsi = e.read(.rsi)
-        guard rip != plan.kernelEntry.raw || rsi != plan.entryArgument.raw else { return nil }
+        guard rip != plan.kernelEntry.raw || rsi != plan.expectedHandOffArgument.raw else { return nil }
         return (
             "reached the entry with wrong hand-off registers: rip \(hex(rip)) rsi \(hex(rsi))",
             [

@@ -169,6 +169,8 @@ public enum Runner {
             }
             let tf = Date()
             v = follow(e, plan: plan, backend: B.self, goal: goal, landed: v, options: options)
+            // Preserved memory (Kexec HandOver) once more, after the next kernel ran.
+            v = KhoFollowCheck.check(v, plan: plan, layout: layout)
             stats.followSeconds = Date().timeIntervalSince(tf)
             t = t.addingTimeInterval(stats.followSeconds)
             stats.tlbFills = e.tlbFills

@@ -40,17 +40,22 @@ extension X86RunBackend {
             }
         }
         session.mark("decompressor-entered")
+        let pointerWatch = HandoffPointerWatch(plan: plan)
         e.fillObserver = { [unowned e, unowned session] va, access in
+            pointerWatch?.observe(va, access, engine: e)
             if access == .fetch && va >= 0xffff_ffff_8000_0000 {
                 session.mark("kernel-proper")
-                e.fillObserver = nil
+                if pointerWatch == nil { e.fillObserver = nil }
             }
         }
-        let stop = e.follow(from: VirtAddr(plan.kernelEntry.raw), until: neverExecuted, timeoutMicros: timeoutMicros) {
+        let end = Runner.followToSpin(
+            e, from: VirtAddr(plan.kernelEntry.raw), until: neverExecuted, timeoutMicros: timeoutMicros
+        ) {
             let next = machine.handle($0, engine: e)
             if case .resume = next, !machine.delivered.isEmpty, session.markGoal(.handler) { return .end }
             return next
         }
+        let stop = end.stop
         e.fillObserver = nil
         var ev = [
             FollowOutcome.exceptionsDelivered(machine.delivered, log: machine.log)
@@ -66,6 +71,7 @@ extension X86RunBackend {
                     "\(c.model.vendor.rawValue)\(c.model.sev ? " with SEV" : ""): "
                         + c.leavesAsked.map { hex(UInt64($0)) }.joined(separator: ", ")))
         }
+        ev += pointerWatch?.evidence ?? []
         if session.goalReached || session.panicLine != nil { return FollowOutcome(failure: nil, evidence: ev) }
         ev.append(Evidence(.consoleTail, session.console.tail(5).joined(separator: " | ")))
         let phase = session.reached("kernel-proper") ? "kernel" : "decompressor"
@@ -103,6 +109,11 @@ extension X86RunBackend {
                         "\(access.rawValue) of \(hex(pa.raw)) in \(region) from \(hex(pc.raw)): nothing answers there",
                     evidence: fev + [Evidence(.address, hex(pa.raw)), Evidence(.region, region)], address: pa.raw),
                 evidence: ev)
+        case .timedOut(let pc) where end.spin != nil:
+            return FollowOutcome(
+                failure: FollowFailure(
+                    kind: .hang, summary: "the next kernel spins forever at \(hex(pc.raw)) (\(phase))",
+                    evidence: fev + [Evidence(.loop, end.spin ?? "")]), evidence: ev)
         case .timedOut(let pc), .budgetExhausted(let pc, _):
             return FollowOutcome(
                 failure: FollowFailure(

@@ -45,6 +45,13 @@ struct MatrixCommand: ParsableCommand {
     var oneShot = false
     @Option(help: "How purgatory's sha256 runs in every run: native or emulated (default: each fixture's own).")
     var purgatory: String?
+    @Flag(
+        help:
+            "Opt into the runs that follow the real next kernel (fixtures with `follow:`, skipped without it)."
+    )
+    var follow = false
+    @Option(help: "With --follow: the milestone every followed run goes to (default: each fixture's own).")
+    var until: String?
 
     func run() throws {
         var archFilter: Arch?
@@ -89,8 +96,20 @@ struct MatrixCommand: ParsableCommand {
         } catch {
             fail(error.description)
         }
+        var followOption: MatrixFollow?
+        if let u = until {
+            guard follow else { fail("--until: only with --follow") }
+            guard let g = FollowGoal(rawValue: u) else {
+                fail(
+                    "--until: unknown milestone \"\(u)\" (one of: \(FollowGoal.allCases.map(\.rawValue).joined(separator: ", ")))"
+                )
+            }
+            followOption = MatrixFollow(until: g)
+        } else if follow {
+            followOption = MatrixFollow()
+        }
         var all = MatrixPlanner.jobs(
-            fixtures: files, arch: archFilter, policies: pols, kernels: versions, kernel: one)
+            fixtures: files, arch: archFilter, policies: pols, kernels: versions, kernel: one, follow: followOption)
         if let sh { all = all.filter { sh.contains($0) } }
 
         let names = Matrix.displayNames(all)

@@ -277,7 +277,7 @@ struct FixtureDecoderTests {
                 == InputError(
                     file: "s.yaml", line: 9, field: "foo",
                     message:
-                        "unknown key \"foo\" (expected one of: name, machine, kexec, policy, next_kernel_touches, expect, expect_by_policy, budget, follow, purgatory)"
+                        "unknown key \"foo\" (expected one of: name, machine, kexec, policy, next_kernel_touches, expect, expect_by_policy, budget, follow, purgatory, follow_timeout)"
                 ))
 
         let nested = try #require(decodeError(minimal.replacingOccurrences(of: "  arch:", with: "  arhc:")))

@@ -97,7 +97,7 @@ struct FuzzRegressionTests {
     /// with an empty field; it now names the mapping holding it.
     @Test func emptyKeyNamesItsMapping() {
         let keys =
-            "name, machine, kexec, policy, next_kernel_touches, expect, expect_by_policy, budget, follow, purgatory"
+            "name, machine, kexec, policy, next_kernel_touches, expect, expect_by_policy, budget, follow, purgatory, follow_timeout"
         #expect(
             decodeError("name: t\n&alicy: { identity_map: ram-3m }\n")
                 == InputError(

@@ -64,7 +64,7 @@ extension Arm64RunBackend {
         let ids = m.gic.acknowledged.sorted { $0.key < $1.key }.map { "\($0.value) × ID \($0.key)" }
         let acks = ids.isEmpty ? "none acknowledged" : "acknowledged: " + ids.joined(separator: ", ")
         return "\(m.interruptsDelivered) IRQs delivered (\(acks)), "
-            + "\(m.waits) WFIs; virtual timer at \(m.timer.count) ticks after \(m.timer.reads) counter reads"
+            + "\(m.waits) WFIs (\(m.waitAddresses.count) WFI sites found); virtual timer at \(m.timer.count) ticks after \(m.timer.reads) counter reads"
     }
 
     /// The words for a follow run that ended before its goal.

@@ -21,6 +21,12 @@ import KexecModel
 ///
 /// Interrupt lines: a level source (the timer) is asked through `level`; SGIs and ISPENDR writes
 /// latch a pending bit that acknowledging clears.
+///
+/// Measured (`touched`, evidence `gic_registers`): Debian's 6.1.0-57 Image, booted to its /init,
+/// reads GICD_TYPER, ITARGETSR, ICFGR, GICC_CTLR, IIDR, IAR and writes GICD_CTLR, ISENABLER,
+/// ICENABLER, ICACTIVER, IPRIORITYR, ITARGETSR, ICFGR, GICC_CTLR, PMR, APR, EOIR. The rest of the
+/// map above (ISPENDR, SGIR, HPPIR, RPR, DIR) is there for the paths it did not take: an IPI to
+/// itself (irq_work), gic_irq_set_irqchip_state.
 public final class Gicv2 {
     public static let interruptCount = 64
     /// GICD_TYPER: ITLinesNumber = 64 / 32 − 1.
@@ -48,6 +54,27 @@ public final class Gicv2 {
     public private(set) var acknowledged: [Int: Int] = [:]
     /// Called when a guest write may have raised the CPU's IRQ line (an SGI, an enable).
     public var onChange: () -> Void = {}
+    /// The registers the guest touched, as "GICD_ISENABLER w" (what a kernel needs of the model).
+    public private(set) var touched: Set<String> = []
+
+    static func distributorName(_ o: UInt64) -> String {
+        let table: [(Range<UInt64>, String)] = [
+            (0x000..<0x004, "CTLR"), (0x004..<0x008, "TYPER"), (0x008..<0x00c, "IIDR"), (0x080..<0x100, "IGROUPR"),
+            (0x100..<0x180, "ISENABLER"), (0x180..<0x200, "ICENABLER"), (0x200..<0x280, "ISPENDR"),
+            (0x280..<0x300, "ICPENDR"), (0x300..<0x380, "ISACTIVER"), (0x380..<0x400, "ICACTIVER"),
+            (0x400..<0x800, "IPRIORITYR"), (0x800..<0xc00, "ITARGETSR"), (0xc00..<0xd00, "ICFGR"),
+            (0xf00..<0xf04, "SGIR"), (0xf10..<0xf30, "SGIPEND"),
+        ]
+        return "GICD_" + (table.first { $0.0.contains(o) }?.1 ?? hex(o))
+    }
+    static func cpuName(_ o: UInt64) -> String {
+        let names: [UInt64: String] = [
+            0x00: "CTLR", 0x04: "PMR", 0x08: "BPR", 0x0c: "IAR", 0x10: "EOIR", 0x14: "RPR", 0x18: "HPPIR",
+            0x1c: "ABPR", 0xfc: "IIDR", 0x1000: "DIR",
+        ]
+        if (0xd0..<0xe0).contains(o) { return "GICC_APR" }
+        return "GICC_" + (names[o & ~3] ?? hex(o))
+    }
 
     public init() {}
 
@@ -87,6 +114,7 @@ public final class Gicv2 {
     // MARK: Distributor registers.
 
     func readDistributor(_ offset: UInt64, size: Int) -> UInt64 {
+        touched.insert(Self.distributorName(offset) + " r")
         let word = offset & ~3
         let value: UInt32
         switch word {
@@ -109,6 +137,7 @@ public final class Gicv2 {
     }
 
     func writeDistributor(_ offset: UInt64, size: Int, value v: UInt64) {
+        touched.insert(Self.distributorName(offset) + " w")
         let word = offset & ~3
         switch word {
         case 0x000: distributorEnabled = v & 1 != 0
@@ -135,6 +164,7 @@ public final class Gicv2 {
     // MARK: CPU interface registers.
 
     func readCPU(_ offset: UInt64, size: Int) -> UInt64 {
+        touched.insert(Self.cpuName(offset) + " r")
         let value: UInt32
         switch offset & ~3 {
         case 0x00: value = (cpuStore[0] ?? 0) & ~1 | (cpuEnabled ? 1 : 0)
@@ -149,6 +179,7 @@ public final class Gicv2 {
     }
 
     func writeCPU(_ offset: UInt64, size: Int, value v: UInt64) {
+        touched.insert(Self.cpuName(offset) + " w")
         switch offset & ~3 {
         case 0x00:
             cpuEnabled = v & 1 != 0

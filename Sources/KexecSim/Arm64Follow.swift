@@ -46,6 +46,9 @@ extension Arm64RunBackend {
             Evidence(
                 .firmwareCalls, machine.firmwareCalls.isEmpty ? "none" : machine.firmwareCalls.joined(separator: ", ")),
             Evidence(.interrupts, interruptWords(machine)),
+            Evidence(
+                .gicRegisters,
+                machine.gic.touched.isEmpty ? "none" : machine.gic.touched.sorted().joined(separator: ", ")),
         ]
         ev += pointerWatch?.evidence ?? []
         if session.goalReached || session.panicLine != nil { return FollowOutcome(failure: nil, evidence: ev) }

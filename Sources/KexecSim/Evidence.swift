@@ -88,6 +88,7 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case exceptionsDelivered = "exceptions_delivered"
         case firmwareCalls = "firmware_calls"
         case interrupts
+        case gicRegisters = "gic_registers"
         case initCmdline = "init_cmdline"
         case initVmcore = "init_vmcore"
         case initVmcoreWhy = "init_vmcore_why"

@@ -59,3 +59,30 @@ uc_err ks_hook_add_x86_out(uc_engine *uc, uc_hook *hh, uc_cb_insn_out_t cb, void
 uc_err ks_hook_add_x86_cpuid(uc_engine *uc, uc_hook *hh, uc_cb_insn_cpuid_t cb, void *ud) {
     return uc_hook_add(uc, hh, UC_HOOK_INSN, (void *)cb, ud, 1, 0, UC_X86_INS_CPUID);
 }
+
+static uint32_t ks_arm64_sysreg_trampoline(uc_engine *uc, uc_arm64_reg reg, const uc_arm64_cp_reg *cp,
+                                           void *ud) {
+    const ks_arm64_sysreg_filter *f = ud;
+    int timer = cp->op0 == 3 && cp->op1 == 3 && cp->crn == 14;
+    int daif = cp->op0 == 3 && cp->op1 == 3 && cp->crn == 4 && cp->crm == 2 && cp->op2 == 1;
+    if (!timer && !(daif && f->isWrite)) return 0;
+    return f->cb(uc, f->isWrite, reg, cp, f->ud);
+}
+
+uc_err ks_hook_add_arm64_sysreg(uc_engine *uc, uc_hook *hh, int isWrite, ks_arm64_sysreg_filter *filter) {
+    return uc_hook_add(uc, hh, UC_HOOK_INSN, (void *)ks_arm64_sysreg_trampoline, filter, 1, 0,
+                       isWrite ? UC_ARM64_INS_MSR : UC_ARM64_INS_MRS);
+}
+
+static void ks_arm64_unmask_trampoline(uc_engine *uc, uint64_t address, uint32_t size, void *ud) {
+    (void)size;
+    uint64_t pstate = 0;
+    uc_reg_read(uc, UC_ARM64_REG_PSTATE, &pstate);
+    if (pstate & (1u << 7)) return;
+    const ks_arm64_unmask_watch *w = ud;
+    w->cb(uc, address, w->ud);
+}
+
+uc_err ks_hook_add_arm64_unmask_watch(uc_engine *uc, uc_hook *hh, ks_arm64_unmask_watch *watch) {
+    return uc_hook_add(uc, hh, UC_HOOK_CODE, (void *)ks_arm64_unmask_trampoline, watch, 1, 0);
+}

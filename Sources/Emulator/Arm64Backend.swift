@@ -22,9 +22,12 @@ public enum Arm64: EngineArchitecture {
 
     public static func control(_ e: Engine<Arm64>, full: Bool) -> Arm64Walker.Control {
         // MAIR plays no part in the walk: left out of the per-miss register reads.
-        Arm64Walker.Control(
+        var c = Arm64Walker.Control(
             sctlr: e.read(.sctlrEL1), tcr: e.read(.tcrEL1), ttbr0: e.read(.ttbr0EL1), ttbr1: e.read(.ttbr1EL1),
             mair: full ? e.read(.mairEL1) : 0, physicalAddressBits: e.physicalAddressBits, mmfr0: e.arm64MMFR0)
+        // PSTATE.EL (bits 3:2) = 0: the access is the user program's.
+        c.unprivileged = (e.pstate >> 2) & 3 == 0
+        return c
     }
 
     public static func translate(

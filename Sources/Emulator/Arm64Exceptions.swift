@@ -128,7 +128,6 @@ extension Engine where Arch == Arm64 {
         }
         if let far = exception.faultAddress { writeRegister(Arm64ExceptionRegister.far, far.raw) }
         writeRegister(Arm64ExceptionRegister.elr, returnAddress.raw)
-        spsrEL1 = old
         if fromEL0 || !spx {
             // The stack switches to SP_EL1; the interrupted one stays in SP_EL0.
             let sp = read(.sp)
@@ -138,6 +137,12 @@ extension Engine where Arch == Arm64 {
         }
         // EL1h (M[3:0] = 0b0101), D A I F masked (bits 9..6), NZCV kept in SPSR only.
         writeRegister(Arm64ExceptionRegister.pstate, 0x3c5)
+        // SPSR last: Unicorn's PSTATE write leaves QEMU's cached translation flags (the EL the
+        // next block is translated for) as they were, while a system register write through
+        // UC_ARM64_REG_CP_REG rebuilds them (qemu/target/arm/unicorn_aarch64.c reg_write,
+        // arm_rebuild_hflags). Written before PSTATE, an exception from EL0 ran its vector
+        // translated as EL0: `msr tpidrro_el0, x30` in the KPTI trampoline was UNDEFINED.
+        spsrEL1 = old
         let vector = VirtAddr(read(.vbarEL1) &+ base &+ kind)
         write(.pc, vector.raw)
         return vector

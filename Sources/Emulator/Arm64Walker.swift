@@ -11,7 +11,11 @@ import KexecModel
 /// L2; 16K: L2; 64K: L2, and L1 on a CPU with 52-bit PARange); EPD0 / EPD1; output address size
 /// from TCR_EL1.IPS capped at the CPU's physical address size; the access flag (TCR_EL1.HA = 0:
 /// a clear AF faults); AP[2] and APTable[1] (read-only); PXN, PXNTable, WXN and the rule that a
-/// region writable at EL0 never executes at EL1. Accesses are privileged (EL1).
+/// region writable at EL0 never executes at EL1. Accesses are privileged (EL1) unless
+/// `Control.unprivileged` (the CPU is at EL0): then AP[1] and APTable[0] must grant EL0 access,
+/// and UXN / UXNTable (bits 54 / 60) with WXN forbid fetches instead of PXN (Arm ARM DDI 0487,
+/// D8.4 "Memory access control"; the kernel's user pages: PTE_USER, PTE_UXN, PTE_PXN in
+/// arch/arm64/include/asm/pgtable-hwdef.h, v6.1).
 ///
 /// 52 bits, 64 KiB granule (FEAT_LPA): on a CPU whose PARange is 52 bits, output and table
 /// addresses carry PA[51:48] in descriptor bits [15:12] and TTBR bits [5:2] and the level-1 block
@@ -46,6 +50,8 @@ public enum Arm64Walker {
         /// The CPU's ID_AA64MMFR0_EL1: PARange (48 bits unless told otherwise; 52 enables the
         /// 64 KiB FEAT_LPA / FEAT_LVA forms) and the TGran4 / TGran16 FEAT_LPA2 fields.
         public var mmfr0: Arm64MMFR0
+        /// The access comes from EL0 (PSTATE.EL = 0): the unprivileged permission checks apply.
+        public var unprivileged = false
 
         /// A CPU of `physicalAddressBits` without FEAT_LPA2, or the one `mmfr0` describes.
         public init(
@@ -134,6 +140,8 @@ public enum Arm64Walker {
         case readOnly = "write to a read-only page"
         /// Permission fault: an instruction fetch from a privileged-execute-never region.
         case executeNever = "fetch from an execute-never page"
+        /// Permission fault: an EL0 access to a page without EL0 access (AP[1] or APTable[0]).
+        case privilegedOnly = "EL0 access to a privileged-only page"
         /// Synchronous external abort on the walk: the table page is not in guest memory.
         case tableNotBacked = "table page not in guest memory"
     }
@@ -179,7 +187,7 @@ public enum Arm64Walker {
             case .addressSize: return l
             case .invalid, .reservedDescriptor, .outOfRange, .walkDisabled: return 0x04 | l
             case .accessFlag: return 0x08 | l
-            case .readOnly, .executeNever: return 0x0c | l
+            case .readOnly, .executeNever, .privilegedOnly: return 0x0c | l
             case .tableNotBacked: return 0x14 | l
             }
         }
@@ -246,6 +254,7 @@ public enum Arm64Walker {
         var readOnlyTable = false
         var el0NoAccessTable = false
         var pxnTable = false
+        var uxnTable = false
         for level in start...3 {
             let lvl = Arm64TableLevel(rawValue: level) ?? .lMinus1
             let shift = g.levelShift(level)
@@ -267,6 +276,7 @@ public enum Arm64Walker {
                 let next = address(e, from: g.shift)
                 if next >> UInt64(oaBits) != 0 { return fault(.addressSize) }
                 pxnTable = pxnTable || e & (1 << 59) != 0
+                uxnTable = uxnTable || e & (1 << 60) != 0
                 el0NoAccessTable = el0NoAccessTable || e & (1 << 61) != 0
                 readOnlyTable = readOnlyTable || e & (1 << 62) != 0
                 table = next
@@ -284,7 +294,11 @@ public enum Arm64Walker {
             let ap = (e >> 6) & 3
             let readOnly = ap & 2 != 0 || readOnlyTable
             let el0Writable = ap == 1 && !el0NoAccessTable && !readOnlyTable
-            let pxn = e & (1 << 53) != 0 || pxnTable || el0Writable || (c.wxn && !readOnly)
+            var pxn = e & (1 << 53) != 0 || pxnTable || el0Writable || (c.wxn && !readOnly)
+            if c.unprivileged {
+                if ap & 1 == 0 || el0NoAccessTable { return fault(.privilegedOnly) }
+                pxn = e & (1 << 54) != 0 || uxnTable || (c.wxn && !readOnly)
+            }
             if access == .write && readOnly { return fault(.readOnly) }
             if access == .fetch && pxn { return fault(.executeNever) }
             return .success(

@@ -35,6 +35,10 @@ public class EngineCore {
     /// chunk of usable RAM): one engine mapping instead of hundreds for a guest that walks memory.
     /// Falls back to the single page when the range overlaps anything already backed.
     public var onDemandChunk: ((PhysAddr) -> AddressRange?)?
+    /// Called on every instruction-fetch TLB fill the walker answered, with the VA's page and the
+    /// physical page it maps to, before the block there is translated: a stop added here with
+    /// `stop(at:name:flush: false)` applies to that block (arm64 finds its WFIs this way).
+    public var onFetchFill: ((VirtAddr, PhysAddr) -> Void)?
     /// Ranges backed on demand, in the order they were backed.
     public private(set) var onDemandRanges: [AddressRange] = []
     public private(set) var onDemandPageCount = 0
@@ -133,6 +137,16 @@ public class EngineCore {
 
     /// Drops every TLB entry (after the host changed a register the walk depends on).
     public func flushTLB() { _ = ks_ctl_flush_tlb(uc) }
+    /// Drops every translated block (after adding or removing a hook that blocks must call).
+    public func flushTranslations() { _ = ks_ctl_flush_tb(uc) }
+    /// Keeps a hook handle so that `removeHook` and the engine's life cover it.
+    func addHook(_ hh: uc_hook) { hooks.append(hh) }
+    /// Deletes a hook added with `addHook` and drops the blocks translated with it.
+    func removeHook(_ hh: uc_hook) {
+        uc_hook_del(uc, hh)
+        hooks.removeAll { $0 == hh }
+        _ = ks_ctl_flush_tb(uc)
+    }
 
     // MARK: Hooks.
 
@@ -161,8 +175,10 @@ public class EngineCore {
         _ = ks_ctl_flush_tb(uc)
     }
 
-    /// Stops the run when PC reaches `va`, recording `name`.
-    public func stop(at va: VirtAddr, name: String) throws(EmulatorError) {
+    /// Stops the run when PC reaches `va`, recording `name`. `flush: false` only from
+    /// `onFetchFill` (the blocks of that page are not translated yet; dropping translated blocks
+    /// in the middle of a translation is not safe).
+    public func stop(at va: VirtAddr, name: String, flush: Bool = true) throws(EmulatorError) {
         let ud = Unmanaged.passUnretained(self).toOpaque()
         var hh: uc_hook = 0
         try check(
@@ -176,7 +192,7 @@ public class EngineCore {
         hooks.append(hh)
         namedStops[va.raw] = name
         // A block translated before the hook existed would run past it.
-        _ = ks_ctl_flush_tb(uc)
+        if flush { _ = ks_ctl_flush_tb(uc) }
     }
 
     /// Stops the run now, recording `name` as a named stop (a device model that saw what the run
@@ -289,6 +305,7 @@ public class EngineCore {
                 if unbacked == nil { unbacked = (t.pa, acc) }
                 return false
             }
+            if acc == .fetch { onFetchFill?(VirtAddr(vaddr & ~0xfff), page) }
             result.pointee.paddr = page.raw
             var prot = UC_PROT_READ.rawValue
             if t.writable { prot |= UC_PROT_WRITE.rawValue }

@@ -10,7 +10,7 @@ import Yams
 private let kexecKeys = [
     "syscall", "type", "kernel", "initrd", "cmdline", "placement", "segments", "entry", "inject", "loader", "rng_seed",
 ]
-private let payloadKeys = ["size", "file", "init_size", "setup_size"]
+private let payloadKeys = ["size", "file", "init_size", "setup_size", "builtin"]
 private let segmentKeys = ["name", "mem", "memsz", "bufsz"]
 
 extension Walker {
@@ -82,6 +82,15 @@ extension Walker {
     func payload(_ node: Node, path: String) throws(InputError) -> PayloadSpec {
         let m = try mapping(node, path, "a mapping { size } or { file }")
         let f = try Fields(node, m, path: path, allowed: payloadKeys, file: file)
+        if let b = f.value("builtin") {
+            guard path.hasSuffix("initrd") else {
+                throw fail(f.key("builtin"), f.field("builtin"), "builtin is for the initrd only")
+            }
+            guard f.value("size") == nil, f.value("file") == nil else {
+                throw fail(node, path, "give one of size, file or builtin")
+            }
+            return PayloadSpec(builtin: try choice(b, f.field("builtin"), BuiltinInitrd.allCases))
+        }
         switch (f.value("size"), f.value("file")) {
         case (let s?, nil):
             let v = try size(s, f.field("size"))
@@ -130,7 +139,7 @@ extension Walker {
         case (.some, .some):
             throw fail(node, path, "give either size or file, not both")
         case (nil, nil):
-            throw fail(node, path, "missing required field \"size\" (or \"file\")")
+            throw fail(node, path, "missing required field \"size\" (or \"file\", or for an initrd \"builtin\")")
         }
     }
 

@@ -124,10 +124,19 @@ public enum PlacementOrder: String, Sendable { case topDown = "top-down", bottom
 /// kernel, initrd, boot data and their own purgatory, see KexecTools in KexecSim).
 public enum KexecLoader: String, Sendable, CaseIterable { case user, kexecTools = "kexec-tools" }
 
-/// Contents of a kernel or initrd: a synthetic payload of a size, or a file.
+/// An initrd the tool builds itself (`initrd: { builtin: test-init }`).
+public enum BuiltinInitrd: String, Sendable, CaseIterable {
+    /// The test initrd: a newc cpio with /init from Sources/GuestCode/c/test-init (arm64), which
+    /// prints `kexec-sim: /init reached`, its command line and /proc/vmcore's size, then powers off.
+    case testInit = "test-init"
+}
+
+/// Contents of a kernel or initrd: a synthetic payload of a size, a file, or (initrd only) a
+/// built-in one.
 public struct PayloadSpec: Sendable, Equatable {
     public var size: ByteCount?
     public var file: String?
+    public var builtin: BuiltinInitrd?
     /// A synthetic kernel's init_size (`kernel: { size, init_size }`): the x86_64 kernel segment's
     /// memsz before page alignment. nil: estimated from `size`.
     public var initSize: ByteCount?
@@ -135,9 +144,13 @@ public struct PayloadSpec: Sendable, Equatable {
     /// (`kernel: { size, setup_size }`), which kexec-tools sizes real_mode_data by; nil: Debian
     /// 6.1's and 6.12's 0x5000 (setup_sects 39).
     public var setupSize: ByteCount?
-    public init(size: ByteCount? = nil, file: String? = nil, initSize: ByteCount? = nil, setupSize: ByteCount? = nil) {
+    public init(
+        size: ByteCount? = nil, file: String? = nil, initSize: ByteCount? = nil, setupSize: ByteCount? = nil,
+        builtin: BuiltinInitrd? = nil
+    ) {
         self.size = size
         self.file = file
+        self.builtin = builtin
         self.initSize = initSize
         self.setupSize = setupSize
     }

@@ -20,8 +20,9 @@ extension Arm64RunBackend {
         let machine: Arm64FollowPlatform
         do {
             machine = try Arm64FollowPlatform(
-                engine: e, uartBase: platform.uartBase, conduit: Psci.Conduit(rawValue: platform.psciMethod) ?? .hvc,
-                console: session.console)
+                engine: e, uartBase: platform.uartBase,
+                gic: .init(distributor: platform.gicDistributor, cpuInterface: platform.gicCpuInterface),
+                conduit: Psci.Conduit(rawValue: platform.psciMethod) ?? .hvc, console: session.console)
         } catch {
             return FollowOutcome(
                 failure: FollowFailure(kind: .halt, summary: "follow machine: \(error)", evidence: []), evidence: [])
@@ -44,6 +45,10 @@ extension Arm64RunBackend {
             FollowOutcome.exceptionsDelivered(machine.delivered, log: machine.log),
             Evidence(
                 .firmwareCalls, machine.firmwareCalls.isEmpty ? "none" : machine.firmwareCalls.joined(separator: ", ")),
+            Evidence(.interrupts, interruptWords(machine)),
+            Evidence(
+                .gicRegisters,
+                machine.gic.touched.isEmpty ? "none" : machine.gic.touched.sorted().joined(separator: ", ")),
         ]
         ev += pointerWatch?.evidence ?? []
         if session.goalReached || session.panicLine != nil { return FollowOutcome(failure: nil, evidence: ev) }
@@ -55,6 +60,14 @@ extension Arm64RunBackend {
         // A kernel that spins after reading a wrong hand-off pointer: the address is the pointer it read.
         if failed.kind == .hang, let w = pointerWatch, !w.addresses.isEmpty { failed.address = w.pointer.raw }
         return FollowOutcome(failure: failed, evidence: ev)
+    }
+
+    /// `interrupts`: IRQs taken by ID, WFIs, and the virtual clock (Arm64FollowPlatform).
+    static func interruptWords(_ m: Arm64FollowPlatform) -> String {
+        let ids = m.gic.acknowledged.sorted { $0.key < $1.key }.map { "\($0.value) × ID \($0.key)" }
+        let acks = ids.isEmpty ? "none acknowledged" : "acknowledged: " + ids.joined(separator: ", ")
+        return "\(m.interruptsDelivered) IRQs delivered (\(acks)), "
+            + "\(m.waits) WFIs (\(m.waitAddresses.count) WFI sites found); virtual timer at \(m.timer.count) ticks after \(m.timer.reads) counter reads"
     }
 
     /// The words for a follow run that ended before its goal.
@@ -89,6 +102,13 @@ extension Arm64RunBackend {
                     "recursive \(exc.name) at \(hex(addr)) in the \(phase.split(separator: ",")[0]): the vector "
                     + "\(hex(vector.raw)) (VBAR_EL1 \(hex(vbar))) is not executable",
                 evidence: ev, address: addr)
+        }
+        if let pc = machine.idleForever {
+            return FollowFailure(
+                kind: .hang,
+                summary:
+                    "the CPU waits for an interrupt (WFI at \(hex(pc.raw &- 4))) with no timer armed and none pending",
+                evidence: [Evidence(.phase, phase), Evidence(.pc, hex(pc.raw &- 4))])
         }
         if let p = machine.power {
             return FollowFailure(

@@ -89,8 +89,8 @@ public enum Arm64Planner {
                             file: sc.file, line: nil, field: "kexec.kernel", message: "kexec_file_load needs a kernel"))
                 }
                 var initrd: InitrdSource?
-                if let ipath = req.initrd?.file {
-                    initrd = .file(path: ipath, bytes: try RealImages.readInitrd(ipath, scenario: sc))
+                if let (label, bytes) = try RealImages.initrdContents(req.initrd, scenario: sc) {
+                    initrd = .file(path: label, bytes: bytes)
                 } else if let i = try size(req.initrd, "kexec.initrd") {
                     initrd = .size(i)
                 }

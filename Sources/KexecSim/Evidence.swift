@@ -87,6 +87,12 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case memoryCheck = "memory_check"
         case exceptionsDelivered = "exceptions_delivered"
         case firmwareCalls = "firmware_calls"
+        case interrupts
+        case gicRegisters = "gic_registers"
+        case initCmdline = "init_cmdline"
+        case initVmcore = "init_vmcore"
+        case initVmcoreWhy = "init_vmcore_why"
+        case nextKernelZones = "next_kernel_zones"
         case consoleTail = "console_tail"
         case cpuidLeaves = "cpuid_leaves"
         case localApic = "local_apic"

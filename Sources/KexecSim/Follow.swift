@@ -13,8 +13,11 @@ import KexecModel
 /// start_kernel), `Memory: …K/…K available` (mm/page_alloc.c mem_init_print_info), and the marker
 /// the test initrd's /init prints (`FollowSession.initMarker`).
 final class FollowSession {
-    /// The line the shipped test initrd's /init prints first.
+    /// The line the shipped test initrd's /init prints first (Sources/GuestCode/c/test-init/init.c).
     static let initMarker = "kexec-sim: /init reached"
+    /// What that /init prints next: the command line it was given, /proc/vmcore's size.
+    static let initCmdline = "kexec-sim: cmdline: "
+    static let initVmcore = "kexec-sim: vmcore: "
     /// The line a kernel prints when it gives up (kernel/panic.c panic()).
     static let panicMarker = "Kernel panic - not syncing"
 
@@ -30,6 +33,9 @@ final class FollowSession {
     private(set) var milestones: [Milestone] = []
     private(set) var goalReached = false
     private(set) var panicLine: String?
+    /// What the test /init reported: its command line, and /proc/vmcore's size or why it is absent.
+    private(set) var initCommandLine: String?
+    private(set) var initVmcore: String?
     private let t0 = DispatchTime.now().uptimeNanoseconds
     /// Stops the engine (set by the backend once the engine exists).
     var requestStop: (String) -> Void = { _ in }
@@ -74,11 +80,18 @@ final class FollowSession {
         } else if !reached(FollowGoal.initProcess.rawValue), line.contains(Self.initMarker) {
             hit = .initProcess
         }
+        if let r = line.range(of: Self.initCmdline), initCommandLine == nil {
+            initCommandLine = String(line[r.upperBound...])
+        } else if let r = line.range(of: Self.initVmcore), initVmcore == nil {
+            initVmcore = String(line[r.upperBound...])
+        }
         if let g = hit {
             mark(g.rawValue, line: line)
             if g >= goal {
                 goalReached = true
-                requestStop("follow goal \(g.rawValue)")
+                // /init reports on and powers the machine off (PSCI SYSTEM_OFF ends the run): the
+                // lines after the marker are evidence too.
+                if g != .initProcess { requestStop("follow goal \(g.rawValue)") }
             }
         }
         if panicLine == nil, line.contains(Self.panicMarker) {
@@ -97,10 +110,38 @@ final class FollowSession {
             if let l = m.line { v += ": " + l.trimmingCharacters(in: .whitespaces) }
             ev.append(Evidence(key: .milestone(m.name), value: v))
         }
+        if let c = initCommandLine { ev.append(Evidence(.initCmdline, c)) }
+        if let v = initVmcore { ev.append(Evidence(.initVmcore, v)) }
         return ev
     }
 
     var consoleEvidence: Evidence { Evidence(.console, console.text) }
+
+    /// Why /init found no /proc/vmcore, when it reported it absent: a kernel that was handed no
+    /// ELF core header never creates it (fs/proc/vmcore.c vmcore_init returns early without
+    /// elfcorehdr=, v6.1); a crash kernel whose vmcore_init failed says so on the console
+    /// (`Kdump: vmcore not initialized`, after the cause parse_crash_elf_headers printed).
+    func vmcoreAbsence(plan: Plan) -> String? {
+        guard initVmcore?.hasPrefix("absent") == true else { return nil }
+        guard let hdr = plan.segments.first(where: { $0.role == .elfcorehdr }) else {
+            return "not a crash kernel: no ELF core header was handed over, so vmcore_init creates no /proc/vmcore"
+        }
+        let lines = console.lines
+        let at = "the ELF core header segment at \(hex(hdr.mem.raw))"
+        guard let i = lines.firstIndex(where: { $0.contains("Kdump: vmcore not initialized") }) else {
+            return "the crash kernel printed no vmcore_init failure; \(at)"
+        }
+        let cause = i > 0 ? Self.message(lines[i - 1]) : "no cause printed"
+        let zeros = hdr.bytes.allSatisfy { $0 == 0 } && hdr.generated == nil
+        return "the crash kernel's vmcore_init failed: \"\(cause)\" (fs/proc/vmcore.c parse_crash_elf_headers, v6.1); "
+            + at + (zeros ? " holds zeros: the model places kexec-tools' header but does not write its contents" : "")
+    }
+
+    /// A console line without its printk time stamp.
+    static func message(_ line: String) -> String {
+        guard line.hasPrefix("["), let close = line.firstIndex(of: "]") else { return line }
+        return line[line.index(after: close)...].trimmingCharacters(in: .whitespaces)
+    }
 }
 
 /// How the architecture's follow run ended, when it was not the session's own stop (the goal or a
@@ -159,6 +200,8 @@ extension Runner {
         }
         ev.append(Evidence(.followStop, stopWords))
         let check = FollowMemoryLines.check(console: session.console.lines, plan: plan)
+        if let z = FollowMemoryLines.zoneRanges(session.console.lines) { ev.append(Evidence(.nextKernelZones, z)) }
+        if let why = session.vmcoreAbsence(plan: plan) { ev.append(Evidence(.initVmcoreWhy, why)) }
         ev += check?.evidence ?? []
         var v: Verdict
         if session.reached(FollowGoal.banner.rawValue) || session.goalReached {

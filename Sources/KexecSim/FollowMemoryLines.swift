@@ -35,6 +35,21 @@ public enum FollowMemoryLines {
         return out
     }
 
+    /// arm64: the zone lines after `Zone ranges:` (mm/page_alloc.c free_area_init, v6.1:
+    /// `  DMA      [mem 0x…-0x…]` or `  DMA32    empty`), as "DMA [mem 0x…-0x…]; DMA32 empty".
+    public static func zoneRanges(_ lines: [String]) -> String? {
+        guard let start = lines.firstIndex(where: { $0.hasSuffix("Zone ranges:") }) else { return nil }
+        var out: [String] = []
+        for line in lines[(start + 1)...] {
+            // After the printk time stamp "[    0.000000]".
+            guard let close = line.firstIndex(of: "]") else { break }
+            let body = line[line.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
+            guard body.count >= 2, body[1] == "empty" || body[1].hasPrefix("[mem") else { break }
+            out.append(body.joined(separator: " "))
+        }
+        return out.isEmpty ? nil : out.joined(separator: "; ")
+    }
+
     /// `BIOS-e820: [mem 0x…-0x…] usable` lines.
     public static func e820Usable(_ lines: [String]) -> [AddressRange] {
         lines.filter { $0.contains("BIOS-e820: [mem ") && $0.hasSuffix("] usable") }.compactMap(memRange)

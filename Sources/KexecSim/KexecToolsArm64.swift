@@ -102,10 +102,11 @@ enum KexecToolsArm64 {
     }
 
     /// The first kernel's DTB: the recorded one, else a tree of this machine's memory with a
-    /// /chosen holding the first kernel's bootargs (a synthetic machine has none recorded).
-    static func firstKernelDtb(_ m: Machine) -> [UInt8] {
+    /// /chosen holding the first kernel's bootargs and `devices` (a synthetic machine has none
+    /// recorded; a followed run gives it QEMU virt's platform nodes, DtbPlatform).
+    static func firstKernelDtb(_ m: Machine, devices: [FdtNode] = []) -> [UInt8] {
         if let f = m.firstKernelFdt { return f }
-        return Dtb.build(memory: m.memory, chosen: Dtb.Chosen(bootargs: "console=ttyAMA0"))
+        return Dtb.build(memory: m.memory, chosen: Dtb.Chosen(bootargs: "console=ttyAMA0"), devices: devices)
     }
 
     /// #address-cells / #size-cells of the root, 1 / 1 when absent (get_cells_size).
@@ -128,7 +129,8 @@ enum KexecToolsArm64 {
 
     /// Places everything; `pageSize` is getpagesize(), the kernel's granule.
     static func layout(
-        machine: Machine, request req: KexecRequest, kernel: Kernel, initrdSize: UInt64?, pageSize: UInt64 = 4096
+        machine: Machine, request req: KexecRequest, kernel: Kernel, initrdSize: UInt64?, pageSize: UInt64 = 4096,
+        devices: [FdtNode] = []
     ) throws(Rejection) -> Layout {
         let iomem = machine.iomemView
         var mem = KexecToolsMemory(ranges: memoryRanges(iomem), pageSize: pageSize)
@@ -175,7 +177,7 @@ enum KexecToolsArm64 {
         // arm64_load_other_segments.
         var dtb: LibfdtBlob
         do {
-            dtb = try LibfdtBlob(firstKernelDtb(machine))
+            dtb = try LibfdtBlob(firstKernelDtb(machine, devices: devices))
             if !req.cmdline.isEmpty {
                 guard req.cmdline.utf8.count <= 2047 else {
                     throw fail("arm64_load_other_segments", "Kernel command line too long for kernel!")
@@ -303,8 +305,7 @@ extension KexecToolsArm64 {
         }
         var initrdBytes: [UInt8]?
         var initrdSize: UInt64?
-        if let path = req.initrd?.file {
-            let b = try RealImages.readInitrd(path, scenario: sc)
+        if let (_, b) = try RealImages.initrdContents(req.initrd, scenario: sc) {
             initrdBytes = b
             initrdSize = UInt64(b.count)
         } else if let s = req.initrd?.size {
@@ -318,7 +319,8 @@ extension KexecToolsArm64 {
         let layout: Layout
         do {
             layout = try self.layout(
-                machine: sc.machine, request: req, kernel: kernel, initrdSize: initrdSize, pageSize: pageSize)
+                machine: sc.machine, request: req, kernel: kernel, initrdSize: initrdSize, pageSize: pageSize,
+                devices: sc.follow == nil ? [] : DtbPlatform.virt().nodes)
         } catch {
             return .failure(error)
         }

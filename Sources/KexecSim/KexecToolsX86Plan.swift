@@ -66,9 +66,9 @@ extension KexecToolsX86 {
         }
         var initrdBytes: [UInt8]?
         var initrdSize: UInt64?
-        if let path = req.initrd?.file {
-            initrdBytes = try RealImages.readInitrd(path, scenario: scenario)
-            initrdSize = UInt64(initrdBytes!.count)
+        if let (_, b) = try RealImages.initrdContents(req.initrd, scenario: scenario) {
+            initrdBytes = b
+            initrdSize = UInt64(b.count)
         } else if let s = req.initrd?.size {
             guard s.raw > 0, s.raw <= Planner.maxSyntheticBytes else {
                 throw .input(

@@ -107,7 +107,8 @@ public enum Planner {
             case .kexecFileLoad:
                 // bzImage64_probe and the loader's first checks come before anything is placed.
                 bzImage = try req.kernel?.file.map { try RealImages.x86BzImage(path: $0, scenario: scenario) }
-                let initrdFile = try req.initrd?.file.map { try RealImages.readInitrd($0, scenario: scenario) }
+                let initrdContents = try RealImages.initrdContents(req.initrd, scenario: scenario)
+                let initrdFile = initrdContents?.bytes
                 let fileSize = bzImage.map { ByteCount(UInt64($0.header.protectedModeLength)) }
                 guard let ksize = try fileSize ?? synthSize(req.kernel, "kexec.kernel") else {
                     throw PlanError.input(
@@ -193,7 +194,7 @@ public enum Planner {
                         BufferRequest(role: .initrd, memsz: iMemsz, align: kexecPageSize, bufMin: minInitrd))
                     segments.append(
                         Segment(role: .initrd, mem: iAt, memsz: iMemsz, bytes: initrdFile ?? [], bufsz: isize))
-                    if let f = initrdFile, let path = req.initrd?.file {
+                    if let f = initrdFile, let path = initrdContents?.label {
                         imageInfo.append(("initrd_file", "\(path) (\(f.count) bytes)"))
                     }
                 }

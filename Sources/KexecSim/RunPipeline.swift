@@ -214,16 +214,18 @@ public enum Runner {
     static let followOnDemandPages = 1 << 20
 
     /// `--follow` needs the next kernel's own code (`kexec.kernel.file`, loaded with
-    /// kexec_file_load) and tells it where its early console is: the architecture's option is
-    /// appended to the command line.
+    /// kexec_file_load, or on arm64 by kexec-tools' `kexec -l` / `-p`, whose purgatory enters the
+    /// Image with x0 = DTB as the kernel's relocation does) and tells it where its early console
+    /// is: the architecture's option is appended to the command line.
     static func prepareFollow(_ sc: inout Scenario) throws(PlanError) {
-        guard var k = sc.kexec, k.syscall == .kexecFileLoad, k.kernel?.file != nil else {
+        let byTool = sc.kexec?.loader == .kexecTools && sc.machine.arch == .arm64
+        guard var k = sc.kexec, k.syscall == .kexecFileLoad || byTool, k.kernel?.file != nil else {
             throw .input(
                 InputError(
                     file: sc.file, line: nil, field: "follow",
                     message:
                         "following the next kernel needs a real kernel loaded with kexec_file_load "
-                        + "(kexec.kernel: { file: … })"))
+                        + "(or on arm64 with loader: kexec-tools) (kexec.kernel: { file: … })"))
         }
         let option = sc.machine.arch == .arm64 ? Arm64RunBackend.followConsoleOption : X86RunBackend.followConsoleOption
         k.cmdline = k.cmdline.isEmpty ? option : k.cmdline + " " + option

@@ -8,8 +8,13 @@ import KexecModel
 /// (Documentation/devicetree/bindings: arm/psci.yaml, arm/cpus.yaml, serial/pl011.yaml,
 /// clock/fixed-clock.yaml).
 ///
-/// No interrupt controller and no timer node: the follow machine has no interrupt model, so a
-/// kernel stops in init_IRQ ("No interrupt controller found"), after its memory lines.
+/// The interrupt controller and the timer are QEMU virt's too (hw/arm/virt.c create_gic and
+/// fdt_add_timer_nodes; bindings interrupt-controller/arm,gic.yaml and timer/arm,arch_timer.yaml):
+/// a GICv2 `arm,cortex-a15-gic` with #interrupt-cells 3 and the distributor and CPU interface
+/// windows, and an `arm,armv8-timer` whose four PPIs (secure physical 13, non-secure physical 14,
+/// virtual 11, hypervisor 10) are level-high for CPU 0 (flags 0x104). Both name the GIC as their
+/// `interrupt-parent` (QEMU puts the property on the root; the kernel's of_irq_find_parent reads
+/// it on the node first).
 public struct DtbPlatform: Sendable, Equatable {
     /// The UART's MMIO base (QEMU virt: 0x09000000).
     public var uartBase: PhysAddr
@@ -17,6 +22,16 @@ public struct DtbPlatform: Sendable, Equatable {
     public var psciMethod: String
     /// The CPU's compatible string.
     public var cpu: String
+    /// The GICv2 distributor and CPU interface bases (QEMU virt: 0x08000000, 0x08010000).
+    public var gicDistributor = PhysAddr(0x800_0000)
+    public var gicCpuInterface = PhysAddr(0x801_0000)
+
+    /// The phandle of the interrupt controller.
+    static let gicPhandle: UInt32 = 0x8001
+    /// The timer's PPIs as QEMU virt declares them: (type 1 = PPI, number, flags) for the secure
+    /// physical, non-secure physical, virtual and hypervisor timers; flags = level-high (4) with
+    /// the CPU-0 mask in bits 15:8.
+    public static let timerInterrupts: [UInt32] = [1, 13, 0x104, 1, 14, 0x104, 1, 11, 0x104, 1, 10, 0x104]
 
     /// QEMU virt's layout: PL011 at 0x9000000, PSCI over HVC, a Cortex-A72 (Unicorn's default model).
     public static func virt() -> DtbPlatform {
@@ -59,7 +74,22 @@ public struct DtbPlatform: Sendable, Equatable {
                         .string("enable-method", "psci"),
                     ])
             ])
-        return [psci, cpus, clock, uart]
+        let gic = FdtNode(
+            "intc@" + String(gicDistributor.raw, radix: 16),
+            properties: [
+                .string("compatible", "arm,cortex-a15-gic"), .u32("#interrupt-cells", 3),
+                FdtProperty("interrupt-controller", []),
+                .ranges("reg", [(gicDistributor.raw, UInt64(0x10000)), (gicCpuInterface.raw, UInt64(0x10000))]),
+                .u32("phandle", Self.gicPhandle),
+            ])
+        let timer = FdtNode(
+            "timer",
+            properties: [
+                .strings("compatible", ["arm,armv8-timer", "arm,armv7-timer"]),
+                .u32("interrupt-parent", Self.gicPhandle),
+                FdtProperty("interrupts", Self.timerInterrupts.flatMap(Self.be32)),
+            ])
+        return [psci, cpus, clock, uart, gic, timer]
     }
 
     static func be32(_ v: UInt32) -> [UInt8] { [UInt32(24), 16, 8, 0].map { UInt8(truncatingIfNeeded: v >> $0) } }

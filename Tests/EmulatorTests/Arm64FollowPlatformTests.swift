@@ -119,4 +119,37 @@ import Testing
         u.portOut(0x3fb, size: 1, value: 0x83)
         #expect(u.portIn(0x3f8, size: 1) == 0x01)
     }
+
+    /// An exception from EL0 must run its vector as EL1 code. Code at 0x40000000 (MMU off):
+    /// ELR_EL1 = 0x40000100, SPSR_EL1 = 0 (EL0t), eret; at EL0: x5 = 0x55, svc #7; the vector at
+    /// VBAR_EL1 + 0x400: `msr tpidrro_el0, x30` (UNDEFINED at EL0: the KPTI trampoline's first
+    /// instruction), x6 = ESR_EL1, x7 = ELR_EL1, x8 = SPSR_EL1, PSCI SYSTEM_OFF.
+    @Test func svcFromEL0RunsItsVectorAtEL1() throws {
+        let mem = GuestMemory()
+        try mem.add(start: PhysAddr(0x4000_0000), size: .kib(8), label: "code")
+        func words(_ w: [UInt32]) -> [UInt8] {
+            w.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> ($0 * 8)) } }
+        }
+        #expect(
+            mem.write(PhysAddr(0x4000_0000), words([0xd2a8_0000, 0x9104_0000, 0xd518_4020, 0xd518_401f, 0xd69f_03e0])))
+        #expect(mem.write(PhysAddr(0x4000_0100), words([0xd280_0aa5, 0xd400_00e1, 0x1400_0000])))
+        #expect(
+            mem.write(
+                PhysAddr(0x4000_1400),
+                words([0xd51b_d07e, 0xd538_5206, 0xd538_4027, 0xd538_4008, 0xd2b0_8000, 0xf280_0100, 0xd400_0002])))
+        let e = try Arm64Engine(memory: mem)
+        let machine = try Arm64FollowPlatform(
+            engine: e, uartBase: PhysAddr(0x900_0000), conduit: .hvc, console: ConsoleLog())
+        e.write(.vbarEL1, 0x4000_1000)
+        _ = e.follow(from: VirtAddr(0x4000_0000), until: VirtAddr(0xffff_ffff_ffff_fffc), timeoutMicros: 10_000_000) {
+            machine.handle($0, engine: e)
+        }
+        #expect(machine.power == .off)
+        #expect(machine.delivered == ["SVC": 1])
+        #expect(e.read(.x5) == 0x55)
+        #expect(e.read(.x6) == 0x5600_0007)
+        #expect(e.read(.x7) == 0x4000_0108)
+        #expect(e.read(.x8) == 0)
+        #expect(e.pstate & 0xf == 0x5)
+    }
 }

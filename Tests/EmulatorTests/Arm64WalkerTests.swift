@@ -143,6 +143,36 @@ func arm64TCR(
         #expect(f3.level == .l3 && f3.reason == .invalid && f3.index == 510 && f3.statusCode == 0x07)
     }
 
+    /// EL0 accesses (PSTATE.EL = 0): AP[1] grants them, UXN instead of PXN forbids their fetches,
+    /// APTable[0] and UXNTable on the way down apply (Arm ARM D8.4; Linux user pages are AP[1] | PXN,
+    /// its kernel pages AP[1] clear).
+    @Test func unprivilegedAccessesUseAP1AndUXN() throws {
+        let mem = GuestMemory()
+        var t = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x10_0000), poolPages: 16, granule: .g4k)
+        let ap1: UInt64 = 1 << 6
+        let pxn: UInt64 = 1 << 53
+        let uxn: UInt64 = 1 << 54
+        t.map(va: 0x40_0000, pa: 0x5000, level: 3, extra: ap1 | pxn)  // user text
+        t.map(va: 0x40_1000, pa: 0x6000, level: 3, extra: ap1 | pxn | uxn)  // user data
+        t.map(va: 0x40_2000, pa: 0x7000, level: 3)  // kernel only
+        var c = Arm64Walker.Control(sctlr: mmuOn, tcr: arm64TCR(), ttbr0: t.root.raw, ttbr1: 0)
+        #expect(fault(walk(0x40_0000, .fetch, c, mem))?.reason == .executeNever)  // PXN at EL1
+        #expect((try? walk(0x40_2000, .read, c, mem).get()) != nil)
+        c.unprivileged = true
+        #expect(try walk(0x40_0000, .fetch, c, mem).get().pa == PhysAddr(0x5000))
+        #expect(try walk(0x40_1008, .write, c, mem).get().pa == PhysAddr(0x6008))
+        #expect(fault(walk(0x40_1000, .fetch, c, mem))?.reason == .executeNever)
+        let k = try #require(fault(walk(0x40_2000, .read, c, mem)))
+        #expect(k.reason == .privilegedOnly && k.statusCode == 0x0f)
+        // UXNTable on the level-2 table descriptor forbids EL0 fetches below it.
+        var u = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x20_0000), poolPages: 16, granule: .g4k)
+        u.map(va: 0x40_0000, pa: 0x5000, level: 3, extra: ap1 | pxn, tableBits: 1 << 60)
+        var cu = Arm64Walker.Control(sctlr: mmuOn, tcr: arm64TCR(), ttbr0: u.root.raw, ttbr1: 0)
+        cu.unprivileged = true
+        #expect(fault(walk(0x40_0000, .fetch, cu, mem))?.reason == .executeNever)
+        #expect(try walk(0x40_0000, .read, cu, mem).get().pa == PhysAddr(0x5000))
+    }
+
     @Test func ttbr1AndTheRangeCheck() throws {
         let mem = GuestMemory()
         var t0 = try Arm64TinyTables(mem: mem, pool: PhysAddr(0x10_0000), poolPages: 8, granule: .g4k)

@@ -1,6 +1,7 @@
 import Foundation
 import KexecModel
 import KexecSim
+import Kimage
 import Testing
 
 func followFixture(_ name: String) throws -> Scenario {
@@ -126,5 +127,72 @@ func followFixture(_ name: String) throws -> Scenario {
         #expect(ev["exceptions_delivered"]?.contains("#PF page fault; first: #PF at 0x0 ") == true)
         #expect(ev["console"]?.contains("KASLR disabled: 'nokaslr' on cmdline.") == true)
         #expect(ev["kernel"] == "6.12")
+    }
+}
+
+/// Issue 15, scenarios 2 and 3: Debian's arm64 Image loaded by kexec-tools' `kexec -l` / `-p`
+/// with the built-in test initrd, followed to its /init (about 10 s each in a debug build).
+@Suite(.serialized) struct FollowInitTests {
+    @Test func testInitrdHoldsDevNodesAndTheInitELF() throws {
+        let sc = try followFixture("arm64-follow-debian-init.yaml")
+        #expect(sc.kexec?.initrd == PayloadSpec(builtin: .testInit))
+        let bytes = TestInitrd.archive(.testInit).bytes
+        // The first entry is /dev (ino 1, mode 040755), /init's ELF is in it, the trailer ends it.
+        #expect(Array(bytes.prefix(22)) == Array("07070100000001000041ED".utf8))
+        #expect(bytes.count % 4 == 0)
+        #expect(Array(bytes.suffix(14)) == Array("TRAILER!!!".utf8) + [0, 0, 0, 0])
+        let elf: [UInt8] = [0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]
+        #expect(bytes.indices.contains { bytes[$0...].starts(with: elf) })
+    }
+
+    @Test(.enabled(if: DebianKernel.arm64Present, "no .kernels/Image-arm64: run scripts/fetch-debian-kernel"))
+    func arm64KexecLoadReachesInitWithItsCommandLine() throws {
+        let r = try Runner.run(try followFixture("arm64-follow-debian-init.yaml"))
+        let ev = r.verdict.evidenceByName
+        #expect(r.matches == true, "\(r.verdict.kind.rawValue) — \(r.verdict.summary)")
+        #expect(r.verdict.followedTo == .initProcess)
+        #expect(ev["milestones"] == "image-entered, mmu-on, banner, memory, init")
+        #expect(ev["milestone.init"]?.hasSuffix("] kexec-sim: /init reached") == true)
+        #expect(ev["init_cmdline"] == "console=ttyAMA0 earlycon=pl011,0x9000000")
+        #expect(ev["init_vmcore"] == "absent (errno 2)")
+        #expect(
+            ev["init_vmcore_why"]
+                == "not a crash kernel: no ELF core header was handed over, so vmcore_init creates no /proc/vmcore")
+        #expect(ev["next_kernel_zones"] == "DMA [mem 0x0000000040000000-0x00000000bfffffff]; DMA32 empty; Normal empty")
+        #expect(ev["next_kernel_memory"] == "[0x0000000040000000-0x00000000bfffffff]")
+        #expect(ev["memory_check"] == "agrees")
+        #expect(ev["firmware_calls"]?.hasSuffix("systemOff") == true)
+        #expect(ev["follow_stop"] == "reached the goal (init)")
+        // The virtual clock moves only with the guest: the same counts on every run.
+        #expect(
+            ev["interrupts"]
+                == "5 IRQs delivered (acknowledged: 5 × ID 27), 0 WFIs (12 WFI sites found); "
+                + "virtual timer at 1053952 ticks after 16468 counter reads")
+        #expect(
+            ev["gic_registers"]
+                == "GICC_APR w, GICC_CTLR r, GICC_CTLR w, GICC_EOIR w, GICC_IAR r, GICC_IIDR r, GICC_PMR w, "
+                + "GICD_CTLR w, GICD_ICACTIVER w, GICD_ICENABLER w, GICD_ICFGR r, GICD_ICFGR w, GICD_IPRIORITYR w, "
+                + "GICD_ISENABLER w, GICD_ITARGETSR r, GICD_ITARGETSR w, GICD_TYPER r")
+        let console = ev["console"] ?? ""
+        #expect(console.contains("kexec-sim: /init done"))
+        #expect(console.contains("reboot: Power down"))
+    }
+
+    @Test(.enabled(if: DebianKernel.arm64Present, "no .kernels/Image-arm64: run scripts/fetch-debian-kernel"))
+    func arm64CrashKernelReachesInitAndSaysWhyThereIsNoVmcore() throws {
+        let r = try Runner.run(try followFixture("arm64-follow-debian-kdump-init.yaml"))
+        let ev = r.verdict.evidenceByName
+        #expect(r.matches == true, "\(r.verdict.kind.rawValue) — \(r.verdict.summary)")
+        #expect(ev["milestones"] == "image-entered, mmu-on, banner, memory, init")
+        #expect(ev["next_kernel_memory"] == "[0x00000000b0000000-0x00000000bfffffff]")
+        #expect(ev["next_kernel_total"] == "262144K")
+        #expect(ev["init_cmdline"] == "console=ttyAMA0 earlycon=pl011,0x9000000")
+        #expect(ev["init_vmcore"] == "absent (errno 2)")
+        #expect((ev["console"] ?? "").contains("Kdump: vmcore not initialized"))
+        #expect(
+            ev["init_vmcore_why"]
+                == "the crash kernel's vmcore_init failed: \"Warning: Core image elf header not found\" "
+                + "(fs/proc/vmcore.c parse_crash_elf_headers, v6.1); the ELF core header segment at 0xbffff000 "
+                + "holds zeros: the model places kexec-tools' header but does not write its contents")
     }
 }

@@ -22,6 +22,27 @@ uc_err ks_hook_add_x86_out(uc_engine *uc, uc_hook *hh, uc_cb_insn_out_t cb, void
 // x86 CPUID: `cb` returns nonzero after writing EAX..EDX itself (the instruction is skipped), zero
 // to let the engine's CPU model answer.
 uc_err ks_hook_add_x86_cpuid(uc_engine *uc, uc_hook *hh, uc_cb_insn_cpuid_t cb, void *ud);
+// AArch64 MRS / MSR of the generic timer's EL0 registers (op0 3, op1 3, CRn 14) and MSR DAIF
+// (op0 3, op1 3, CRn 4, CRm 2, op2 1) call `cb` with `ud`; every other system register access is
+// left to the CPU model in C (no call out: the kernel reads SP_EL0 for `current` constantly).
+// `cb` returns nonzero when it answered (an MRS: it wrote the destination register itself) and the
+// instruction is to be skipped. `filter` must outlive the hook.
+typedef uint32_t (*ks_arm64_sysreg_cb)(uc_engine *uc, int isWrite, uc_arm64_reg reg,
+                                        const uc_arm64_cp_reg *cp, void *ud);
+typedef struct ks_arm64_sysreg_filter {
+    ks_arm64_sysreg_cb cb;
+    void *ud;
+    int isWrite;
+} ks_arm64_sysreg_filter;
+uc_err ks_hook_add_arm64_sysreg(uc_engine *uc, uc_hook *hh, int isWrite, ks_arm64_sysreg_filter *filter);
+// AArch64: a code hook on every instruction that calls `watch->cb` while PSTATE.I is clear (the
+// guest has unmasked IRQs). For short stretches only: a hook on every instruction is slow.
+typedef void (*ks_arm64_unmasked_cb)(uc_engine *uc, uint64_t address, void *ud);
+typedef struct ks_arm64_unmask_watch {
+    ks_arm64_unmasked_cb cb;
+    void *ud;
+} ks_arm64_unmask_watch;
+uc_err ks_hook_add_arm64_unmask_watch(uc_engine *uc, uc_hook *hh, ks_arm64_unmask_watch *watch);
 // Counts executed instructions into *counter with a C callback (no Swift call per instruction).
 uc_err ks_hook_add_instruction_counter(uc_engine *uc, uc_hook *hh, uint64_t *counter);
 

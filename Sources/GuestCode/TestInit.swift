@@ -1,0 +1,6 @@
+/// The arm64 test initrd's /init (c/test-init/init.c, built by scripts/build-guest-code): a static
+/// AArch64 ELF that prints `kexec-sim: /init reached`, the command line, /proc/vmcore's size (or
+/// why it is absent) and `kexec-sim: /init done` through /dev/kmsg, then powers off with reboot(2).
+public enum Arm64TestInit {
+    public static var elf: [UInt8] { Arm64TestInitGenerated.elfBytes }
+}

@@ -86,3 +86,27 @@ static void ks_arm64_unmask_trampoline(uc_engine *uc, uint64_t address, uint32_t
 uc_err ks_hook_add_arm64_unmask_watch(uc_engine *uc, uc_hook *hh, ks_arm64_unmask_watch *watch) {
     return uc_hook_add(uc, hh, UC_HOOK_CODE, (void *)ks_arm64_unmask_trampoline, watch, 1, 0);
 }
+
+uc_err ks_hook_add_x86_rdtsc(uc_engine *uc, uc_hook *hh, int rdtscp, uc_cb_insn_cpuid_t cb, void *ud) {
+    return uc_hook_add(uc, hh, UC_HOOK_INSN, (void *)cb, ud, 1, 0, rdtscp ? UC_X86_INS_RDTSCP : UC_X86_INS_RDTSC);
+}
+
+static void ks_x86_clock_block(uc_engine *uc, uint64_t address, uint32_t size, void *ud) {
+    (void)size;
+    ks_x86_clock *c = ud;
+    c->now += c->per_block;
+    c->blocks += 1;
+    if (c->now >= c->deadline) {
+        c->cb(uc, address, c->ud);
+        return;
+    }
+    if (c->watch_if) {
+        uint64_t flags = 0;
+        uc_reg_read(uc, UC_X86_REG_EFLAGS, &flags);
+        if (flags & 0x200) c->cb(uc, address, c->ud);
+    }
+}
+
+uc_err ks_hook_add_x86_clock(uc_engine *uc, uc_hook *hh, ks_x86_clock *clock) {
+    return uc_hook_add(uc, hh, UC_HOOK_BLOCK, (void *)ks_x86_clock_block, clock, 1, 0);
+}

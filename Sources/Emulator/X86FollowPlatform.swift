@@ -28,20 +28,95 @@ public final class X86FollowPlatform {
 
     /// The boot CPU's local APIC at 0xfee00000 (LocalApic.swift).
     public let apic = LocalApic()
+    /// The ports no device model claims, as the guest tried them (PortRecorder.swift).
+    public let unclaimedPorts = PortRecorder()
+    /// The time base of the TSC and the PIT (X86VirtualClock.swift).
+    public let clock = X86VirtualClock()
+    /// The 8259A pair and the 8254 PIT whose channel 0 drives IRQ0 (I8259Pic, I8254Pit).
+    public let pic = I8259Pic()
+    public let pit: I8254Pit
+    /// External interrupts delivered through the IDT, by vector.
+    public private(set) var interrupts: [UInt8: Int] = [:]
+    static let irqStop = "irq", clockStop = "block clock"
+    private unowned let engine: X86Engine
 
     public init(engine: X86Engine, console: ConsoleLog, cpu: X86CpuModel? = nil) throws(EmulatorError) {
         self.console = console
+        self.engine = engine
         uart = Uart8250(console: console)
+        pit = I8254Pit(clock: clock)
         try engine.attachPorts(uart)
+        try engine.attachPorts(pic.masterPorts)
+        try engine.attachPorts(pic.slavePorts)
+        try engine.attachPorts(pit)
+        try engine.attachPorts(I8254PortB(pit: pit))
+        try engine.attachPorts(unclaimedPorts)
+        try engine.attachTSC(clock)
         if let window = AddressRange(start: PhysAddr(LocalApic.defaultBase), size: kexecPageSize) {
             try engine.mapMMIO(window, device: apic)
         }
         cpuid = cpu.map(X86Cpuid.init(model:))
         if let c = cpuid { try engine.attachCpuid(c) }
+        pit.onIRQ0 = { [unowned pic] in pic.raise(0) }
+        pic.onChange = { [unowned self] in self.reschedule() }
+        clock.onScheduleChange = { [unowned self] in self.reschedule() }
+        clock.onDue = { [unowned self] in self.due() }
+    }
+
+    /// A device changed what it will do next: the block hook looks again at the next block when
+    /// the PIC requests an interrupt now, else at the PIT's next IRQ0. The first time the PIT is
+    /// programmed the run stops so the block clock can be installed between runs.
+    private func reschedule() {
+        if !clock.blockClockRunning {
+            if pit.nextIRQ0 != nil { engine.requestStop(Self.clockStop) }
+            return
+        }
+        clock.deadline = pic.interruptRequested ? clock.now : (pit.nextIRQ0 ?? .max)
+    }
+
+    /// From the block hook: raises the PIT's due edge, then stops the run to deliver when the
+    /// PIC requests an interrupt and RFLAGS.IF is set, or watches for IF when it is clear.
+    private func due() {
+        pit.catchUp()
+        if pic.interruptRequested {
+            if engine.read(.rflags) & 0x200 != 0 {
+                clock.watchIF = false
+                engine.requestStop(Self.irqStop)
+            } else {
+                clock.watchIF = true
+            }
+        } else {
+            clock.watchIF = false
+        }
+        clock.deadline = pit.nextIRQ0 ?? .max
+    }
+
+    /// At an instruction boundary with IF = 1: the INTA cycle, then delivery through the IDT
+    /// (an interrupt gate, the 64-bit frame without an error code; Intel SDM vol. 3A 6.14).
+    private func serviceInterrupt(at pc: VirtAddr, _ e: X86Engine) -> FollowDecision {
+        guard e.read(.rflags) & 0x200 != 0, let vector = pic.acknowledge() else {
+            reschedule()
+            return .resume(pc)
+        }
+        reschedule()
+        switch e.deliver(vector: vector, errorCode: nil, returnRIP: pc.raw) {
+        case .success(let h):
+            interrupts[vector, default: 0] += 1
+            return .resume(h)
+        case .failure(let p):
+            tripleFault = ["external interrupt vector \(vector) at RIP \(hex(pc.raw)): \(p)"]
+            return .end
+        }
     }
 
     public func handle(_ stop: StopReason<X86Walker.Fault>, engine e: X86Engine) -> FollowDecision {
         switch stop {
+        case .stoppedAt(let pc, Self.clockStop):
+            do { try e.startBlockClock(clock) } catch { return .end }
+            reschedule()
+            return .resume(pc)
+        case .stoppedAt(let pc, Self.irqStop):
+            return serviceInterrupt(at: pc, e)
         case .translationFault(let f, let access, let pc):
             if f.reason == .nonCanonical { return raise(13, errorCode: 0, pc: pc, what: "#GP non-canonical", e) }
             var code: UInt64 = 0

@@ -64,6 +64,19 @@ extension X86RunBackend {
             ev.append(
                 Evidence(.localApic, "registers used: " + machine.apic.touched.map { hex($0) }.joined(separator: ", ")))
         }
+        if !machine.interrupts.isEmpty || machine.clock.now > 0 {
+            let vectors = machine.interrupts.sorted { $0.key < $1.key }
+                .map { "vector \(hex(UInt64($0.key))) ×\($0.value)" }
+            ev.append(
+                Evidence(
+                    .interrupts,
+                    (vectors.isEmpty ? "none delivered" : vectors.joined(separator: ", "))
+                        + "; virtual clock \(machine.clock.now) ns (\(machine.clock.tscReads) TSC reads, "
+                        + "\(machine.clock.blocks) blocks clocked)"))
+        }
+        if !machine.unclaimedPorts.accesses.isEmpty {
+            ev.append(Evidence(.ioPorts, "unclaimed: " + machine.unclaimedPorts.accesses.joined(separator: ", ")))
+        }
         if let c = machine.cpuid {
             ev.append(
                 Evidence(

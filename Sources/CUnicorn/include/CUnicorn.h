@@ -22,6 +22,24 @@ uc_err ks_hook_add_x86_out(uc_engine *uc, uc_hook *hh, uc_cb_insn_out_t cb, void
 // x86 CPUID: `cb` returns nonzero after writing EAX..EDX itself (the instruction is skipped), zero
 // to let the engine's CPU model answer.
 uc_err ks_hook_add_x86_cpuid(uc_engine *uc, uc_hook *hh, uc_cb_insn_cpuid_t cb, void *ud);
+// x86 RDTSC / RDTSCP: `cb` (the CPUID callback's shape) returns nonzero after writing EDX:EAX
+// (and ECX for RDTSCP) itself; zero lets the engine answer.
+uc_err ks_hook_add_x86_rdtsc(uc_engine *uc, uc_hook *hh, int rdtscp, uc_cb_insn_cpuid_t cb, void *ud);
+// x86: a block hook in C that moves a virtual clock on by `per_block` at every executed block
+// and calls `cb` (a Swift device model) only when `now` reaches `deadline`, or, while
+// `watch_if` is set, at the first block that starts with RFLAGS.IF = 1. The struct must outlive
+// the hook.
+typedef void (*ks_x86_clock_cb)(uc_engine *uc, uint64_t address, void *ud);
+typedef struct ks_x86_clock {
+    uint64_t now;
+    uint64_t per_block;
+    uint64_t deadline;
+    uint64_t blocks;
+    int watch_if;
+    ks_x86_clock_cb cb;
+    void *ud;
+} ks_x86_clock;
+uc_err ks_hook_add_x86_clock(uc_engine *uc, uc_hook *hh, ks_x86_clock *clock);
 // AArch64 MRS / MSR of the generic timer's EL0 registers (op0 3, op1 3, CRn 14) and MSR DAIF
 // (op0 3, op1 3, CRn 4, CRm 2, op2 1) call `cb` with `ud`; every other system register access is
 // left to the CPU model in C (no call out: the kernel reads SP_EL0 for `current` constantly).

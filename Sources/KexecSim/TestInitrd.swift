@@ -4,14 +4,15 @@ import Kimage
 
 /// The initrds the tool builds itself (`kexec.initrd: { builtin: … }`).
 ///
-/// `test-init` (arm64): an uncompressed newc cpio (NewcArchive) holding /dev with the two nodes
+/// `test-init` (arm64, x86_64): an uncompressed newc cpio (NewcArchive) holding /dev with the two nodes
 /// /init needs before it mounts anything — /dev/console (c 5 1, which kernel_init opens for fd
 /// 0–2, init/main.c console_on_rootfs) and /dev/kmsg (c 1 11, drivers/char/mem.c devlist, where
-/// /init writes its lines) — an empty /proc for procfs, and /init itself (Arm64TestInit, built
+/// /init writes its lines) — an empty /proc for procfs, and /init itself (Arm64TestInit / X86TestInit, built
 /// from Sources/GuestCode/c/test-init/init.c). The kernel runs /init from the rootfs
 /// (init/main.c kernel_init: ramdisk_execute_command "/init", v6.1).
 public enum TestInitrd {
-    public static func archive(_ which: BuiltinInitrd) -> NewcArchive {
+    public static func archive(_ which: BuiltinInitrd, arch: Arch = .arm64) -> NewcArchive {
+        let initELF = arch == .x86_64 ? X86TestInit.elf : Arm64TestInit.elf
         switch which {
         case .testInit:
             return NewcArchive(entries: [
@@ -19,7 +20,7 @@ public enum TestInitrd {
                 .init(name: "dev/console", permissions: 0o600, kind: .characterDevice(major: 5, minor: 1)),
                 .init(name: "dev/kmsg", permissions: 0o644, kind: .characterDevice(major: 1, minor: 11)),
                 .init(name: "proc", permissions: 0o555, kind: .directory),
-                .init(name: "init", permissions: 0o755, kind: .file(Arm64TestInit.elf)),
+                .init(name: "init", permissions: 0o755, kind: .file(initELF)),
             ])
         }
     }
@@ -27,13 +28,7 @@ public enum TestInitrd {
     /// The built-in initrd's bytes for a machine of `arch`; an input error for an architecture
     /// with no /init of its own.
     static func bytes(_ which: BuiltinInitrd, arch: Arch, scenario: Scenario) throws(PlanError) -> [UInt8] {
-        guard arch == .arm64 else {
-            throw .input(
-                InputError(
-                    file: scenario.file, line: nil, field: "kexec.initrd.builtin",
-                    message: "\(which.rawValue) has an arm64 /init only (no \(arch.rawValue) one yet)"))
-        }
-        return archive(which).bytes
+        archive(which, arch: arch).bytes
     }
 }
 

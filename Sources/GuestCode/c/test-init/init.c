@@ -1,4 +1,4 @@
-// The test initrd's /init for arm64: a static, freestanding Linux program with raw system calls
+// The test initrd's /init for arm64 and x86_64: a static, freestanding Linux program with raw system calls
 // (no libc). It reports what the kernel handed it through /dev/kmsg (printk, so the lines reach the
 // console the follow run captures, even without a console tty), then powers the machine off.
 //
@@ -7,18 +7,28 @@
 //   kexec-sim: cmdline: <the contents of /proc/cmdline, or argv and envp when procfs won't mount>
 //   kexec-sim: vmcore: <st_size> bytes   or   kexec-sim: vmcore: absent (errno N)
 //   kexec-sim: /init done
-// then reboot(LINUX_REBOOT_CMD_POWER_OFF), which the kernel turns into PSCI SYSTEM_OFF
-// (kernel/reboot.c, drivers/firmware/psci/psci.c psci_sys_poweroff, v6.1).
+// then reboot(LINUX_REBOOT_CMD_POWER_OFF), which the kernel turns into PSCI SYSTEM_OFF on arm64
+// (kernel/reboot.c, drivers/firmware/psci/psci.c psci_sys_poweroff, v6.1) and, on an x86
+// machine without ACPI, into machine_power_off → native_machine_power_off (arch/x86/kernel/
+// reboot.c, v6.1): no pm_power_off, so it halts the CPU (tboot_shutdown, then stop_this_cpu).
 //
-// System call numbers: include/uapi/asm-generic/unistd.h (arm64 uses the generic table), v6.1;
-// struct stat: include/uapi/asm-generic/stat.h (st_size at byte 48).
+// System call numbers: arm64 include/uapi/asm-generic/unistd.h (the generic table), x86_64
+// arch/x86/entry/syscalls/syscall_64.tbl, v6.1; struct stat: include/uapi/asm-generic/stat.h and
+// arch/x86/include/uapi/asm/stat.h (st_size at byte 48 in both).
 
 typedef unsigned long u64;
 
+#if defined(__x86_64__)
+enum {
+    SYS_mkdirat = 258, SYS_mount = 165, SYS_openat = 257, SYS_close = 3, SYS_read = 0,
+    SYS_write = 1, SYS_newfstatat = 262, SYS_exit = 60, SYS_reboot = 169,
+};
+#else
 enum {
     SYS_mkdirat = 34, SYS_mount = 40, SYS_openat = 56, SYS_close = 57, SYS_read = 63,
     SYS_write = 64, SYS_newfstatat = 79, SYS_exit = 93, SYS_reboot = 142,
 };
+#endif
 #define AT_FDCWD (-100)
 #define O_RDONLY 0
 #define O_WRONLY 1
@@ -26,6 +36,18 @@ enum {
 #define REBOOT_MAGIC2 672274793UL
 #define REBOOT_CMD_POWER_OFF 0x4321fedcUL
 
+#if defined(__x86_64__)
+static long sys6(long n, long a, long b, long c, long d, long e) {
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    long ret = n;
+    __asm__ volatile("syscall"
+                     : "+a"(ret)
+                     : "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+#else
 static long sys6(long n, long a, long b, long c, long d, long e) {
     register long x8 __asm__("x8") = n;
     register long x0 __asm__("x0") = a;
@@ -36,6 +58,7 @@ static long sys6(long n, long a, long b, long c, long d, long e) {
     __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
     return x0;
 }
+#endif
 
 static u64 length(const char *s) {
     u64 n = 0;
@@ -136,8 +159,17 @@ void init_main(long *sp) {
 }
 
 // The ELF entry: the kernel starts /init with SP at argc, argv..., 0, envp..., 0.
+#if defined(__x86_64__)
+__asm__(".globl _start\n"
+        "_start:\n"
+        "  mov %rsp, %rdi\n"
+        "  and $-16, %rsp\n"
+        "  call init_main\n"
+        "  jmp .\n");
+#else
 __asm__(".globl _start\n"
         "_start:\n"
         "  mov x0, sp\n"
         "  bl init_main\n"
         "  b .\n");
+#endif

@@ -1,3 +1,4 @@
+#include <string.h>
 #include "CUnicorn.h"
 
 uc_err ks_hook_add_tlb_fill(uc_engine *uc, uc_hook *hh, uc_cb_tlbevent_t cb, void *ud) {
@@ -109,4 +110,86 @@ static void ks_x86_clock_block(uc_engine *uc, uint64_t address, uint32_t size, v
 
 uc_err ks_hook_add_x86_clock(uc_engine *uc, uc_hook *hh, ks_x86_clock *clock) {
     return uc_hook_add(uc, hh, UC_HOOK_BLOCK, (void *)ks_x86_clock_block, clock, 1, 0);
+}
+
+uc_err ks_hook_add_x86_syscall(uc_engine *uc, uc_hook *hh, uc_cb_insn_syscall_t cb, void *ud) {
+    return uc_hook_add(uc, hh, UC_HOOK_INSN, (void *)cb, ud, 1, 0, UC_X86_INS_SYSCALL);
+}
+
+// QEMU 5.0 target/i386/cpu.h SegmentCache.
+typedef struct ks_qemu_segment_cache {
+    uint32_t selector;
+    uint64_t base;
+    uint32_t limit;
+    uint32_t flags;
+} ks_qemu_segment_cache;
+
+enum { KS_ENV_EIP = 128, KS_ENV_HFLAGS = 176, KS_ENV_SEG_CS = 184 + 24, KS_ENV_SEG_SS = 184 + 48 };
+
+// Where CPUX86State starts inside a saved context: found once by planting two values in RAX and RCX.
+static long ks_env_offset = -1;
+
+static long ks_find_env_offset(uc_engine *uc, uc_context *ctx, size_t size) {
+    uint64_t rax = 0, rcx = 0;
+    uc_reg_read(uc, UC_X86_REG_RAX, &rax);
+    uc_reg_read(uc, UC_X86_REG_RCX, &rcx);
+    uint64_t m1 = 0x6b73696d4b455845ULL, m2 = 0x73696d2d63657865ULL;
+    uc_reg_write(uc, UC_X86_REG_RAX, &m1);
+    uc_reg_write(uc, UC_X86_REG_RCX, &m2);
+    long found = -1;
+    if (uc_context_save(uc, ctx) == UC_ERR_OK) {
+        const unsigned char *p = (const unsigned char *)ctx;
+        for (size_t o = 0; o + 16 <= size && o < 512; o += 8) {
+            uint64_t a, b;
+            memcpy(&a, p + o, 8);
+            memcpy(&b, p + o + 8, 8);
+            if (a == m1 && b == m2) {
+                found = (long)o;
+                break;
+            }
+        }
+    }
+    uc_reg_write(uc, UC_X86_REG_RAX, &rax);
+    uc_reg_write(uc, UC_X86_REG_RCX, &rcx);
+    return found;
+}
+
+int ks_x86_enter_cpl0(uc_engine *uc, const ks_x86_segment *cs, const ks_x86_segment *ss) {
+    uc_context *ctx = NULL;
+    if (uc_context_alloc(uc, &ctx) != UC_ERR_OK) return -1;
+    size_t size = uc_context_size(uc);
+    if (ks_env_offset < 0) ks_env_offset = ks_find_env_offset(uc, ctx, size);
+    int result = -1;
+    if (ks_env_offset >= 0 && (size_t)ks_env_offset + KS_ENV_SEG_SS + sizeof(ks_qemu_segment_cache) <= size &&
+        uc_context_save(uc, ctx) == UC_ERR_OK) {
+        unsigned char *env = (unsigned char *)ctx + ks_env_offset;
+        uint64_t rip = 0, csel = 0, ssel = 0, eip;
+        uint32_t hflags;
+        ks_qemu_segment_cache c, s;
+        uc_reg_read(uc, UC_X86_REG_RIP, &rip);
+        uc_reg_read(uc, UC_X86_REG_CS, &csel);
+        uc_reg_read(uc, UC_X86_REG_SS, &ssel);
+        memcpy(&eip, env + KS_ENV_EIP, 8);
+        memcpy(&hflags, env + KS_ENV_HFLAGS, 4);
+        memcpy(&c, env + KS_ENV_SEG_CS, sizeof c);
+        memcpy(&s, env + KS_ENV_SEG_SS, sizeof s);
+        if (eip == rip && c.selector == (uint32_t)(csel & 0xffff) && s.selector == (uint32_t)(ssel & 0xffff) &&
+            (hflags & 3) == 3) {
+            c.selector = cs->selector;
+            c.base = cs->base;
+            c.limit = cs->limit;
+            c.flags = cs->flags;
+            s.selector = ss->selector;
+            s.base = ss->base;
+            s.limit = ss->limit;
+            s.flags = ss->flags;
+            hflags &= ~3u;
+            memcpy(env + KS_ENV_SEG_CS, &c, sizeof c);
+            memcpy(env + KS_ENV_SEG_SS, &s, sizeof s);
+            memcpy(env + KS_ENV_HFLAGS, &hflags, 4);
+            if (uc_context_restore(uc, ctx) == UC_ERR_OK) result = 0;
+        }
+    }
+    uc_context_free(ctx);
+    return result;
 }

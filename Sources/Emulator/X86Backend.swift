@@ -14,7 +14,8 @@ public enum X86: EngineArchitecture {
     public static var programCounter: X86Reg { .rip }
 
     public static func control(_ e: Engine<X86>, full: Bool) -> X86Walker.Control {
-        X86Walker.Control(cr0: e.read(.cr0), cr3: e.read(.cr3), cr4: e.read(.cr4), efer: e.efer)
+        X86Walker.Control(
+            cr0: e.read(.cr0), cr3: e.read(.cr3), cr4: e.read(.cr4), efer: e.efer, user: e.read(.cs) & 3 == 3)
     }
 
     public static func translate(

@@ -9,8 +9,9 @@ import KexecModel
 /// 2.1.4 calls the interrupt hook instead, and a fault of the project's walker stops the engine
 /// without raising anything (shared/ENGINE-NOTES.md).
 ///
-/// Not modelled: IST stacks and privilege changes (a gate with IST ≠ 0 or a CS of another
-/// privilege is refused: `X86DeliveryProblem`), 32-bit and real-mode delivery.
+/// From CPL 3 to a CPL 0 handler the frame goes on TSS.RSP0's stack with the user SS and RSP, and
+/// SS becomes NULL (6.14.2; X86PrivilegeChange.swift). Not modelled: IST stacks (a gate with
+/// IST ≠ 0 is refused: `X86DeliveryProblem`), 32-bit and real-mode delivery.
 public enum X86DeliveryProblem: Error, Sendable, Equatable, CustomStringConvertible {
     case beyondLimit(vector: UInt8, limit: UInt32)
     case gateUnreadable(vector: UInt8, address: VirtAddr)
@@ -39,12 +40,12 @@ extension Engine where Arch == X86 {
     }
 
     private func readVirtual(_ va: UInt64, count: Int) -> [UInt8]? {
-        guard case .success(let t) = translate(VirtAddr(va), access: .read) else { return nil }
+        guard case .success(let t) = translateSupervisor(VirtAddr(va), access: .read) else { return nil }
         return memory.read(t.pa, count: count)
     }
 
     private func writeVirtual64(_ va: UInt64, _ v: UInt64) -> Bool {
-        guard case .success(let t) = translate(VirtAddr(va), access: .write) else { return false }
+        guard case .success(let t) = translateSupervisor(VirtAddr(va), access: .write) else { return false }
         return memory.write64(t.pa, v)
     }
 
@@ -70,8 +71,19 @@ extension Engine where Arch == X86 {
         let ss = readRegister(Int32(UC_X86_REG_SS.rawValue))
         let cs = read(.cs)
         let rflags = read(.rflags)
-        var sp = read(.rsp) & ~0xf
-        var frame = [ss, read(.rsp), rflags, cs, returnRIP]
+        // From CPL 3 to a CPL 0 handler: the stack is TSS.RSP0's (X86PrivilegeChange.swift).
+        let fromUser = cs & 3 == 3 && selector & 3 == 0
+        let oldRSP = read(.rsp)
+        var sp = oldRSP & ~0xf
+        if fromUser {
+            guard let rsp0 = tssRSP0 else { return .failure(.stackUnwritable(vector: vector, address: VirtAddr(0))) }
+            sp = rsp0 & ~0xf
+            // The frame is written at CPL 0 (the kernel stack is a supervisor page).
+            guard enterKernelMode(cs: selector, ss: 0) else {
+                return .failure(.gateNotPresent(vector: vector, gate: "CS \(hex(selector)) could not be loaded"))
+            }
+        }
+        var frame = [ss, oldRSP, rflags, cs, returnRIP]
         if let e = errorCode { frame.append(e) }
         for v in frame {
             sp &-= 8
@@ -83,7 +95,7 @@ extension Engine where Arch == X86 {
         var flags = rflags & ~UInt64(1 << 8 | 1 << 14 | 1 << 16)
         if type == 0x0e { flags &= ~UInt64(1 << 9) }
         write(.rflags, flags)
-        if selector != cs { write(.cs, selector) }
+        if selector != read(.cs) { write(.cs, selector) }
         write(.rip, handler)
         return .success(VirtAddr(handler))
     }

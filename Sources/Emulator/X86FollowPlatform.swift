@@ -37,7 +37,9 @@ public final class X86FollowPlatform {
     public let pit: I8254Pit
     /// External interrupts delivered through the IDT, by vector.
     public private(set) var interrupts: [UInt8: Int] = [:]
-    static let irqStop = "irq", clockStop = "block clock"
+    static let irqStop = "irq", clockStop = "block clock", syscallStop = "syscall"
+    /// SYSCALLs performed for the guest (Unicorn runs hooks instead: X86PrivilegeChange.swift).
+    public private(set) var syscalls = 0
     private unowned let engine: X86Engine
 
     public init(engine: X86Engine, console: ConsoleLog, cpu: X86CpuModel? = nil) throws(EmulatorError) {
@@ -52,6 +54,7 @@ public final class X86FollowPlatform {
         try engine.attachPorts(I8254PortB(pit: pit))
         try engine.attachPorts(unclaimedPorts)
         try engine.attachTSC(clock)
+        try engine.stopAtSyscalls(name: Self.syscallStop)
         if let window = AddressRange(start: PhysAddr(LocalApic.defaultBase), size: kexecPageSize) {
             try engine.mapMMIO(window, device: apic)
         }
@@ -115,6 +118,13 @@ public final class X86FollowPlatform {
             do { try e.startBlockClock(clock) } catch { return .end }
             reschedule()
             return .resume(pc)
+        case .stoppedAt(let pc, Self.syscallStop):
+            guard e.read(.cs) & 3 == 3, let entry = e.performSyscall(next: pc.raw) else {
+                tripleFault = ["SYSCALL at CPL \(e.read(.cs) & 3) before \(hex(pc.raw)) could not enter the kernel"]
+                return .end
+            }
+            syscalls += 1
+            return .resume(entry)
         case .stoppedAt(let pc, Self.irqStop):
             return serviceInterrupt(at: pc, e)
         case .translationFault(let f, let access, let pc):
@@ -122,6 +132,7 @@ public final class X86FollowPlatform {
             var code: UInt64 = 0
             if f.reason != .notPresent && f.reason != .tableNotBacked { code |= 1 }
             if access == .write { code |= 2 }
+            if e.read(.cs) & 3 == 3 { code |= 4 }
             if f.reason == .reservedBit { code |= 8 }
             if access == .fetch { code |= 16 }
             let cr2 = access == .fetch && pc.raw & ~0xfff == f.va.raw & ~0xfff ? pc.raw : f.va.raw
@@ -167,6 +178,11 @@ public final class X86FollowPlatform {
 
     private func count(_ name: String, _ what: String, _ pc: VirtAddr, _ h: VirtAddr) {
         delivered[name, default: 0] += 1
-        if log.count < 16 { log.append("\(what) (RIP \(hex(pc.raw))) → \(hex(h.raw))") }
+        let entry = "\(what) (RIP \(hex(pc.raw))) → \(hex(h.raw))"
+        if log.count < 16 { log.append(entry) }
+        recent.append(entry)
+        if recent.count > 4 { recent.removeFirst() }
     }
+    /// The last four exceptions delivered (the first sixteen are in `log`).
+    public private(set) var recent: [String] = []
 }

@@ -8,11 +8,15 @@ public enum X86Walker {
         public var cr3: UInt64
         public var cr4: UInt64
         public var efer: UInt64
-        public init(cr0: UInt64, cr3: UInt64, cr4: UInt64, efer: UInt64) {
+        /// The access is made at CPL 3: every level must allow user access (U/S, bit 2), and a
+        /// read-only page is read-only whatever CR0.WP says (Intel SDM vol. 3A 4.6.1).
+        public var user: Bool
+        public init(cr0: UInt64, cr3: UInt64, cr4: UInt64, efer: UInt64, user: Bool = false) {
             self.cr0 = cr0
             self.cr3 = cr3
             self.cr4 = cr4
             self.efer = efer
+            self.user = user
         }
         public var paging: Bool { cr0 & (1 << 31) != 0 }
         public var la57: Bool { cr4 & (1 << 12) != 0 }
@@ -41,6 +45,7 @@ public enum X86Walker {
         case tableNotBacked = "table page not in guest memory"
         case writeProtected = "write to a read-only page"
         case noExecute = "fetch from a no-execute page"
+        case supervisorOnly = "user-mode access to a supervisor page"
     }
 
     public struct Fault: Sendable, Equatable, Error {
@@ -77,6 +82,7 @@ public enum X86Walker {
         var table = c.cr3 & addrMask
         var writable = true
         var executable = true
+        var userAllowed = true
         for (i, name) in names.enumerated() {
             let shift = UInt64(12 + 9 * (levels - 1 - i))
             let index = Int((va.raw >> shift) & 0x1ff)
@@ -91,6 +97,7 @@ public enum X86Walker {
             if e & 1 == 0 { return fault(.notPresent) }
             if !c.nxe && e & (1 << 63) != 0 { return fault(.reservedBit) }
             writable = writable && e & 2 != 0
+            userAllowed = userAllowed && e & 4 != 0
             executable = executable && (!c.nxe || e & (1 << 63) == 0)
             let isLeafLevel = name == .pte
             let ps = e & (1 << 7) != 0
@@ -104,7 +111,8 @@ public enum X86Walker {
                 }
                 let base = e & addrMask & ~(size - 1)
                 let pa = base | (va.raw & (size - 1))
-                let w = writable || !c.writeProtect
+                if c.user && !userAllowed { return fault(.supervisorOnly) }
+                let w = writable || (!c.writeProtect && !c.user)
                 if access == .write && !w { return fault(.writeProtected) }
                 if access == .fetch && !executable { return fault(.noExecute) }
                 return .success(

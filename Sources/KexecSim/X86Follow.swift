@@ -52,7 +52,11 @@ extension X86RunBackend {
             e, from: VirtAddr(plan.kernelEntry.raw), until: neverExecuted, timeoutMicros: timeoutMicros
         ) {
             let next = machine.handle($0, engine: e)
-            if case .resume = next, !machine.delivered.isEmpty, session.markGoal(.handler) { return .end }
+            if case .resume = next, !machine.delivered.isEmpty, !session.reached("handler"),
+                session.markGoal(.handler)
+            {
+                return .end
+            }
             return next
         }
         let stop = end.stop
@@ -87,6 +91,7 @@ extension X86RunBackend {
         ev += pointerWatch?.evidence ?? []
         if session.goalReached || session.panicLine != nil { return FollowOutcome(failure: nil, evidence: ev) }
         ev.append(Evidence(.consoleTail, session.console.tail(5).joined(separator: " | ")))
+        if !machine.recent.isEmpty { ev.append(Evidence(.lastExceptions, machine.recent.joined(separator: "; "))) }
         let phase = session.reached("kernel-proper") ? "kernel" : "decompressor"
         if let chain = machine.tripleFault {
             let f = e.lastFault

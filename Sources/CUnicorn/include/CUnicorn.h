@@ -22,6 +22,23 @@ uc_err ks_hook_add_x86_out(uc_engine *uc, uc_hook *hh, uc_cb_insn_out_t cb, void
 // x86 CPUID: `cb` returns nonzero after writing EAX..EDX itself (the instruction is skipped), zero
 // to let the engine's CPU model answer.
 uc_err ks_hook_add_x86_cpuid(uc_engine *uc, uc_hook *hh, uc_cb_insn_cpuid_t cb, void *ud);
+// x86 SYSCALL: Unicorn 2.1.4 calls `cb` instead of the system-call transition.
+uc_err ks_hook_add_x86_syscall(uc_engine *uc, uc_hook *hh, uc_cb_insn_syscall_t cb, void *ud);
+// x86: enters CPL 0 from CPL 3 by loading the CS and SS segment caches the way the CPU does for
+// an interrupt gate or SYSCALL (Unicorn 2.1.4's register writes of CS / SS in 64-bit mode only
+// set the selector, and nothing else lowers the CPL). The CPU state is saved as a context, the
+// two caches and the CPL bits of QEMU's hflags are patched (CPUX86State layout of Unicorn 2.1's
+// QEMU 5.0: regs[16], eip, eflags, cc_dst/src/src2, cc_op, df, hflags, hflags2, segs[6]), and the
+// context is restored. The layout is checked against the live registers first (RAX/RCX found at
+// the start of the state, EIP, the CS / SS selectors, hflags' CPL = 3); 0 on success, -1 when
+// the check fails (nothing is changed then).
+typedef struct ks_x86_segment {
+    uint32_t selector;
+    uint64_t base;
+    uint32_t limit;
+    uint32_t flags;
+} ks_x86_segment;
+int ks_x86_enter_cpl0(uc_engine *uc, const ks_x86_segment *cs, const ks_x86_segment *ss);
 // x86 RDTSC / RDTSCP: `cb` (the CPUID callback's shape) returns nonzero after writing EDX:EAX
 // (and ECX for RDTSCP) itself; zero lets the engine answer.
 uc_err ks_hook_add_x86_rdtsc(uc_engine *uc, uc_hook *hh, int rdtscp, uc_cb_insn_cpuid_t cb, void *ud);

@@ -130,6 +130,31 @@ func followFixture(_ name: String) throws -> Scenario {
     }
 }
 
+/// x86_64 to /init (about 13 s in a release build): Debian's bzImage with the x86_64 test initrd
+/// runs past the timer calibration (TSC calibrated against PIT channel 2, jiffies from IRQ0 through
+/// the 8259A at vector 0x30), into user space, where /init reports and halts the machine.
+@Suite struct X86FollowInitTests {
+    @Test(.enabled(if: DebianKernel.present, "no .kernels/vmlinuz: run scripts/fetch-debian-kernel"))
+    func x86DebianBzImageReachesInitAndHalts() throws {
+        let r = try Runner.run(try followFixture("x86_64-follow-debian-init.yaml"))
+        let ev = r.verdict.evidenceByName
+        #expect(r.matches == true, "\(r.verdict.kind.rawValue) — \(r.verdict.summary)")
+        #expect(r.verdict.followedTo == .initProcess)
+        #expect(ev["milestones"] == "decompressor-entered, handler, kernel-proper, banner, memory, init")
+        #expect(ev["milestone.init"]?.hasSuffix("] kexec-sim: /init reached") == true)
+        #expect(ev["init_cmdline"] == "console=ttyS0 nokaslr earlyprintk=serial,ttyS0,115200")
+        #expect(ev["init_vmcore"] == "absent (errno 2)")
+        #expect(ev["interrupts"]?.hasPrefix("vector 0x30 ×") == true)
+        let console = ev["console"] ?? ""
+        #expect(console.contains("Calibrating delay loop (skipped), value calculated using timer frequency"))
+        #expect(!console.contains("tsc: Unable to calibrate against PIT"))
+        #expect(!console.contains("Using NULL legacy PIC"))
+        #expect(console.contains("] Run /init as init process"))
+        #expect(console.contains("] kexec-sim: /init done"))
+        #expect(console.contains("] reboot: System halted"))
+    }
+}
+
 /// Issue 15, scenarios 2 and 3: Debian's arm64 Image loaded by kexec-tools' `kexec -l` / `-p`
 /// with the built-in test initrd, followed to its /init (about 10 s each in a debug build).
 @Suite(.serialized) struct FollowInitTests {

@@ -38,6 +38,9 @@ public final class X86FollowPlatform {
     /// External interrupts delivered through the IDT, by vector.
     public private(set) var interrupts: [UInt8: Int] = [:]
     static let irqStop = "irq", clockStop = "block clock", syscallStop = "syscall"
+    /// HLTs executed, and where the CPU halted for good (IF clear, or no timer armed).
+    public private(set) var waits = 0
+    public private(set) var halted: VirtAddr?
     /// SYSCALLs performed for the guest (Unicorn runs hooks instead: X86PrivilegeChange.swift).
     public private(set) var syscalls = 0
     private unowned let engine: X86Engine
@@ -112,6 +115,14 @@ public final class X86FollowPlatform {
         }
     }
 
+    /// True when the byte before `pc` is HLT (F4): the engine's reasonless stop after it.
+    private func followsHLT(_ pc: VirtAddr, _ e: X86Engine) -> Bool {
+        guard case .success(let t) = e.translateSupervisor(VirtAddr(pc.raw &- 1), access: .read),
+            let b = e.memory.read(t.pa, count: 1)
+        else { return false }
+        return b == [0xf4]
+    }
+
     public func handle(_ stop: StopReason<X86Walker.Fault>, engine e: X86Engine) -> FollowDecision {
         switch stop {
         case .stoppedAt(let pc, Self.clockStop):
@@ -126,6 +137,18 @@ public final class X86FollowPlatform {
             syscalls += 1
             return .resume(entry)
         case .stoppedAt(let pc, Self.irqStop):
+            return serviceInterrupt(at: pc, e)
+        case .cpuException(let pc, nil, _) where followsHLT(pc, e):
+            // Unicorn 2.1.4 ends the run after HLT (EIP past it) with no reason given, and every
+            // resume ends at once. IF = 0: nothing can wake the CPU (the ACPI-less power-off path:
+            // kernel_halt → stop_this_cpu, arch/x86/kernel/process.c v6.1); IF = 1: the clock
+            // jumps to the next timer deadline and the interrupt wakes it.
+            waits += 1
+            if e.read(.rflags) & 0x200 == 0 || !clock.fastForward() {
+                halted = pc
+                return .end
+            }
+            pit.catchUp()
             return serviceInterrupt(at: pc, e)
         case .translationFault(let f, let access, let pc):
             if f.reason == .nonCanonical { return raise(13, errorCode: 0, pc: pc, what: "#GP non-canonical", e) }

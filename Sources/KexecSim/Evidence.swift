@@ -98,6 +98,7 @@ public enum EvidenceKey: Hashable, Sendable, CustomStringConvertible {
         case localApic = "local_apic"
         case ioPorts = "io_ports"
         case lastExceptions = "last_exceptions"
+        case cpuHalted = "cpu_halted"
         // A next kernel handed a wrong boot_params / DTB pointer (`handoff-pointer`).
         case handoffPointer = "handoff_pointer"
         case handoffPointerRead = "handoff_pointer_read"

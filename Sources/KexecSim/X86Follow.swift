@@ -78,6 +78,12 @@ extension X86RunBackend {
                         + "; virtual clock \(machine.clock.now) ns (\(machine.clock.tscReads) TSC reads, "
                         + "\(machine.clock.blocks) blocks clocked)"))
         }
+        if let h = machine.halted {
+            let why = e.read(.rflags) & 0x200 == 0 ? "IF clear" : "no timer armed"
+            ev.append(
+                Evidence(
+                    .cpuHalted, "HLT before \(hex(h.raw)) with \(why): the CPU waits forever (\(machine.waits) HLTs)"))
+        }
         if !machine.unclaimedPorts.accesses.isEmpty {
             ev.append(Evidence(.ioPorts, "unclaimed: " + machine.unclaimedPorts.accesses.joined(separator: ", ")))
         }

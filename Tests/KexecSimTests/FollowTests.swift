@@ -152,6 +152,8 @@ func followFixture(_ name: String) throws -> Scenario {
         #expect(console.contains("] Run /init as init process"))
         #expect(console.contains("] kexec-sim: /init done"))
         #expect(console.contains("] reboot: System halted"))
+        // reboot(POWER_OFF) without ACPI: kernel_halt → stop_this_cpu, HLT with IF clear.
+        #expect(ev["cpu_halted"]?.contains(" with IF clear: the CPU waits forever") == true)
     }
 }
 

@@ -2,7 +2,11 @@ import KexecModel
 
 /// The machine an x86_64 kernel finds after kexec when the run follows it: a 16550 UART on port
 /// 0x3f8 collecting the early console (`earlyprintk=serial,ttyS0,115200`), the local APIC at
-/// 0xfee00000, and every exception the
+/// 0xfee00000, the 8259A pair (I8259Pic) and the 8254 PIT with port 0x61 (I8254Pit) on a
+/// deterministic virtual clock shared with RDTSC (X86VirtualClock), IRQs taken through the IDT at
+/// a block boundary with RFLAGS.IF set, SYSCALL and CPL 3 → 0 delivery (X86PrivilegeChange), HLT
+/// (IF set: the clock jumps to the next deadline; IF clear: the run ends, `halted`), the ports no
+/// device claims recorded (PortRecorder), and every exception the
 /// engine stops at delivered through the guest's own IDT (X86Exceptions.swift): page faults of the
 /// project's walker with CR2 and the error code (Intel SDM vol. 3A 4.7), the engine's own
 /// exceptions with error code 0. CPUID is the machine's CPU description where it gives one

@@ -303,23 +303,11 @@ extension KexecToolsArm64 {
             let imageSize = max(req.kernel?.initSize?.raw ?? size.raw, size.raw)
             kernel = Kernel(fileBytes: size.raw, textOffset: 0, imageSize: imageSize, file: nil, evidence: [])
         }
-        var initrdBytes: [UInt8]?
-        var initrdSize: UInt64?
-        if let (_, b) = try RealImages.initrdContents(req.initrd, scenario: sc) {
-            initrdBytes = b
-            initrdSize = UInt64(b.count)
-        } else if let s = req.initrd?.size {
-            guard s.raw > 0, s.raw <= Planner.maxSyntheticBytes else {
-                throw .input(
-                    InputError(
-                        file: sc.file, line: nil, field: "kexec.initrd.size", message: "size must be 1 byte to 8GiB"))
-            }
-            initrdSize = s.raw
-        }
+        let initrdInput = try KexecToolsInitrd(req, scenario: sc)
         let layout: Layout
         do {
             layout = try self.layout(
-                machine: sc.machine, request: req, kernel: kernel, initrdSize: initrdSize, pageSize: pageSize,
+                machine: sc.machine, request: req, kernel: kernel, initrdSize: initrdInput.size, pageSize: pageSize,
                 devices: sc.follow == nil ? [] : DtbPlatform.virt().nodes)
         } catch {
             return .failure(error)
@@ -331,7 +319,7 @@ extension KexecToolsArm64 {
                 bytes =
                     kernel.file.map { Array($0.prefix(Int(p.bufsz))) }
                     ?? Payload.synthetic(name: "kernel", size: Int(p.bufsz))
-            case .initrd: bytes = initrdBytes ?? Payload.synthetic(name: "initrd", size: Int(p.bufsz))
+            case .initrd: bytes = initrdInput.bytes ?? Payload.synthetic(name: "initrd", size: Int(p.bufsz))
             case .dtb: bytes = layout.dtb
             case .purgatory: bytes = []
             default: bytes = [UInt8](repeating: 0, count: Int(p.bufsz))

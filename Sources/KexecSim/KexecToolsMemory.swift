@@ -179,3 +179,25 @@ struct KexecToolsMemory: Sendable {
         segments.append(Placed(role: role, mem: base, memsz: size, bufsz: Swift.min(bufsz, size)))
     }
 }
+
+/// The initrd a kexec-tools load reads (`--initrd`), for both loaders: its bytes when a file or a
+/// built-in initrd is named, else a synthetic size (1 byte to 8 GiB); neither for no initrd.
+struct KexecToolsInitrd {
+    var bytes: [UInt8]?
+    var size: UInt64?
+
+    init(_ req: KexecRequest, scenario: Scenario) throws(PlanError) {
+        if let (_, b) = try RealImages.initrdContents(req.initrd, scenario: scenario) {
+            bytes = b
+            size = UInt64(b.count)
+        } else if let s = req.initrd?.size {
+            guard s.raw > 0, s.raw <= Planner.maxSyntheticBytes else {
+                throw .input(
+                    InputError(
+                        file: scenario.file, line: nil, field: "kexec.initrd.size",
+                        message: "size must be 1 byte to 8GiB"))
+            }
+            size = s.raw
+        }
+    }
+}

@@ -64,23 +64,10 @@ extension KexecToolsX86 {
         case .failure(let r): return .failure(r)
         case .success(let v): k = v
         }
-        var initrdBytes: [UInt8]?
-        var initrdSize: UInt64?
-        if let (_, b) = try RealImages.initrdContents(req.initrd, scenario: scenario) {
-            initrdBytes = b
-            initrdSize = UInt64(b.count)
-        } else if let s = req.initrd?.size {
-            guard s.raw > 0, s.raw <= Planner.maxSyntheticBytes else {
-                throw .input(
-                    InputError(
-                        file: scenario.file, line: nil, field: "kexec.initrd.size",
-                        message: "size must be 1 byte to 8GiB"))
-            }
-            initrdSize = s.raw
-        }
+        let initrdInput = try KexecToolsInitrd(req, scenario: scenario)
         let layout: Layout
         do {
-            layout = try self.layout(machine: scenario.machine, request: req, kernel: k, initrdSize: initrdSize)
+            layout = try self.layout(machine: scenario.machine, request: req, kernel: k, initrdSize: initrdInput.size)
         } catch {
             return .failure(error)
         }
@@ -94,7 +81,7 @@ extension KexecToolsX86 {
                     k.file.map { Array($0.file[Int(k.setupBytes)...]) }
                     ?? Payload.synthetic(name: "kernel", size: Int(p.bufsz))
             case .initrd:
-                bytes = initrdBytes ?? Payload.synthetic(name: "initrd", size: Int(p.bufsz))
+                bytes = initrdInput.bytes ?? Payload.synthetic(name: "initrd", size: Int(p.bufsz))
             case .bootParams:
                 bytes = realModeData(
                     layout: layout, kernel: k, machine: scenario.machine, initrd: initrd, size: p.bufsz)

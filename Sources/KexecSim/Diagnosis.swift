@@ -200,7 +200,7 @@ struct Diagnosis<B: RunBackend> {
     /// First destination byte that differs from its segment (buffer, then zeros to memsz).
     static func firstDestinationMismatch(segments: [Segment], mem: GuestMemory) -> Mismatch? {
         let zeros = [UInt8](repeating: 0, count: 1 << 16)
-        var expected = [UInt8](repeating: 0, count: 1 << 16)
+        var scratch: [UInt8] = []
         for s in segments {
             let checkLen = s.isPurgatory ? UInt64(s.contentCount) : s.memsz.raw
             let bufEnd = UInt64(s.contentCount)
@@ -212,14 +212,17 @@ struct Diagnosis<B: RunBackend> {
                 guard let p = mem.pointer(PhysAddr(s.mem.raw + off), length: n) else {
                     return Mismatch(segment: s.name, address: s.mem.raw + off, offset: off)
                 }
-                // The expected chunk: the segment's contents (held or generated), or zeros past them.
-                if off < bufEnd {
-                    expected.withUnsafeMutableBytes { s.copyContents(from: Int(off), into: .init(rebasing: $0[0..<n])) }
+                // The first byte that differs from the segment's contents (held or generated), or
+                // from the zeros past them.
+                let buf = UnsafeRawBufferPointer(start: p, count: n)
+                func firstDifference(_ want: UnsafeRawBufferPointer) -> Int? {
+                    memcmp(want.baseAddress!, p, n) == 0 ? nil : (0..<n).first { buf[$0] != want[$0] } ?? 0
                 }
-                let want = off < bufEnd ? expected : zeros
-                if want.withUnsafeBytes({ memcmp($0.baseAddress!, p, n) }) != 0 {
-                    let buf = UnsafeRawBufferPointer(start: p, count: n)
-                    let d = (0..<n).first { i in buf[i] != want[i] } ?? 0
+                let differs =
+                    off < bufEnd
+                    ? s.withContents(from: Int(off), count: n, scratch: &scratch, firstDifference)
+                    : zeros.withUnsafeBytes { firstDifference(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                if let d = differs {
                     return Mismatch(segment: s.name, address: s.mem.raw + off + UInt64(d), offset: off + UInt64(d))
                 }
                 off += UInt64(n)

@@ -376,18 +376,13 @@ public enum Planner {
         var sha = SHA256()
         var regions: [PurgatoryRegion] = []
         let zeros = [UInt8](repeating: 0, count: 1 << 16)
+        var scratch: [UInt8] = []
         for s in segments where !s.isPurgatory && !(skippingElfcorehdr && s.role == .elfcorehdr) {
-            if s.generated == nil {
-                sha.update(data: s.bytes)
-            } else {
-                var chunk = [UInt8](repeating: 0, count: 1 << 20)
-                var off = 0
-                while off < s.contentCount {
-                    let n = min(chunk.count, s.contentCount - off)
-                    chunk.withUnsafeMutableBytes { s.copyContents(from: off, into: .init(rebasing: $0[0..<n])) }
-                    sha.update(data: chunk[0..<n])
-                    off += n
-                }
+            var off = 0
+            while off < s.contentCount {
+                let n = min(1 << 20, s.contentCount - off)
+                s.withContents(from: off, count: n, scratch: &scratch) { sha.update(bufferPointer: $0) }
+                off += n
             }
             var pad = s.memsz.raw - UInt64(s.contentCount)
             while pad > 0 {

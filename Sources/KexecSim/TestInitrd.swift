@@ -24,12 +24,6 @@ public enum TestInitrd {
             ])
         }
     }
-
-    /// The built-in initrd's bytes for a machine of `arch`; an input error for an architecture
-    /// with no /init of its own.
-    static func bytes(_ which: BuiltinInitrd, arch: Arch, scenario: Scenario) throws(PlanError) -> [UInt8] {
-        archive(which, arch: arch).bytes
-    }
 }
 
 extension RealImages {
@@ -39,7 +33,7 @@ extension RealImages {
         label: String, bytes: [UInt8]
     )? {
         if let b = spec?.builtin {
-            return ("builtin \(b.rawValue)", try TestInitrd.bytes(b, arch: scenario.machine.arch, scenario: scenario))
+            return ("builtin \(b.rawValue)", TestInitrd.archive(b, arch: scenario.machine.arch).bytes)
         }
         guard let path = spec?.file else { return nil }
         return (path, try readInitrd(path, scenario: scenario))

@@ -94,6 +94,24 @@ public struct Segment: Sendable {
         }
     }
 
+    /// Calls `body` with content bytes [offset, offset + count): the held buffer in place, or the
+    /// generator's bytes produced into `scratch` (grown as needed), so readers that only look at
+    /// the bytes (digest, verification) never copy a held buffer.
+    public func withContents<R>(
+        from offset: Int, count: Int, scratch: inout [UInt8], _ body: (UnsafeRawBufferPointer) -> R
+    ) -> R {
+        precondition(offset >= 0 && count >= 0 && offset + count <= contentCount, "segment contents out of range")
+        guard generated != nil else {
+            return bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)])) }
+        }
+        if scratch.count < count { scratch = [UInt8](repeating: 0, count: count) }
+        return scratch.withUnsafeMutableBytes { buf in
+            let part = UnsafeMutableRawBufferPointer(rebasing: buf[0..<count])
+            copyContents(from: offset, into: part)
+            return body(UnsafeRawBufferPointer(part))
+        }
+    }
+
     /// The role's label (`role.name`), as reports, evidence and the SVG show it.
     public var name: String { role.name }
     /// True for the purgatory segment: its digest is not taken and its bss may change.

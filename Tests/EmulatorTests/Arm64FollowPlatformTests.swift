@@ -43,22 +43,10 @@ import Testing
     /// Vector 0x40001200 (current EL, SP_ELx, synchronous):
     ///   mrs x1, esr_el1 ; mrs x2, elr_el1 ; movz x0, #0x8400, lsl #16 ; movk x0, #8 ; hvc #0 (SYSTEM_OFF)
     @Test func hvcAnsweredBrkDeliveredThroughVBARThenPowerOff() throws {
-        let mem = GuestMemory()
-        try mem.add(start: PhysAddr(0x4000_0000), size: .kib(8), label: "code")
-        func words(_ w: [UInt32]) -> [UInt8] {
-            w.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> ($0 * 8)) } }
-        }
-        #expect(mem.write(PhysAddr(0x4000_0000), words([0xd2b0_8000, 0xd400_0002, 0xaa00_03e3, 0xd420_0020])))
-        #expect(
-            mem.write(PhysAddr(0x4000_1200), words([0xd538_5201, 0xd538_4022, 0xd2b0_8000, 0xf280_0100, 0xd400_0002])))
-        let e = try Arm64Engine(memory: mem)
-        let console = ConsoleLog()
-        let machine = try Arm64FollowPlatform(
-            engine: e, uartBase: PhysAddr(0x900_0000), conduit: .hvc, console: console)
-        e.write(.vbarEL1, 0x4000_1000)
-        let stop = e.follow(
-            from: VirtAddr(0x4000_0000), until: VirtAddr(0xffff_ffff_ffff_fffc), timeoutMicros: 10_000_000
-        ) { machine.handle($0, engine: e) }
+        let g = try Arm64FollowGuest()
+        #expect(g.put(0x4000_0000, [0xd2b0_8000, 0xd400_0002, 0xaa00_03e3, 0xd420_0020]))
+        #expect(g.put(0x4000_1200, [0xd538_5201, 0xd538_4022, 0xd2b0_8000, 0xf280_0100, 0xd400_0002]))
+        let (e, machine, stop) = try g.run(vbar: 0x4000_1000)
         #expect(machine.power == .off)
         #expect(machine.firmwareCalls == ["version", "systemOff"])
         #expect(e.read(.x3) == 0x1_0000)
@@ -125,25 +113,14 @@ import Testing
     /// VBAR_EL1 + 0x400: `msr tpidrro_el0, x30` (UNDEFINED at EL0: the KPTI trampoline's first
     /// instruction), x6 = ESR_EL1, x7 = ELR_EL1, x8 = SPSR_EL1, PSCI SYSTEM_OFF.
     @Test func svcFromEL0RunsItsVectorAtEL1() throws {
-        let mem = GuestMemory()
-        try mem.add(start: PhysAddr(0x4000_0000), size: .kib(8), label: "code")
-        func words(_ w: [UInt32]) -> [UInt8] {
-            w.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> ($0 * 8)) } }
-        }
+        let g = try Arm64FollowGuest()
+        #expect(g.put(0x4000_0000, [0xd2a8_0000, 0x9104_0000, 0xd518_4020, 0xd518_401f, 0xd69f_03e0]))
+        #expect(g.put(0x4000_0100, [0xd280_0aa5, 0xd400_00e1, 0x1400_0000]))
         #expect(
-            mem.write(PhysAddr(0x4000_0000), words([0xd2a8_0000, 0x9104_0000, 0xd518_4020, 0xd518_401f, 0xd69f_03e0])))
-        #expect(mem.write(PhysAddr(0x4000_0100), words([0xd280_0aa5, 0xd400_00e1, 0x1400_0000])))
-        #expect(
-            mem.write(
-                PhysAddr(0x4000_1400),
-                words([0xd51b_d07e, 0xd538_5206, 0xd538_4027, 0xd538_4008, 0xd2b0_8000, 0xf280_0100, 0xd400_0002])))
-        let e = try Arm64Engine(memory: mem)
-        let machine = try Arm64FollowPlatform(
-            engine: e, uartBase: PhysAddr(0x900_0000), conduit: .hvc, console: ConsoleLog())
-        e.write(.vbarEL1, 0x4000_1000)
-        _ = e.follow(from: VirtAddr(0x4000_0000), until: VirtAddr(0xffff_ffff_ffff_fffc), timeoutMicros: 10_000_000) {
-            machine.handle($0, engine: e)
-        }
+            g.put(
+                0x4000_1400,
+                [0xd51b_d07e, 0xd538_5206, 0xd538_4027, 0xd538_4008, 0xd2b0_8000, 0xf280_0100, 0xd400_0002]))
+        let (e, machine, _) = try g.run(vbar: 0x4000_1000)
         #expect(machine.power == .off)
         #expect(machine.delivered == ["SVC": 1])
         #expect(e.read(.x5) == 0x55)

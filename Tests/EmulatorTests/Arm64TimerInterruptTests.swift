@@ -85,11 +85,7 @@ import Testing
     /// wfi; msr daifclr, #2; b . — vector +0x280: x4 = IAR; CTL = 3 (IMASK); EOIR = x4; x5 = IAR;
     /// x2 = ELR_EL1; x3 = CNTVCT; PSCI SYSTEM_OFF.
     @Test func armedTimerWakesWFIAndItsIRQIsTakenWhenUnmasked() throws {
-        let mem = GuestMemory()
-        try mem.add(start: PhysAddr(0x4000_0000), size: .kib(8), label: "code")
-        func words(_ w: [UInt32]) -> [UInt8] {
-            w.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> ($0 * 8)) } }
-        }
+        let g = try Arm64FollowGuest()
         let code: [UInt32] = [
             0xd503_42df, 0xd2a1_0009, 0x5280_002a, 0xb900_012a, 0x52a1_000a, 0xb901_012a, 0x5280_140a,
             0x3910_6d2a, 0x9140_412b, 0x5280_1e0a, 0xb900_056a, 0x5280_002a, 0xb900_016a, 0xd53b_e04c,
@@ -99,15 +95,9 @@ import Testing
             0xb940_0d64, 0xd280_0061, 0xd51b_e321, 0xb900_1164, 0xb940_0d65, 0xd538_4022, 0xd53b_e043,
             0xd2b0_8000, 0xf280_0100, 0xd400_0002,
         ]
-        #expect(mem.write(PhysAddr(0x4000_0000), words(code)))
-        #expect(mem.write(PhysAddr(0x4000_1280), words(vector)))
-        let e = try Arm64Engine(memory: mem)
-        let machine = try Arm64FollowPlatform(
-            engine: e, uartBase: PhysAddr(0x900_0000), conduit: .hvc, console: ConsoleLog())
-        e.write(.vbarEL1, 0x4000_1000)
-        _ = e.follow(from: VirtAddr(0x4000_0000), until: VirtAddr(0xffff_ffff_ffff_fffc), timeoutMicros: 10_000_000) {
-            machine.handle($0, engine: e)
-        }
+        #expect(g.put(0x4000_0000, code))
+        #expect(g.put(0x4000_1280, vector))
+        let (e, machine, _) = try g.run(vbar: 0x4000_1000)
         #expect(machine.power == .off)
         #expect(machine.waits == 1)
         #expect(machine.interruptsDelivered == 1)
